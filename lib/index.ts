@@ -1,0 +1,9 @@
+// The public API: the only import users need.
+export { native } from './native.js';
+export type { CpuInfo } from './native.js';
+import { native, type CpuInfo } from './native.js';
+
+/** CPU features and the kernel level the core uses on this machine. */
+export function cpuInfo(): CpuInfo {
+  return native().cpuInfo();
+}

@@ -1,0 +1,79 @@
+// CpuBackend: memory, weight upload and the plain data movement ops.
+#include "cpu/cpu_backend.h"
+
+#include <cstring>
+
+#include "core/quant.h"
+
+namespace sd {
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) {
+  return std::make_unique<CpuBackend>(threads > 0 ? threads : default_thread_count());
+}
+
+CpuBackend::CpuBackend(int threads) { set_threads(threads); }
+
+void CpuBackend::set_threads(int n) {
+  if (n < 1) n = default_thread_count();
+  if (pool_ && pool_->size() == n) return;
+  pool_ = std::make_unique<ThreadPool>(n);
+  scratch_.clear();
+  scratch_size_.clear();
+  scratch_.resize(n);
+  scratch_size_.resize(n, 0);
+}
+
+uint8_t* CpuBackend::scratch(int thread, size_t bytes) {
+  if (scratch_size_[thread] < bytes) {
+    scratch_[thread] = aligned_alloc_bytes(bytes);
+    scratch_size_[thread] = bytes;
+  }
+  return scratch_[thread].get();
+}
+
+Tensor CpuBackend::upload_weight(const Tensor& host, DType target) {
+  Tensor out = host;
+  out.type = target;
+  if (dtype_is_quantized(target) && host.row_len() % 32 != 0)
+    throw std::invalid_argument("upload_weight: rows of " + host.shape_str() + " are not a multiple of 32 for " +
+                                dtype_name(target));
+  AlignedBuffer buf = aligned_alloc_bytes(out.nbytes());
+  const int64_t rows = host.rows(), n = host.row_len();
+  if (host.type == target) {
+    std::memcpy(buf.get(), host.data, out.nbytes());
+  } else {
+    const size_t in_row = dtype_row_bytes(host.type, n), out_row = dtype_row_bytes(target, n);
+    const auto* src = static_cast<const uint8_t*>(host.data);
+    uint8_t* dst = buf.get();
+    pool_->parallel_for(rows, 16, [&](int64_t b, int64_t e, int thread) {
+      std::vector<float> tmp(static_cast<size_t>(n));
+      for (int64_t r = b; r < e; ++r) {
+        to_f32_row(host.type, src + r * in_row, tmp.data(), n);
+        from_f32_row(target, tmp.data(), dst + r * out_row, n);
+      }
+    });
+  }
+  out.data = buf.get();
+  weight_bytes_ += out.nbytes();
+  weights_.push_back(std::move(buf));
+  return out;
+}
+
+void CpuBackend::upload(Tensor& dst, const float* src) {
+  std::memcpy(dst.data, src, dst.nbytes());
+}
+
+void CpuBackend::download(float* dst, const Tensor& src) {
+  std::memcpy(dst, src.data, src.nbytes());
+}
+
+void CpuBackend::do_copy(Tensor& y, const Tensor& x) { std::memcpy(y.data, x.data, x.nbytes()); }
+
+void CpuBackend::do_scale(Tensor& y, const Tensor& x, float s) {
+  const float* xp = x.f32();
+  float* yp = y.f32();
+  const int64_t n = x.numel();
+  for (int64_t i = 0; i < n; ++i) yp[i] = xp[i] * s;
+}
+
+}  // namespace sd

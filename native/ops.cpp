@@ -1,0 +1,249 @@
+// Shape and type validation shared by every backend, and the planning (arena sizing) mode.
+#include "ops.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace sd {
+namespace {
+
+[[noreturn]] void fail(const char* op, const std::string& msg) {
+  throw std::invalid_argument(std::string(op) + ": " + msg);
+}
+
+void need_f32(const char* op, const char* what, const Tensor& t) {
+  if (t.type != DType::F32) fail(op, std::string(what) + " must be f32, got " + dtype_name(t.type));
+}
+
+void need_ndim(const char* op, const char* what, const Tensor& t, int ndim) {
+  if (t.ndim != ndim)
+    fail(op, std::string(what) + " must have " + std::to_string(ndim) + " dims, got " + t.shape_str());
+}
+
+void need_same(const char* op, const char* a, const Tensor& x, const char* b, const Tensor& y) {
+  if (!same_shape(x, y))
+    fail(op, std::string(a) + " " + x.shape_str() + " and " + b + " " + y.shape_str() + " differ");
+}
+
+void need_numel(const char* op, const char* what, const Tensor& t, int64_t n) {
+  if (t.numel() != n)
+    fail(op, std::string(what) + " must have " + std::to_string(n) + " elements, got " + t.shape_str());
+}
+
+void need_weight_rows(const char* op, const Tensor& w) {
+  if (dtype_is_quantized(w.type) && w.row_len() % 32 != 0)
+    fail(op, "quantized weight rows must be a multiple of 32, got " + w.shape_str());
+}
+
+void check_broadcast(const char* op, const Tensor& y, const Tensor& a, const Tensor& b) {
+  need_f32(op, "a", a);
+  need_f32(op, "b", b);
+  need_f32(op, "y", y);
+  need_same(op, "y", y, "a", a);
+  if (b.ndim > a.ndim) fail(op, "b " + b.shape_str() + " has more dims than a " + a.shape_str());
+  for (int i = 0; i < b.ndim; ++i) {
+    const int64_t bd = b.shape[b.ndim - 1 - i], ad = a.shape[a.ndim - 1 - i];
+    if (bd != 1 && bd != ad)
+      fail(op, "b " + b.shape_str() + " does not broadcast to a " + a.shape_str());
+  }
+}
+
+}  // namespace
+
+Tensor Backend::alloc(DType t, std::initializer_list<int64_t> dims) {
+  Tensor out(t, dims);
+  const size_t bytes = (out.nbytes() + 63) & ~size_t(63);
+  if (planning_) {
+    plan_used_ += bytes;
+    if (plan_used_ > plan_high_) plan_high_ = plan_used_;
+    out.data = nullptr;
+  } else {
+    out.data = do_alloc(bytes);
+  }
+  return out;
+}
+
+void Backend::rewind(size_t m) {
+  if (planning_) plan_used_ = m;
+  else do_rewind(m);
+}
+
+void Backend::begin_plan() {
+  planning_ = true;
+  plan_used_ = plan_high_ = 0;
+}
+
+size_t Backend::end_plan() {
+  planning_ = false;
+  // Slack for alignment differences between the counted and the real arena.
+  return plan_high_ + 4096;
+}
+
+void Backend::linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
+  const char* op = "linear";
+  need_f32(op, "x", x);
+  need_f32(op, "y", y);
+  need_ndim(op, "w", w, 2);
+  need_weight_rows(op, w);
+  const int64_t K = w.shape[1], N = w.shape[0];
+  if (x.row_len() != K) fail(op, "x " + x.shape_str() + " does not match w " + w.shape_str());
+  if (y.row_len() != N || y.rows() != x.rows())
+    fail(op, "y " + y.shape_str() + " must be [" + std::to_string(x.rows()) + ", " + std::to_string(N) + "]");
+  if (bias) { need_f32(op, "bias", *bias); need_numel(op, "bias", *bias, N); }
+  if (!planning_) do_linear(y, x, w, bias);
+}
+
+void Backend::conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
+                     int pad) {
+  const char* op = "conv2d";
+  need_f32(op, "x", x);
+  need_f32(op, "y", y);
+  need_ndim(op, "x", x, 4);
+  need_ndim(op, "y", y, 4);
+  need_ndim(op, "w", w, 4);
+  need_weight_rows(op, w);
+  const int64_t k = w.shape[2];
+  if (w.shape[3] != k || (k != 1 && k != 3)) fail(op, "kernel must be 1x1 or 3x3, got " + w.shape_str());
+  if (stride < 1 || stride > 2 || pad < 0 || pad > 1) fail(op, "stride must be 1..2 and pad 0..1");
+  if (x.shape[1] != w.shape[1]) fail(op, "x " + x.shape_str() + " channels do not match w " + w.shape_str());
+  const int64_t ho = (x.shape[2] + 2 * pad - k) / stride + 1, wo = (x.shape[3] + 2 * pad - k) / stride + 1;
+  if (y.shape[0] != x.shape[0] || y.shape[1] != w.shape[0] || y.shape[2] != ho || y.shape[3] != wo)
+    fail(op, "y " + y.shape_str() + " must be [" + std::to_string(x.shape[0]) + ", " +
+                 std::to_string(w.shape[0]) + ", " + std::to_string(ho) + ", " + std::to_string(wo) + "]");
+  if (bias) { need_f32(op, "bias", *bias); need_numel(op, "bias", *bias, w.shape[0]); }
+  if (!planning_) do_conv2d(y, x, w, bias, stride, pad);
+}
+
+void Backend::group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& gamma,
+                         const Tensor& beta, float eps, bool silu) {
+  const char* op = "group_norm";
+  need_f32(op, "x", x);
+  need_same(op, "y", y, "x", x);
+  if (x.ndim < 2) fail(op, "x must be [N, C, ...], got " + x.shape_str());
+  const int64_t C = x.shape[1];
+  if (groups < 1 || C % groups != 0) fail(op, "channels " + std::to_string(C) + " not divisible by groups " + std::to_string(groups));
+  need_numel(op, "gamma", gamma, C);
+  need_numel(op, "beta", beta, C);
+  need_f32(op, "gamma", gamma);
+  need_f32(op, "beta", beta);
+  if (!planning_) do_group_norm(y, x, groups, gamma, beta, eps, silu);
+}
+
+void Backend::layer_norm(Tensor& y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                         float eps) {
+  const char* op = "layer_norm";
+  need_f32(op, "x", x);
+  need_same(op, "y", y, "x", x);
+  need_numel(op, "gamma", gamma, x.row_len());
+  need_numel(op, "beta", beta, x.row_len());
+  need_f32(op, "gamma", gamma);
+  need_f32(op, "beta", beta);
+  if (!planning_) do_layer_norm(y, x, gamma, beta, eps);
+}
+
+void Backend::attention(Tensor& y, const Tensor& q, const Tensor& k, const Tensor& v, int heads,
+                        bool causal) {
+  const char* op = "attention";
+  need_f32(op, "q", q);
+  need_ndim(op, "q", q, 3);
+  need_ndim(op, "k", k, 3);
+  need_same(op, "k", k, "v", v);
+  need_same(op, "y", y, "q", q);
+  if (heads < 1 || q.shape[2] % heads != 0) fail(op, "width " + std::to_string(q.shape[2]) + " not divisible by heads");
+  if (k.shape[0] != q.shape[0] || k.shape[2] != q.shape[2])
+    fail(op, "k " + k.shape_str() + " does not match q " + q.shape_str());
+  if (causal && k.shape[1] != q.shape[1]) fail(op, "causal attention needs as many keys as queries");
+  if (!planning_) do_attention(y, q, k, v, heads, causal);
+}
+
+void Backend::softmax(Tensor& y, const Tensor& x) {
+  need_f32("softmax", "x", x);
+  need_same("softmax", "y", y, "x", x);
+  if (!planning_) do_softmax(y, x);
+}
+
+void Backend::unary(Tensor& y, const Tensor& x, Unary u) {
+  need_f32("unary", "x", x);
+  need_same("unary", "y", y, "x", x);
+  if (!planning_) do_unary(y, x, u);
+}
+
+void Backend::geglu(Tensor& y, const Tensor& x) {
+  const char* op = "geglu";
+  need_f32(op, "x", x);
+  if (x.row_len() % 2 != 0 || y.row_len() * 2 != x.row_len() || y.rows() != x.rows())
+    fail(op, "y " + y.shape_str() + " must be x " + x.shape_str() + " with the last dim halved");
+  if (!planning_) do_geglu(y, x);
+}
+
+void Backend::add(Tensor& y, const Tensor& a, const Tensor& b) {
+  check_broadcast("add", y, a, b);
+  if (!planning_) do_add(y, a, b);
+}
+
+void Backend::mul(Tensor& y, const Tensor& a, const Tensor& b) {
+  check_broadcast("mul", y, a, b);
+  if (!planning_) do_mul(y, a, b);
+}
+
+void Backend::scale(Tensor& y, const Tensor& x, float s) {
+  need_f32("scale", "x", x);
+  need_same("scale", "y", y, "x", x);
+  if (!planning_) do_scale(y, x, s);
+}
+
+void Backend::copy(Tensor& y, const Tensor& x) {
+  if (y.type != x.type || y.numel() != x.numel())
+    fail("copy", "y " + y.shape_str() + " and x " + x.shape_str() + " differ in type or size");
+  if (!planning_) do_copy(y, x);
+}
+
+void Backend::upsample_nearest(Tensor& y, const Tensor& x) {
+  const char* op = "upsample_nearest";
+  need_f32(op, "x", x);
+  need_ndim(op, "x", x, 4);
+  need_ndim(op, "y", y, 4);
+  if (y.shape[0] != x.shape[0] || y.shape[1] != x.shape[1] || y.shape[2] < x.shape[2] || y.shape[3] < x.shape[3])
+    fail(op, "y " + y.shape_str() + " cannot be an upsampling of x " + x.shape_str());
+  if (!planning_) do_upsample_nearest(y, x);
+}
+
+void Backend::concat_channels(Tensor& y, const Tensor& a, const Tensor& b) {
+  const char* op = "concat_channels";
+  need_ndim(op, "a", a, 4);
+  need_ndim(op, "b", b, 4);
+  need_ndim(op, "y", y, 4);
+  if (a.shape[0] != b.shape[0] || a.shape[2] != b.shape[2] || a.shape[3] != b.shape[3] ||
+      y.shape[0] != a.shape[0] || y.shape[1] != a.shape[1] + b.shape[1] || y.shape[2] != a.shape[2] ||
+      y.shape[3] != a.shape[3])
+    fail(op, "cannot concatenate " + a.shape_str() + " and " + b.shape_str() + " into " + y.shape_str());
+  if (!planning_) do_concat_channels(y, a, b);
+}
+
+void Backend::transpose12(Tensor& y, const Tensor& x) {
+  const char* op = "transpose12";
+  need_ndim(op, "x", x, 3);
+  need_ndim(op, "y", y, 3);
+  if (y.shape[0] != x.shape[0] || y.shape[1] != x.shape[2] || y.shape[2] != x.shape[1])
+    fail(op, "y " + y.shape_str() + " must be x " + x.shape_str() + " with dims 1 and 2 swapped");
+  if (!planning_) do_transpose12(y, x);
+}
+
+void Backend::timestep_embedding(Tensor& y, const float* t, float max_period) {
+  need_ndim("timestep_embedding", "y", y, 2);
+  if (y.shape[1] % 2 != 0) fail("timestep_embedding", "dim must be even");
+  if (!planning_) do_timestep_embedding(y, t, max_period);
+}
+
+void Backend::get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) {
+  const char* op = "get_rows";
+  need_ndim(op, "table", table, 2);
+  if (y.rows() != n_ids || y.row_len() != table.shape[1])
+    fail(op, "y " + y.shape_str() + " must be [" + std::to_string(n_ids) + ", " + std::to_string(table.shape[1]) + "]");
+  for (int64_t i = 0; i < n_ids; ++i)
+    if (ids[i] < 0 || ids[i] >= table.shape[0])
+      fail(op, "id " + std::to_string(ids[i]) + " at " + std::to_string(i) + " outside [0, " + std::to_string(table.shape[0]) + ")");
+  if (!planning_) do_get_rows(y, table, ids, n_ids);
+}
+
+}  // namespace sd

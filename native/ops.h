@@ -1,0 +1,123 @@
+// The op interface every backend implements. Networks (native/models) are written once against it.
+//
+// Public methods validate shapes and types (throwing std::invalid_argument with a message that
+// names the op and the operand) and then call the backend's do_* implementation. While a backend is
+// planning (see begin_plan), ops only validate and allocations only count bytes: running a forward
+// once in that mode sizes the activation arena exactly, so real forwards never allocate.
+//
+// Conventions: activations are F32 on the CPU backend (a GPU backend may keep F16 internally; the
+// model never reads activation memory directly). Weights are any DType; quantized weights are blocked
+// along their innermost (K) dimension. All tensors are contiguous.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace sd {
+
+enum class Unary { Silu, Gelu /* erf form */, QuickGelu /* x * sigmoid(1.702 x) */ };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  // ---- memory --------------------------------------------------------------------------------
+  // Activations: bump allocation from one arena; mark/rewind frees a block's temporaries.
+  Tensor alloc(DType t, std::initializer_list<int64_t> dims);
+  size_t mark() const { return planning_ ? plan_used_ : do_mark(); }
+  void rewind(size_t m);
+  // Sizing: begin_plan(); run the forward; size_t bytes = end_plan(); reserve_activations(bytes).
+  void begin_plan();
+  size_t end_plan();
+  bool planning() const { return planning_; }
+  virtual void reserve_activations(size_t bytes) = 0;
+  virtual size_t activation_capacity() const = 0;
+
+  // Weights: copies `host` (F32/F16/Q8_0/Q4_0 in host memory) into backend-owned memory converted
+  // to `target`, possibly repacked for the backend's kernels. Valid until the backend is destroyed.
+  virtual Tensor upload_weight(const Tensor& host, DType target) = 0;
+  // Host <-> activation copies (float32 host data, numel must match).
+  virtual void upload(Tensor& dst, const float* src) = 0;
+  virtual void download(float* dst, const Tensor& src) = 0;
+  virtual size_t weight_bytes() const = 0;
+
+  // ---- ops -----------------------------------------------------------------------------------
+  // y[M, N] = x[M, K] . w[N, K]^T + bias[N]. x and y may have leading dims (rows = numel / K).
+  void linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
+  // y[N, Co, Ho, Wo] = conv(x[N, Ci, H, W], w[Co, Ci, k, k]) + bias[Co]; k in {1, 3}, square kernel.
+  void conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad);
+  // Per (sample, group) normalisation over C/groups * H * W, then per-channel affine; optional SiLU.
+  void group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
+                  float eps, bool silu);
+  // Normalises the innermost dimension.
+  void layer_norm(Tensor& y, const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
+  // Multi-head attention, O(N) memory. q[B, Nq, H*D], k/v[B, Nk, H*D] -> y[B, Nq, H*D];
+  // scale 1/sqrt(D); causal masks key j > query i (needs Nq == Nk).
+  void attention(Tensor& y, const Tensor& q, const Tensor& k, const Tensor& v, int heads,
+                 bool causal);
+  void softmax(Tensor& y, const Tensor& x);  // over the innermost dimension
+  void unary(Tensor& y, const Tensor& x, Unary op);
+  // y[M, N] = x[M, :N] * gelu(x[M, N:]) for x[M, 2N] (diffusers' GEGLU: proj output split in two).
+  void geglu(Tensor& y, const Tensor& x);
+  // Elementwise with numpy broadcasting of b against a (b's dims right-aligned, each 1 or equal).
+  void add(Tensor& y, const Tensor& a, const Tensor& b);
+  void mul(Tensor& y, const Tensor& a, const Tensor& b);
+  void scale(Tensor& y, const Tensor& x, float s);
+  void copy(Tensor& y, const Tensor& x);
+  // Nearest-neighbour resize of [N, C, H, W] to y's [Ho, Wo] (src = floor(dst * H / Ho)), as
+  // F.interpolate(mode='nearest') does; the UNet uses 2x, or the skip's size when that is odd.
+  void upsample_nearest(Tensor& y, const Tensor& x);
+  // y[N, Ca + Cb, H, W] = cat(a, b) along channels.
+  void concat_channels(Tensor& y, const Tensor& a, const Tensor& b);
+  // y[B, C, A] = x[B, A, C] transposed (NCHW <-> tokens: [B, C, HW] <-> [B, HW, C]).
+  void transpose12(Tensor& y, const Tensor& x);
+  // y[B, dim]: [cos(t*f_i) for i < dim/2, sin(t*f_i) ...], f_i = exp(-ln(max_period) * i / (dim/2)).
+  void timestep_embedding(Tensor& y, const float* t, float max_period = 10000.0f);
+  // y[M, D] = table[ids[m], :] for a table of any dtype; ids are host int32 in [0, V).
+  void get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids);
+
+  // Threads for backends that use host threads (CPU); others ignore it.
+  virtual void set_threads(int n) {}
+  virtual int threads() const { return 1; }
+
+ protected:
+  virtual void* do_alloc(size_t bytes) = 0;
+  virtual size_t do_mark() const = 0;
+  virtual void do_rewind(size_t m) = 0;
+
+  virtual void do_linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) = 0;
+  virtual void do_conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
+                         int pad) = 0;
+  virtual void do_group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& gamma,
+                             const Tensor& beta, float eps, bool silu) = 0;
+  virtual void do_layer_norm(Tensor& y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                             float eps) = 0;
+  virtual void do_attention(Tensor& y, const Tensor& q, const Tensor& k, const Tensor& v, int heads,
+                            bool causal) = 0;
+  virtual void do_softmax(Tensor& y, const Tensor& x) = 0;
+  virtual void do_unary(Tensor& y, const Tensor& x, Unary op) = 0;
+  virtual void do_geglu(Tensor& y, const Tensor& x) = 0;
+  virtual void do_add(Tensor& y, const Tensor& a, const Tensor& b) = 0;
+  virtual void do_mul(Tensor& y, const Tensor& a, const Tensor& b) = 0;
+  virtual void do_scale(Tensor& y, const Tensor& x, float s) = 0;
+  virtual void do_copy(Tensor& y, const Tensor& x) = 0;
+  virtual void do_upsample_nearest(Tensor& y, const Tensor& x) = 0;
+  virtual void do_concat_channels(Tensor& y, const Tensor& a, const Tensor& b) = 0;
+  virtual void do_transpose12(Tensor& y, const Tensor& x) = 0;
+  virtual void do_timestep_embedding(Tensor& y, const float* t, float max_period) = 0;
+  virtual void do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) = 0;
+
+ private:
+  bool planning_ = false;
+  size_t plan_used_ = 0, plan_high_ = 0;
+};
+
+// The CPU backend (always available).
+std::unique_ptr<Backend> make_cpu_backend(int threads);
+
+}  // namespace sd

@@ -1,0 +1,66 @@
+// Thread pool, arena and fp16 conversion basics.
+#include <atomic>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/fp16.h"
+#include "core/threadpool.h"
+#include "tests/test.h"
+
+SD_TEST(threadpool_runs_every_task_once) {
+  for (int threads : {1, 2, 3, 5}) {
+    sd::ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 7, 1000}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      pool.run(n, [&](int64_t t, int th) {
+        SD_CHECK(th >= 0 && th < threads);
+        hits[static_cast<size_t>(t)]++;
+      });
+      for (auto& h : hits) SD_CHECK(h.load() == 1);
+    }
+  }
+}
+
+SD_TEST(threadpool_rethrows_task_errors) {
+  sd::ThreadPool pool(2);
+  bool caught = false;
+  try {
+    pool.run(10, [](int64_t t, int) { if (t == 3) throw std::runtime_error("boom"); });
+  } catch (const std::runtime_error&) { caught = true; }
+  SD_CHECK(caught);
+  int count = 0;
+  pool.run(4, [&](int64_t, int) { __atomic_add_fetch(&count, 1, __ATOMIC_RELAXED); });
+  SD_CHECK(count == 4) << "pool unusable after an exception";
+}
+
+SD_TEST(arena_aligns_and_rewinds) {
+  sd::Arena a(1 << 16);
+  void* p = a.alloc(10);
+  void* q = a.alloc(10);
+  SD_CHECK(reinterpret_cast<uintptr_t>(p) % 64 == 0);
+  SD_CHECK(reinterpret_cast<uintptr_t>(q) % 64 == 0);
+  size_t m = a.mark();
+  a.alloc(1000);
+  a.rewind(m);
+  SD_CHECK(a.used() == m);
+  bool threw = false;
+  try { a.alloc(1 << 20); } catch (const std::length_error&) { threw = true; }
+  SD_CHECK(threw);
+}
+
+SD_TEST(fp16_edge_cases) {
+  using sd::fp32_to_fp16;
+  SD_CHECK(fp32_to_fp16(65504.f) == 0x7BFF);
+  SD_CHECK(fp32_to_fp16(65520.f) == 0x7C00);
+  SD_CHECK(fp32_to_fp16(65519.99f) == 0x7BFF);
+  SD_CHECK(fp32_to_fp16(std::ldexp(1.f, -25)) == 0x0000);
+  SD_CHECK(fp32_to_fp16(std::nextafter(std::ldexp(1.f, -25), 1.f)) == 0x0001);
+  SD_CHECK(fp32_to_fp16(-0.f) == 0x8000);
+  SD_CHECK(fp32_to_fp16(NAN) == 0x7E00);
+  SD_CHECK(fp32_to_fp16(1.f) == 0x3C00);
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const uint16_t hb = static_cast<uint16_t>(h);
+    if ((hb & 0x7C00) == 0x7C00 && (hb & 0x3FF)) continue;  // NaN payloads collapse
+    SD_CHECK(fp32_to_fp16(sd::fp16_to_fp32(hb)) == hb) << "round trip of " << h;
+  }
+}
