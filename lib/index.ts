@@ -1,6 +1,7 @@
 // The public API: the only import users need.
 export { native } from './native.js';
 export type { CpuInfo } from './native.js';
+export * from './quant.js';
 import { native, type CpuInfo } from './native.js';
 
 /** CPU features and the kernel level the core uses on this machine. */
