@@ -1,0 +1,74 @@
+// Flash-style attention: each thread owns one query row and streams key/value tiles through shared
+// memory with an online softmax, so memory is O(N) and the N x N scores never exist.
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "cuda/cuda_backend.h"
+
+namespace sd {
+namespace {
+
+constexpr int QPB = 64;       // queries (threads) per block
+constexpr int MAX_D = 512;    // VAE mid-block attention: one head of 512
+
+__global__ void attention_kernel(const float* q, const float* k, const float* v, float* y, int nq, int nk,
+                                 int heads, int d, int tk, float scale, bool causal) {
+  extern __shared__ float smem[];
+  float* ks = smem;            // [tk][d]
+  float* vs = smem + tk * d;   // [tk][d]
+  const int bh = blockIdx.y, b = bh / heads, h = bh % heads;
+  const int width = heads * d;
+  const int qi = blockIdx.x * QPB + threadIdx.x;
+  const bool active = qi < nq;
+  float qr[MAX_D], acc[MAX_D];
+  const float* qp = q + (static_cast<int64_t>(b) * nq + (active ? qi : 0)) * width + h * d;
+  for (int i = 0; i < d; ++i) { qr[i] = active ? qp[i] * scale : 0.f; acc[i] = 0.f; }
+  float mx = -INFINITY, l = 0.f;
+  const int kend = causal ? min(nk, static_cast<int>(blockIdx.x) * QPB + QPB) : nk;
+  for (int j0 = 0; j0 < kend; j0 += tk) {
+    const int cnt = min(tk, kend - j0);
+    __syncthreads();
+    for (int i = threadIdx.x; i < cnt * d; i += blockDim.x) {
+      const int j = i / d, c = i % d;
+      const int64_t off = (static_cast<int64_t>(b) * nk + j0 + j) * width + h * d + c;
+      ks[i] = k[off];
+      vs[i] = v[off];
+    }
+    __syncthreads();
+    if (!active) continue;
+    for (int j = 0; j < cnt; ++j) {
+      if (causal && j0 + j > qi) break;
+      const float* kr = ks + j * d;
+      float s = 0.f;
+      for (int c = 0; c < d; ++c) s = fmaf(qr[c], kr[c], s);
+      const float mnew = fmaxf(mx, s);
+      const float corr = expf(mx - mnew), p = expf(s - mnew);
+      l = l * corr + p;
+      const float* vr = vs + j * d;
+      for (int c = 0; c < d; ++c) acc[c] = fmaf(p, vr[c], acc[c] * corr);
+      mx = mnew;
+    }
+  }
+  if (!active) return;
+  float* yp = y + (static_cast<int64_t>(b) * nq + qi) * width + h * d;
+  const float inv = 1.f / l;
+  for (int c = 0; c < d; ++c) yp[c] = acc[c] * inv;
+}
+
+}  // namespace
+
+void CudaBackend::do_attention(Tensor& y, const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal) {
+  const int B = static_cast<int>(q.shape[0]), nq = static_cast<int>(q.shape[1]), nk = static_cast<int>(k.shape[1]);
+  const int d = static_cast<int>(q.shape[2] / heads);
+  if (d > MAX_D) throw std::invalid_argument("attention: head dim " + std::to_string(d) + " exceeds 512 on CUDA");
+  const int tk = std::max(1, std::min(64, 40960 / (8 * d)));
+  const size_t shmem = static_cast<size_t>(2) * tk * d * sizeof(float);
+  dim3 grid(static_cast<unsigned>((nq + QPB - 1) / QPB), static_cast<unsigned>(B * heads));
+  attention_kernel<<<grid, QPB, shmem, stream()>>>(q.f32(), k.f32(), v.f32(), y.f32(), nq, nk, heads, d, tk,
+                                                   1.0f / std::sqrt(static_cast<float>(d)), causal);
+  SD_CUDA_LAUNCHED("attention");
+}
+
+}  // namespace sd

@@ -1,0 +1,135 @@
+// CudaBackend: device memory (one activation arena, weights uploaded once) and the C entry points.
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "core/quant.h"
+#include "cuda/cuda_backend.h"
+
+namespace sd {
+
+void cuda_check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(e));
+}
+
+CudaBackend::CudaBackend(int device) : device_(device) {
+  SD_CUDA(cudaSetDevice(device));
+  SD_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+}
+
+CudaBackend::~CudaBackend() {
+  cudaSetDevice(device_);
+  if (stream_) cudaStreamSynchronize(stream_);
+  weights_.clear();
+  arena_.reset();
+  scratch_.reset();
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+void CudaBackend::reserve_activations(size_t bytes) {
+  SD_CUDA(cudaSetDevice(device_));
+  SD_CUDA(cudaStreamSynchronize(stream_));
+  arena_.reset();
+  void* p = nullptr;
+  SD_CUDA(cudaMalloc(&p, bytes ? bytes : 256));
+  arena_.reset(p);
+  capacity_ = bytes;
+  used_ = 0;
+}
+
+void* CudaBackend::do_alloc(size_t bytes) {
+  const size_t start = (used_ + 255) & ~size_t(255);
+  if (start + bytes > capacity_)
+    throw std::length_error("cuda arena exhausted: need " + std::to_string(start + bytes) + " of " +
+                            std::to_string(capacity_) + " bytes");
+  used_ = start + bytes;
+  return static_cast<char*>(arena_.get()) + start;
+}
+
+void* CudaBackend::scratch(size_t bytes) {
+  if (bytes > scratch_bytes_) {
+    SD_CUDA(cudaStreamSynchronize(stream_));
+    scratch_.reset();
+    void* p = nullptr;
+    SD_CUDA(cudaMalloc(&p, bytes));
+    scratch_.reset(p);
+    scratch_bytes_ = bytes;
+  }
+  return scratch_.get();
+}
+
+Tensor CudaBackend::upload_weight(const Tensor& host, DType target) {
+  Tensor out = host;
+  out.type = target;
+  const int64_t rows = host.rows(), n = host.row_len();
+  if (dtype_is_quantized(target) && n % 32 != 0)
+    throw std::invalid_argument("upload_weight: rows of " + host.shape_str() + " are not a multiple of 32");
+  std::vector<uint8_t> converted;
+  const void* src = host.data;
+  if (host.type != target) {
+    converted.resize(out.nbytes());
+    std::vector<float> tmp(static_cast<size_t>(n));
+    const size_t in_row = dtype_row_bytes(host.type, n), out_row = dtype_row_bytes(target, n);
+    for (int64_t r = 0; r < rows; ++r) {
+      to_f32_row(host.type, static_cast<const uint8_t*>(host.data) + r * in_row, tmp.data(), n);
+      from_f32_row(target, tmp.data(), converted.data() + r * out_row, n);
+    }
+    src = converted.data();
+  }
+  void* p = nullptr;
+  SD_CUDA(cudaMalloc(&p, out.nbytes()));
+  DeviceBuffer buf(p);
+  SD_CUDA(cudaMemcpy(p, src, out.nbytes(), cudaMemcpyHostToDevice));
+  out.data = p;
+  weight_bytes_ += out.nbytes();
+  weights_.push_back(std::move(buf));
+  return out;
+}
+
+void CudaBackend::upload(Tensor& dst, const float* src) {
+  SD_CUDA(cudaMemcpyAsync(dst.data, src, dst.nbytes(), cudaMemcpyHostToDevice, stream_));
+  SD_CUDA(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::download(float* dst, const Tensor& src) {
+  SD_CUDA(cudaMemcpyAsync(dst, src.data, src.nbytes(), cudaMemcpyDeviceToHost, stream_));
+  SD_CUDA(cudaStreamSynchronize(stream_));
+}
+
+}  // namespace sd
+
+namespace {
+void put(char* dst, size_t len, const std::string& s) {
+  if (!dst || !len) return;
+  std::snprintf(dst, len, "%s", s.c_str());
+}
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) int sdnode_cuda_probe(int device, char* info, size_t info_len) {
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) { put(info, info_len, std::string("no usable CUDA driver/device: ") + cudaGetErrorString(e)); return -1; }
+  if (device < 0 || device >= count) { put(info, info_len, "CUDA device " + std::to_string(device) + " not present (" + std::to_string(count) + " found)"); return -1; }
+  cudaDeviceProp p;
+  e = cudaGetDeviceProperties(&p, device);
+  if (e != cudaSuccess) { put(info, info_len, cudaGetErrorString(e)); return -1; }
+  put(info, info_len, std::string(p.name) + ", sm_" + std::to_string(p.major) + std::to_string(p.minor) + ", " +
+                          std::to_string(p.totalGlobalMem >> 20) + " MiB");
+  return 0;
+}
+
+extern "C" __attribute__((visibility("default"))) int sdnode_cuda_create(int device, sd::Backend** out, char* err, size_t err_len) {
+  *out = nullptr;
+  char info[256];
+  if (sdnode_cuda_probe(device, info, sizeof info) != 0) { put(err, err_len, info); return -1; }
+  try {
+    *out = new sd::CudaBackend(device);
+    return 0;
+  } catch (const std::exception& e) {
+    put(err, err_len, e.what());
+    return -1;
+  }
+}
+
+extern "C" __attribute__((visibility("default"))) void sdnode_cuda_destroy(sd::Backend* backend) { delete backend; }

@@ -1,0 +1,99 @@
+// The CUDA backend: the op interface on an NVIDIA GPU. Built as its own shared library
+// (sdnode_cuda.so) that the addon dlopens only when asked for and a driver is present, so the addon
+// itself never links the CUDA runtime.
+//
+// v0: f32 activations, SIMT kernels (tiled GEMM/implicit-GEMM conv with weights dequantized inside
+// shared-memory tiles, flash-style attention with online softmax, fused group_norm+SiLU).
+// Tensor cores, f16 activations and graphs are the next step.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ops.h"
+
+namespace sd {
+
+struct CudaFree {
+  void operator()(void* p) const noexcept { cudaFree(p); }
+};
+using DeviceBuffer = std::unique_ptr<void, CudaFree>;
+
+void cuda_check(cudaError_t e, const char* what);
+#define SD_CUDA(call) ::sd::cuda_check((call), #call)
+// Checks for launch errors without synchronising.
+#define SD_CUDA_LAUNCHED(name) ::sd::cuda_check(cudaGetLastError(), name)
+
+// Grid-stride launch geometry for n elements.
+inline unsigned blocks_for(int64_t n, int threads = 256) {
+  int64_t b = (n + threads - 1) / threads;
+  return static_cast<unsigned>(b < 65535 * 16 ? (b < 1 ? 1 : b) : 65535 * 16);
+}
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device);
+  ~CudaBackend() override;
+  const char* name() const override { return "cuda"; }
+
+  void reserve_activations(size_t bytes) override;
+  size_t activation_capacity() const override { return capacity_; }
+  Tensor upload_weight(const Tensor& host, DType target) override;
+  void upload(Tensor& dst, const float* src) override;
+  void download(float* dst, const Tensor& src) override;
+  size_t weight_bytes() const override { return weight_bytes_; }
+
+  cudaStream_t stream() const { return stream_; }
+  // Device scratch that grows only (for per-op temporaries such as timestep values or ids).
+  void* scratch(size_t bytes);
+
+ protected:
+  void* do_alloc(size_t bytes) override;
+  size_t do_mark() const override { return used_; }
+  void do_rewind(size_t m) override { used_ = m; }
+
+  void do_linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;
+  void do_conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
+                 int pad) override;
+  void do_group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& gamma,
+                     const Tensor& beta, float eps, bool silu) override;
+  void do_layer_norm(Tensor& y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                     float eps) override;
+  void do_attention(Tensor& y, const Tensor& q, const Tensor& k, const Tensor& v, int heads,
+                    bool causal) override;
+  void do_softmax(Tensor& y, const Tensor& x) override;
+  void do_unary(Tensor& y, const Tensor& x, Unary op) override;
+  void do_geglu(Tensor& y, const Tensor& x) override;
+  void do_add(Tensor& y, const Tensor& a, const Tensor& b) override;
+  void do_mul(Tensor& y, const Tensor& a, const Tensor& b) override;
+  void do_scale(Tensor& y, const Tensor& x, float s) override;
+  void do_copy(Tensor& y, const Tensor& x) override;
+  void do_upsample_nearest(Tensor& y, const Tensor& x) override;
+  void do_concat_channels(Tensor& y, const Tensor& a, const Tensor& b) override;
+  void do_transpose12(Tensor& y, const Tensor& x) override;
+  void do_timestep_embedding(Tensor& y, const float* t, float max_period) override;
+  void do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) override;
+
+ private:
+  int device_;
+  cudaStream_t stream_ = nullptr;
+  DeviceBuffer arena_;
+  size_t capacity_ = 0, used_ = 0;
+  std::vector<DeviceBuffer> weights_;
+  size_t weight_bytes_ = 0;
+  DeviceBuffer scratch_;
+  size_t scratch_bytes_ = 0;
+};
+
+}  // namespace sd
+
+// The library's C entry points (looked up with dlsym by native/core/backend_loader.cpp).
+extern "C" {
+// Fills `info` with a one-line description of device `device`; returns 0, or -1 with the reason.
+int sdnode_cuda_probe(int device, char* info, size_t info_len);
+// Creates the backend; returns 0, or -1 with the reason in err.
+int sdnode_cuda_create(int device, sd::Backend** out, char* err, size_t err_len);
+void sdnode_cuda_destroy(sd::Backend* backend);
+}

@@ -1,0 +1,184 @@
+// Pointwise and data-movement ops: grid-stride loops, one thread per output element.
+#include <cmath>
+
+#include "cuda/common.cuh"
+#include "cuda/cuda_backend.h"
+
+namespace sd {
+namespace {
+
+constexpr int THREADS = 256;
+#define SD_GRID_LOOP(i, n) \
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
+
+__global__ void unary_kernel(const float* x, float* y, int64_t n, int op) {
+  SD_GRID_LOOP(i, n) {
+    const float v = x[i];
+    y[i] = op == 0 ? v / (1.f + expf(-v)) : op == 1 ? gelu_erf(v) : v / (1.f + expf(-1.702f * v));
+  }
+}
+
+__global__ void geglu_kernel(const float* x, float* y, int64_t rows, int64_t n) {
+  SD_GRID_LOOP(i, rows * n) {
+    const int64_t r = i / n, c = i - r * n;
+    y[i] = x[r * 2 * n + c] * gelu_erf(x[r * 2 * n + n + c]);
+  }
+}
+
+struct Bcast {
+  int64_t shape[4];    // a's shape, left-padded with 1
+  int64_t bstride[4];  // b's element strides, 0 on broadcast dims
+};
+
+__global__ void binary_kernel(const float* a, const float* b, float* y, int64_t n, Bcast bc, bool mul) {
+  SD_GRID_LOOP(i, n) {
+    int64_t rem = i, bi = 0;
+    for (int d = 3; d >= 0; --d) {
+      const int64_t idx = rem % bc.shape[d];
+      rem /= bc.shape[d];
+      bi += idx * bc.bstride[d];
+    }
+    y[i] = mul ? a[i] * b[bi] : a[i] + b[bi];
+  }
+}
+
+__global__ void scale_kernel(const float* x, float* y, int64_t n, float s) {
+  SD_GRID_LOOP(i, n) y[i] = x[i] * s;
+}
+
+__global__ void upsample_kernel(const float* x, float* y, int64_t nc, int h, int w, int ho, int wo) {
+  SD_GRID_LOOP(i, nc * ho * wo) {
+    const int64_t c = i / (static_cast<int64_t>(ho) * wo);
+    const int p = static_cast<int>(i - c * ho * wo), oy = p / wo, ox = p % wo;
+    const int iy = static_cast<int>(static_cast<int64_t>(oy) * h / ho), ix = static_cast<int>(static_cast<int64_t>(ox) * w / wo);
+    y[i] = x[(c * h + iy) * w + ix];
+  }
+}
+
+__global__ void concat_kernel(const float* a, const float* b, float* y, int64_t n, int64_t ca, int64_t cb, int64_t plane) {
+  SD_GRID_LOOP(i, n) {
+    const int64_t per = (ca + cb) * plane;
+    const int64_t img = i / per, r = i - img * per;
+    y[i] = r < ca * plane ? a[img * ca * plane + r] : b[img * cb * plane + (r - ca * plane)];
+  }
+}
+
+__global__ void transpose12_kernel(const float* x, float* y, int64_t B, int64_t A, int64_t C) {
+  // y[b, c, a] = x[b, a, c]
+  SD_GRID_LOOP(i, B * A * C) {
+    const int64_t b = i / (A * C), r = i - b * A * C, c = r / A, a = r - c * A;
+    y[i] = x[(b * A + a) * C + c];
+  }
+}
+
+__global__ void timestep_kernel(const float* t, float* y, int64_t B, int64_t half, float log_max) {
+  SD_GRID_LOOP(i, B * half) {
+    const int64_t b = i / half, j = i - b * half;
+    const float f = expf(-log_max * static_cast<float>(j) / static_cast<float>(half));
+    const float arg = t[b] * f;
+    y[b * 2 * half + j] = cosf(arg);
+    y[b * 2 * half + half + j] = sinf(arg);
+  }
+}
+
+__global__ void get_rows_kernel(const uint8_t* table, DType t, int64_t row_bytes, const int32_t* ids, float* y,
+                                int64_t n_ids, int64_t d) {
+  SD_GRID_LOOP(i, n_ids * d) {
+    const int64_t r = i / d, c = i - r * d;
+    y[i] = cuda::load_weight(table + ids[r] * row_bytes, t, c);
+  }
+}
+
+}  // namespace
+
+void CudaBackend::do_unary(Tensor& y, const Tensor& x, Unary op) {
+  const int64_t n = x.numel();
+  unary_kernel<<<blocks_for(n), THREADS, 0, stream()>>>(x.f32(), y.f32(), n, static_cast<int>(op));
+  SD_CUDA_LAUNCHED("unary");
+}
+
+void CudaBackend::do_geglu(Tensor& y, const Tensor& x) {
+  const int64_t rows = y.rows(), n = y.row_len();
+  geglu_kernel<<<blocks_for(rows * n), THREADS, 0, stream()>>>(x.f32(), y.f32(), rows, n);
+  SD_CUDA_LAUNCHED("geglu");
+}
+
+static Bcast make_bcast(const Tensor& a, const Tensor& b) {
+  Bcast bc{};
+  for (int d = 0; d < 4; ++d) { bc.shape[d] = 1; bc.bstride[d] = 0; }
+  for (int i = 0; i < a.ndim; ++i) bc.shape[4 - a.ndim + i] = a.shape[i];
+  int64_t stride = 1;
+  for (int i = b.ndim - 1; i >= 0; --i) {
+    const int d = 4 - b.ndim + i;
+    bc.bstride[d] = b.shape[i] == 1 ? 0 : stride;
+    stride *= b.shape[i];
+  }
+  return bc;
+}
+
+void CudaBackend::do_add(Tensor& y, const Tensor& a, const Tensor& b) {
+  const int64_t n = a.numel();
+  binary_kernel<<<blocks_for(n), THREADS, 0, stream()>>>(a.f32(), b.f32(), y.f32(), n, make_bcast(a, b), false);
+  SD_CUDA_LAUNCHED("add");
+}
+
+void CudaBackend::do_mul(Tensor& y, const Tensor& a, const Tensor& b) {
+  const int64_t n = a.numel();
+  binary_kernel<<<blocks_for(n), THREADS, 0, stream()>>>(a.f32(), b.f32(), y.f32(), n, make_bcast(a, b), true);
+  SD_CUDA_LAUNCHED("mul");
+}
+
+void CudaBackend::do_scale(Tensor& y, const Tensor& x, float s) {
+  const int64_t n = x.numel();
+  scale_kernel<<<blocks_for(n), THREADS, 0, stream()>>>(x.f32(), y.f32(), n, s);
+  SD_CUDA_LAUNCHED("scale");
+}
+
+void CudaBackend::do_copy(Tensor& y, const Tensor& x) {
+  SD_CUDA(cudaMemcpyAsync(y.data, x.data, x.nbytes(), cudaMemcpyDeviceToDevice, stream()));
+}
+
+void CudaBackend::do_upsample_nearest(Tensor& y, const Tensor& x) {
+  const int64_t nc = x.shape[0] * x.shape[1];
+  upsample_kernel<<<blocks_for(y.numel()), THREADS, 0, stream()>>>(x.f32(), y.f32(), nc, static_cast<int>(x.shape[2]),
+                                                                  static_cast<int>(x.shape[3]), static_cast<int>(y.shape[2]),
+                                                                  static_cast<int>(y.shape[3]));
+  SD_CUDA_LAUNCHED("upsample_nearest");
+}
+
+void CudaBackend::do_concat_channels(Tensor& y, const Tensor& a, const Tensor& b) {
+  const int64_t plane = a.shape[2] * a.shape[3];
+  concat_kernel<<<blocks_for(y.numel()), THREADS, 0, stream()>>>(a.f32(), b.f32(), y.f32(), y.numel(), a.shape[1],
+                                                                 b.shape[1], plane);
+  SD_CUDA_LAUNCHED("concat_channels");
+}
+
+void CudaBackend::do_transpose12(Tensor& y, const Tensor& x) {
+  transpose12_kernel<<<blocks_for(x.numel()), THREADS, 0, stream()>>>(x.f32(), y.f32(), x.shape[0], x.shape[1], x.shape[2]);
+  SD_CUDA_LAUNCHED("transpose12");
+}
+
+void CudaBackend::do_timestep_embedding(Tensor& y, const float* t, float max_period) {
+  const int64_t B = y.shape[0], half = y.shape[1] / 2;
+  auto* dt = static_cast<float*>(scratch(static_cast<size_t>(B) * sizeof(float)));
+  SD_CUDA(cudaMemcpyAsync(dt, t, static_cast<size_t>(B) * sizeof(float), cudaMemcpyHostToDevice, stream()));
+  timestep_kernel<<<blocks_for(B * half), THREADS, 0, stream()>>>(dt, y.f32(), B, half, std::log(max_period));
+  SD_CUDA_LAUNCHED("timestep_embedding");
+  // The host array may be freed by the caller as soon as we return.
+  SD_CUDA(cudaStreamSynchronize(stream()));
+}
+
+void CudaBackend::do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) {
+  auto* did = static_cast<int32_t*>(scratch(static_cast<size_t>(n_ids) * sizeof(int32_t)));
+  SD_CUDA(cudaMemcpyAsync(did, ids, static_cast<size_t>(n_ids) * sizeof(int32_t), cudaMemcpyHostToDevice, stream()));
+  const int64_t d = table.shape[1];
+  get_rows_kernel<<<blocks_for(n_ids * d), THREADS, 0, stream()>>>(static_cast<const uint8_t*>(table.data), table.type,
+                                                                   static_cast<int64_t>(dtype_row_bytes(table.type, d)),
+                                                                   did, y.f32(), n_ids, d);
+  SD_CUDA_LAUNCHED("get_rows");
+  SD_CUDA(cudaStreamSynchronize(stream()));
+}
+
+}  // namespace sd

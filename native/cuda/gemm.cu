@@ -1,0 +1,122 @@
+// linear and conv2d as one tiled SIMT GEMM: C[m, n] = sum_k A(m, k) * W[n, k] (+ bias[n]).
+// Weights of any dtype are dequantized while their tile is loaded into shared memory, so they stay
+// quantized in VRAM. conv2d is an implicit GEMM: A(m, k) reads the input with padding on the fly
+// (no im2col buffer) and the store scatters C back into NCHW.
+#include "cuda/common.cuh"
+#include "cuda/cuda_backend.h"
+
+namespace sd {
+namespace {
+
+constexpr int BM = 64, BN = 64, BK = 16, THREADS = 256;
+
+struct DenseA {
+  const float* a;
+  int64_t lda;
+  __device__ float operator()(int64_t m, int64_t k) const { return a[m * lda + k]; }
+};
+
+struct DenseStore {
+  float* c;
+  int64_t ldc;
+  __device__ void operator()(int64_t m, int64_t n, float v) const { c[m * ldc + n] = v; }
+};
+
+// Row m = output pixel (img, oy, ox); column k = (ci, ky, kx).
+struct ConvA {
+  const float* x;
+  int ci, h, w, ho, wo, ks, stride, pad;
+  __device__ float operator()(int64_t m, int64_t k) const {
+    const int64_t plane = static_cast<int64_t>(ho) * wo;
+    const int64_t img = m / plane;
+    const int p = static_cast<int>(m - img * plane);
+    const int oy = p / wo, ox = p - oy * wo;
+    const int kk = ks * ks;
+    const int c = static_cast<int>(k / kk);
+    const int r = static_cast<int>(k - static_cast<int64_t>(c) * kk);
+    const int iy = oy * stride - pad + r / ks, ix = ox * stride - pad + r % ks;
+    if (iy < 0 || iy >= h || ix < 0 || ix >= w) return 0.f;
+    return x[((img * ci + c) * h + iy) * static_cast<int64_t>(w) + ix];
+  }
+};
+
+struct ConvStore {
+  float* y;
+  int co, plane;
+  __device__ void operator()(int64_t m, int64_t n, float v) const {
+    const int64_t img = m / plane;
+    y[(img * co + n) * plane + (m - img * plane)] = v;
+  }
+};
+
+template <class LoadA, class StoreC>
+__global__ void __launch_bounds__(THREADS) gemm_kernel(int64_t M, int64_t N, int64_t K, LoadA la, const uint8_t* W,
+                                                       DType wt, int64_t wrow, const float* bias, StoreC sc) {
+  __shared__ float As[BK][BM + 4];
+  __shared__ float Ws[BK][BN + 4];
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
+  float acc[4][4] = {};
+  for (int64_t k0 = 0; k0 < K; k0 += BK) {
+    for (int i = tid; i < BM * BK; i += THREADS) {
+      const int r = i / BK, c = i % BK;
+      const int64_t m = m0 + r, k = k0 + c;
+      As[c][r] = (m < M && k < K) ? la(m, k) : 0.f;
+    }
+    for (int i = tid; i < BN * BK; i += THREADS) {
+      const int r = i / BK, c = i % BK;
+      const int64_t n = n0 + r, k = k0 + c;
+      Ws[c][r] = (n < N && k < K) ? cuda::load_weight(W + n * wrow, wt, k) : 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < BK; ++kk) {
+      float a[4], b[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) a[i] = As[kk][ty * 4 + i];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) b[j] = Ws[kk][tx * 4 + j];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int64_t m = m0 + ty * 4 + i;
+    if (m >= M) continue;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int64_t n = n0 + tx * 4 + j;
+      if (n < N) sc(m, n, acc[i][j] + (bias ? bias[n] : 0.f));
+    }
+  }
+}
+
+template <class LoadA, class StoreC>
+void launch(cudaStream_t s, int64_t M, int64_t N, int64_t K, LoadA la, const Tensor& w, const Tensor* bias, StoreC sc) {
+  dim3 grid(static_cast<unsigned>((N + BN - 1) / BN), static_cast<unsigned>((M + BM - 1) / BM));
+  gemm_kernel<<<grid, THREADS, 0, s>>>(M, N, K, la, static_cast<const uint8_t*>(w.data), w.type,
+                                       static_cast<int64_t>(dtype_row_bytes(w.type, K)), bias ? bias->f32() : nullptr, sc);
+  SD_CUDA_LAUNCHED("gemm");
+}
+
+}  // namespace
+
+void CudaBackend::do_linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
+  const int64_t K = w.shape[1], N = w.shape[0], M = x.rows();
+  launch(stream_, M, N, K, DenseA{x.f32(), K}, w, bias, DenseStore{y.f32(), N});
+}
+
+void CudaBackend::do_conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad) {
+  const int ks = static_cast<int>(w.shape[2]);
+  const int64_t M = y.shape[0] * y.shape[2] * y.shape[3], N = w.shape[0], K = w.shape[1] * ks * ks;
+  ConvA la{x.f32(), static_cast<int>(x.shape[1]), static_cast<int>(x.shape[2]), static_cast<int>(x.shape[3]),
+           static_cast<int>(y.shape[2]), static_cast<int>(y.shape[3]), ks, stride, pad};
+  ConvStore sc{y.f32(), static_cast<int>(N), static_cast<int>(y.shape[2] * y.shape[3])};
+  launch(stream_, M, N, K, la, w, bias, sc);
+}
+
+}  // namespace sd
