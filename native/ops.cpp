@@ -101,8 +101,10 @@ void Backend::conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* 
   need_ndim(op, "x", x, 4);
   need_ndim(op, "y", y, 4);
   need_ndim(op, "w", w, 4);
-  need_weight_rows(op, w);
   const int64_t k = w.shape[2];
+  // Quantized conv weights are blocked along the flattened Ci*k*k row, not the innermost dim.
+  if (dtype_is_quantized(w.type) && (w.shape[1] * k * w.shape[3]) % 32 != 0)
+    fail(op, "quantized weight rows (Ci*k*k) must be a multiple of 32, got " + w.shape_str());
   if (w.shape[3] != k || (k != 1 && k != 3)) fail(op, "kernel must be 1x1 or 3x3, got " + w.shape_str());
   if (stride < 1 || stride > 2 || pad < 0 || pad > 1) fail(op, "stride must be 1..2 and pad 0..1");
   if (x.shape[1] != w.shape[1]) fail(op, "x " + x.shape_str() + " channels do not match w " + w.shape_str());

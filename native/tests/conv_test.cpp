@@ -149,3 +149,26 @@ SD_TEST(conv2d_op_interface) {
     SD_CHECK(threw) << "wrong output shape accepted";
   }
 }
+
+// Quantized conv weights are blocked along Ci*k*k (tensor.h): the op accepts [Co, 32, 3, 3] q8_0
+// and rejects a K = 36 row (Ci = 4, SD's first conv, which stays f16/f32).
+SD_TEST(conv2d_op_quantized_rows) {
+  sd::CpuBackend be(2);
+  sdtest::Rng rng(9);
+  const int64_t N = 1, Ci = 32, Co = 6, H = 5, W = 6;
+  std::vector<float> x = rng.vec(N * Ci * H * W), wf = rng.vec(Co * Ci * 9), y(N * Co * H * W),
+                     ref(y.size());
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    std::vector<uint8_t> w = make_weights(wf, Co, Ci * 9, t);
+    sd::Tensor tx(DType::F32, {N, Ci, H, W}, x.data()), tw(t, {Co, Ci, 3, 3}, w.data()),
+        ty(DType::F32, {N, Co, H, W}, y.data());
+    be.conv2d(ty, tx, tw, nullptr, 1, 1);
+    const ConvGeom g{N, Ci, H, W, Co, H, W, 3, 1, 1, 1};
+    sd::conv2d_reference(g, x.data(), w.data(), t, nullptr, ref.data());
+    SD_CHECK(sdtest::max_rel_err(y.data(), ref.data(), y.size()) < 1e-5) << sd::dtype_name(t);
+    sd::Tensor x4(DType::F32, {N, 4, H, W}, x.data()), w4(t, {Co, 4, 3, 3}, w.data());
+    bool threw = false;
+    try { be.conv2d(ty, x4, w4, nullptr, 1, 1); } catch (const std::invalid_argument&) { threw = true; }
+    SD_CHECK(threw) << "K = 36 accepted for " << sd::dtype_name(t);
+  }
+}
