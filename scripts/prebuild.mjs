@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// `npm run prebuild` / `npm run prebuild:arm64`: builds the addon into prebuilds/<platform>-<arch>/
+// with prebuildify (layout and N-API naming that node-gyp-build resolves), using cmake-js through
+// scripts/prebuild-shim.mjs instead of node-gyp. arm64 is cross-compiled with Debian's
+// g++-aarch64-linux-gnu (cmake/aarch64-linux-gnu.cmake). The result is load-tested when it can run here.
+//   node scripts/prebuild.mjs [--arch x64|arm64]
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { arch as hostArch, platform } from 'node:os';
+import { mkdirSync, openSync, readSync, closeSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+const argv = process.argv.slice(2);
+const archArg = argv.indexOf('--arch');
+const arch = archArg >= 0 ? argv[archArg + 1] : hostArch();
+const cross = arch !== hostArch();
+const started = Date.now();
+
+// Its own staging dir per target, so it never touches build/ (the developer's source build).
+const stage = join(root, `build-prebuild-${platform()}-${arch}`);
+mkdirSync(stage, { recursive: true });
+
+const prebuildify = require('prebuildify');
+await new Promise((resolve, reject) => {
+  prebuildify({
+    cwd: stage,
+    out: root,
+    // prebuildify 6 names N-API builds '<name>.node'; '.napi' keeps the N-API tag in the file name.
+    name: 'sdnode.napi',
+    napi: true,
+    tagLibc: true,
+    arch,
+    strip: true,
+    stripBin: cross && arch === 'arm64' ? 'aarch64-linux-gnu-strip' : 'strip',
+    nodeGyp: join(root, 'scripts', 'prebuild-shim.mjs'),
+  }, (err) => (err ? reject(err) : resolve()));
+}).catch((err) => {
+  console.error(`prebuild: ${err.message}`);
+  process.exit(1);
+});
+
+const dir = join(root, 'prebuilds', `${platform()}-${arch}`);
+const files = readdirSync(dir).filter((f) => f.endsWith('.node'));
+const machine = (file) => {
+  const fd = openSync(file, 'r');
+  const b = Buffer.alloc(20);
+  readSync(fd, b, 0, 20, 0);
+  closeSync(fd);
+  return { 0x3e: 'x64', 0xb7: 'arm64' }[b.readUInt16LE(18)] ?? `e_machine ${b.readUInt16LE(18)}`;
+};
+for (const f of files) {
+  const p = join(dir, f);
+  console.log(`prebuild: ${p} (${(statSync(p).size / 1e6).toFixed(2)} MB, ${machine(p)})`);
+  if (machine(p) !== arch) {
+    console.error(`prebuild: ${f} is not an ${arch} binary`);
+    process.exit(1);
+  }
+}
+
+// node-gyp-build must pick this file with the compiled build/ ignored (PREBUILDS_ONLY).
+if (!cross) {
+  const code = `const p = require('node-gyp-build').path(${JSON.stringify(root)});
+    if (!p.startsWith(${JSON.stringify(dir)})) throw new Error('node-gyp-build chose ' + p);
+    const a = require(p); const q = a.quantize(new Float32Array(32).fill(1), 'q8_0');
+    console.log('prebuild: node-gyp-build loads ' + p + ' (' + a.cpuInfo().isaActive + ', q8_0 ' + q.length + ' bytes)');`;
+  const r = spawnSync(process.execPath, ['-e', code], { cwd: root, stdio: 'inherit', env: { ...process.env, PREBUILDS_ONLY: '1' } });
+  if (r.status !== 0) process.exit(1);
+}
+console.log(`prebuild: ${platform()}-${arch} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
