@@ -1,0 +1,11 @@
+// Text side of SD 1.x conditioning: CLIP BPE, A1111 prompt syntax, 77-token chunks, emphasis weighting.
+export {
+  ClipTokenizer, defaultTokenizer, BUNDLED_VOCAB_DIR, CONTEXT_LENGTH, BOS_ID, EOS_ID, PAD_ID,
+  type ClipTokenizerOptions, type TokenizerVariant,
+} from './clip.js';
+export { parsePromptAttention, extractExtraNetworks, unsupportedSyntax, type WeightedText, type ExtraNetworkTag } from './prompt.js';
+export {
+  encodePrompt, emptyChunk, flattenChunks, CHUNK_LENGTH, CHUNK_TOKENS,
+  type EncodedPrompt, type EncodePromptOptions, type PromptChunk, type EmphasisMode,
+} from './chunks.js';
+export { applyEmphasis } from './emphasis.js';
