@@ -1,0 +1,29 @@
+// One entry point for every model file: picks the reader from the file's first bytes.
+import { parseCkpt } from './ckpt.js';
+import { parseGguf } from './gguf.js';
+import { withFile, type ByteSource } from './io.js';
+import { parseSafetensors } from './safetensors.js';
+import { ModelFileError, type TensorTable } from './tensor-table.js';
+
+export * from './tensor-table.js';
+export { readSafetensors, writeSafetensors, SAFETENSORS_MAX_HEADER, type TensorToWrite } from './safetensors.js';
+export { readGguf, writeGguf, GGML_TYPE_NAMES, type GgufKV, type GgufTable, type GgufTensorToWrite } from './gguf.js';
+export { readCkpt } from './ckpt.js';
+export { PickleError } from './pickle.js';
+
+/** Reads the tensor table of a .safetensors, .gguf, .ckpt/.pt (zip or legacy) file from its headers. */
+export function readTensorTable(path: string): TensorTable {
+  if (typeof path !== 'string' || path.length === 0) throw new TypeError('path must be a non-empty string');
+  return withFile(path, (src) => parseAny(src));
+}
+
+export function parseAny(src: ByteSource): TensorTable {
+  if (src.size >= 4) {
+    const head = src.read(0, Math.min(src.size, 9));
+    if (head.subarray(0, 4).toString('latin1') === 'GGUF') return parseGguf(src);
+    if (head.readUInt32LE(0) === 0x04034b50 || head[0] === 0x80) return parseCkpt(src);
+    // safetensors: u64 header length then '{'
+    if (head.length >= 9 && head[8] === 0x7b) return parseSafetensors(src);
+  }
+  throw new ModelFileError(src.file, 'not a recognised model file (expected safetensors, GGUF or a PyTorch checkpoint)');
+}
