@@ -1,12 +1,221 @@
-// GEMM dispatch. Placeholder: the reference loop until the blocked SIMD kernels land.
+// GEMM driver: picks the kernels for isa_active(), splits the output into tasks that depend only on
+// the shape, and runs them on the pool. Per task (a block of rows x a block of columns):
+//   for each K chunk: pack the W block (K chunk x NC columns, panels of nr) into the thread's
+//   scratch; for each mr-row tile: pack (or quantize) A's tile, then run the micro-kernel over every
+//   panel. The W block lives in L2, the A tile in L1. K chunks after the first accumulate into C, in
+//   a fixed order, so every C element sees the same operations whatever the thread count.
 #include "cpu/gemm.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <vector>
 
+#include "core/cpu_features.h"
+#include "core/fp16.h"
 #include "core/quant.h"
 #include "cpu/cpu_backend.h"
+#include "cpu/gemm_kernels.h"
 
 namespace sd {
+namespace {
+
+using gemmk::FloatKernels;
+using gemmk::QuantKernels;
+
+std::atomic<int> g_force_path{0};  // GemmQuantPath
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+size_t align64(size_t n) { return (n + 63) & ~size_t{63}; }
+
+const FloatKernels* float_kernels_for(Isa isa) {
+  const FloatKernels* k = nullptr;
+#if defined(SDNODE_HAVE_AVX512)
+  if (!k && isa == Isa::Avx512) k = gemmk::float_kernels_avx512();
+#endif
+#if defined(SDNODE_HAVE_AVX2)
+  if (!k && (isa == Isa::Avx512 || isa == Isa::Avx2)) k = gemmk::float_kernels_avx2();
+#endif
+#if defined(SDNODE_HAVE_NEON)
+  if (!k && (isa == Isa::Neon || isa == Isa::Dotprod)) k = gemmk::float_kernels_neon();
+#endif
+  return k ? k : gemmk::float_kernels_scalar();
+}
+
+const QuantKernels* quant_kernels_for(Isa isa) {
+  const QuantKernels* k = nullptr;
+#if defined(SDNODE_HAVE_AVX512)
+  if (!k && isa == Isa::Avx512) k = gemmk::quant_kernels_avx512();
+#endif
+#if defined(SDNODE_HAVE_AVX2)
+  if (!k && (isa == Isa::Avx512 || isa == Isa::Avx2)) k = gemmk::quant_kernels_avx2();
+#endif
+#if defined(SDNODE_HAVE_DOTPROD)
+  if (!k && isa == Isa::Dotprod) k = gemmk::quant_kernels_dotprod();
+#endif
+  return k;
+}
+
+// The measured choice between the integer and the dequantize-to-f32 path (see the report in
+// native/tests/gemm_bench.cpp's header for the numbers behind it).
+bool prefer_int(Isa isa, DType t, int64_t M, int64_t N, int64_t K) {
+  (void)t; (void)N; (void)K; (void)M; (void)isa;
+  return true;
+}
+
+const QuantKernels* pick_quant(DType t, int64_t M, int64_t N, int64_t K) {
+  if (!dtype_is_quantized(t)) return nullptr;
+  const Isa isa = isa_active();
+  const QuantKernels* qk = quant_kernels_for(isa);
+  if (!qk) return nullptr;
+  const int force = g_force_path.load(std::memory_order_relaxed);
+  if (force == static_cast<int>(GemmQuantPath::Int)) return qk;
+  if (force == static_cast<int>(GemmQuantPath::Float)) return nullptr;
+  return prefer_int(isa, t, M, N, K) ? qk : nullptr;
+}
+
+// The task grid. Sizes depend only on the shape and the kernel's tile, never on the thread count.
+struct Grid {
+  int64_t kc, nc, mc;     // K chunk (elements), columns and rows per task
+  int64_t nnb, nmb;       // column blocks, row blocks
+};
+
+Grid make_grid(int64_t M, int64_t N, int64_t K, int mr, int nr, int64_t kc_target, int64_t kc_align) {
+  Grid g;
+  const int64_t nkc = std::max<int64_t>(1, ceil_div(K, kc_target));
+  g.kc = nkc == 1 ? K : round_up(ceil_div(K, nkc), kc_align);
+  g.nnb = ceil_div(N, 512);
+  g.nmb = ceil_div(M, 1024);
+  // At least 8 tasks so 2..8 threads balance, without tiles smaller than a few kernels.
+  for (;;) {
+    g.nc = round_up(ceil_div(N, g.nnb), nr);
+    g.mc = round_up(ceil_div(M, g.nmb), mr);
+    if (g.nnb * g.nmb >= 8) break;
+    if (g.mc >= 8 * mr) g.nmb *= 2;
+    else if (g.nc >= 4 * nr) g.nnb *= 2;
+    else break;
+  }
+  g.nnb = ceil_div(N, g.nc);
+  g.nmb = ceil_div(M, g.mc);
+  return g;
+}
+
+void run_float(CpuBackend& be, const FloatKernels& fk, int64_t M, int64_t N, int64_t K,
+               const float* A, int64_t lda, const uint8_t* W, DType wt, const float* bias, float* C,
+               int64_t ldc) {
+  const int mr = fk.mr, nr = fk.nr;
+  const Grid g = make_grid(M, N, K, mr, nr, 384, dtype_is_quantized(wt) ? 32 : 8);
+  const size_t row_bytes = dtype_row_bytes(wt, K);
+  const size_t panel_floats = static_cast<size_t>(g.kc) * nr;
+  const size_t wbytes = align64(panel_floats * (g.nc / nr) * 4);
+  const size_t abytes = align64(static_cast<size_t>(g.kc) * mr * 4);
+  const size_t tbytes = align64(static_cast<size_t>(g.kc) * 4);
+  be.pool().run(g.nnb * g.nmb, [&](int64_t task, int thread) {
+    const int64_t n0 = (task % g.nnb) * g.nc, m0 = (task / g.nnb) * g.mc;
+    const int64_t n1 = std::min(N, n0 + g.nc), m1 = std::min(M, m0 + g.mc);
+    const int64_t npanels = ceil_div(n1 - n0, nr);
+    uint8_t* s = be.scratch(thread, wbytes + abytes + tbytes);
+    float* wp = reinterpret_cast<float*>(s);
+    float* at = reinterpret_cast<float*>(s + wbytes);
+    float* tmp = reinterpret_cast<float*>(s + wbytes + abytes);
+    for (int64_t k0 = 0; k0 < K; k0 += g.kc) {
+      const int64_t kk = std::min(g.kc, K - k0);
+      const size_t koff = dtype_row_bytes(wt, k0);
+      for (int64_t p = 0; p < npanels; ++p) {
+        float* panel = wp + p * kk * nr;
+        for (int j = 0; j < nr; ++j) {
+          const int64_t n = n0 + p * nr + j;
+          if (n < n1) {
+            const float* src = tmp;
+            if (wt == DType::F32) src = reinterpret_cast<const float*>(W + n * row_bytes + koff);
+            else fk.to_f32(wt, W + n * row_bytes + koff, tmp, kk);
+            for (int64_t k = 0; k < kk; ++k) panel[k * nr + j] = src[k];
+          } else {
+            for (int64_t k = 0; k < kk; ++k) panel[k * nr + j] = 0.0f;
+          }
+        }
+      }
+      for (int64_t m = m0; m < m1; m += mr) {
+        const int mv = static_cast<int>(std::min<int64_t>(mr, m1 - m));
+        for (int i = 0; i < mr; ++i) {
+          if (i < mv) {
+            const float* arow = A + (m + i) * lda + k0;
+            for (int64_t k = 0; k < kk; ++k) at[k * mr + i] = arow[k];
+          } else {
+            for (int64_t k = 0; k < kk; ++k) at[k * mr + i] = 0.0f;
+          }
+        }
+        for (int64_t p = 0; p < npanels; ++p) {
+          const int64_t n = n0 + p * nr;
+          fk.kernel(kk, at, wp + p * kk * nr, C + m * ldc + n, ldc, mv,
+                    static_cast<int>(std::min<int64_t>(nr, n1 - n)), k0 > 0,
+                    (k0 == 0 && bias) ? bias + n : nullptr);
+        }
+      }
+    }
+  });
+}
+
+void run_quant(CpuBackend& be, const QuantKernels& qk, int64_t M, int64_t N, int64_t K,
+               const float* A, int64_t lda, const uint8_t* W, DType wt, const float* bias, float* C,
+               int64_t ldc) {
+  const int mr = qk.mr, nr = qk.nr;
+  const Grid g = make_grid(M, N, K, mr, nr, 1024, 32);
+  const int64_t kcb = g.kc / 32;
+  const size_t row_bytes = dtype_row_bytes(wt, K);
+  const size_t pbytes = align64(qk.panel_bytes(kcb));
+  const size_t wbytes = pbytes * static_cast<size_t>(g.nc / nr);
+  const size_t abytes = align64(qk.atile_bytes(kcb));
+  be.pool().run(g.nnb * g.nmb, [&](int64_t task, int thread) {
+    const int64_t n0 = (task % g.nnb) * g.nc, m0 = (task / g.nnb) * g.mc;
+    const int64_t n1 = std::min(N, n0 + g.nc), m1 = std::min(M, m0 + g.mc);
+    const int64_t npanels = ceil_div(n1 - n0, nr);
+    uint8_t* s = be.scratch(thread, wbytes + abytes);
+    uint8_t* at = s + wbytes;
+    for (int64_t k0 = 0; k0 < K; k0 += g.kc) {
+      const int64_t nkb = std::min(g.kc, K - k0) / 32;
+      for (int64_t p = 0; p < npanels; ++p) {
+        const int64_t n = n0 + p * nr;
+        qk.pack(wt, W, row_bytes, n, std::min<int64_t>(nr, n1 - n), k0 / 32, nkb, s + p * pbytes);
+      }
+      for (int64_t m = m0; m < m1; m += mr) {
+        const int mv = static_cast<int>(std::min<int64_t>(mr, m1 - m));
+        qk.quant_a(mv, nkb, A + m * lda + k0, lda, at);
+        for (int64_t p = 0; p < npanels; ++p) {
+          const int64_t n = n0 + p * nr;
+          qk.kernel(nkb, at, s + p * pbytes, C + m * ldc + n, ldc, mv,
+                    static_cast<int>(std::min<int64_t>(nr, n1 - n)), k0 > 0,
+                    (k0 == 0 && bias) ? bias + n : nullptr);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void gemm_force_quant_path(GemmQuantPath p) { g_force_path.store(static_cast<int>(p)); }
+
+bool gemm_uses_int_path(DType wtype, int64_t M, int64_t N, int64_t K) {
+  return pick_quant(wtype, M, N, K) != nullptr;
+}
+
+void gemm(CpuBackend& be, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+          const void* W, DType wtype, const float* bias, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) C[m * ldc + n] = bias ? bias[n] : 0.0f;
+    return;
+  }
+  const auto* w = static_cast<const uint8_t*>(W);
+  if (const QuantKernels* qk = pick_quant(wtype, M, N, K)) {
+    run_quant(be, *qk, M, N, K, A, lda, w, wtype, bias, C, ldc);
+  } else {
+    run_float(be, *float_kernels_for(isa_active()), M, N, K, A, lda, w, wtype, bias, C, ldc);
+  }
+}
 
 void gemm_reference(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const void* W,
                     DType wtype, const float* bias, float* C, int64_t ldc) {
@@ -23,13 +232,42 @@ void gemm_reference(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda
   }
 }
 
-void gemm(CpuBackend& be, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
-          const void* W, DType wtype, const float* bias, float* C, int64_t ldc) {
+void gemm_reference_qact(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                         const void* W, DType wtype, const float* bias, float* C, int64_t ldc) {
+  if (!dtype_is_quantized(wtype)) return gemm_reference(M, N, K, A, lda, W, wtype, bias, C, ldc);
+  const int64_t nb = K / 32;
   const size_t row_bytes = dtype_row_bytes(wtype, K);
-  be.pool().parallel_for(N, 8, [&](int64_t b, int64_t e, int) {
-    gemm_reference(M, e - b, K, A, lda, static_cast<const uint8_t*>(W) + b * row_bytes, wtype,
-                   bias ? bias + b : nullptr, C + b, ldc);
-  });
+  std::vector<block_q8_0> qa(static_cast<size_t>(nb * M));
+  for (int64_t m = 0; m < M; ++m) quantize_row_q8_0_act(A + m * lda, qa.data() + m * nb, K);
+  std::vector<int8_t> qw(static_cast<size_t>(K));
+  std::vector<float> dw(static_cast<size_t>(nb));
+  for (int64_t n = 0; n < N; ++n) {
+    const uint8_t* row = static_cast<const uint8_t*>(W) + n * row_bytes;
+    for (int64_t b = 0; b < nb; ++b) {
+      if (wtype == DType::Q8_0) {
+        const auto* blk = reinterpret_cast<const block_q8_0*>(row) + b;
+        dw[b] = fp16_to_fp32(blk->d);
+        for (int j = 0; j < 32; ++j) qw[b * 32 + j] = blk->qs[j];
+      } else {
+        const auto* blk = reinterpret_cast<const block_q4_0*>(row) + b;
+        dw[b] = fp16_to_fp32(blk->d);
+        for (int j = 0; j < 16; ++j) {
+          qw[b * 32 + j] = static_cast<int8_t>((blk->qs[j] & 0x0F) - 8);
+          qw[b * 32 + j + 16] = static_cast<int8_t>((blk->qs[j] >> 4) - 8);
+        }
+      }
+    }
+    for (int64_t m = 0; m < M; ++m) {
+      const block_q8_0* qm = qa.data() + m * nb;
+      float sum = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t isum = 0;
+        for (int j = 0; j < 32; ++j) isum += int32_t{qm[b].qs[j]} * qw[b * 32 + j];
+        sum += static_cast<float>(isum) * (dw[b] * fp16_to_fp32(qm[b].d));
+      }
+      C[m * ldc + n] = sum + (bias ? bias[n] : 0.0f);
+    }
+  }
 }
 
 }  // namespace sd

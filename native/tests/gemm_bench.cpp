@@ -1,0 +1,146 @@
+// GEMM benchmark (not a test): SDNODE_BENCH=1 sdcore_tests gemm_bench
+// Prints GFLOP/s per weight dtype for SD 1.5's GEMM shapes (512x512, CFG batch 2) on 2 threads,
+// per SIMD level this CPU has, as a fraction of the measured FMA peak of that level (a tight loop of
+// independent FMAs on every pool thread). For q8_0/q4_0 both the integer and the dequantize-to-f32
+// path are timed; "auto" is what gemm() picks. Medians of SDNODE_BENCH_REPS runs (default 7).
+// Without SDNODE_BENCH the case returns at once, so the normal test run stays fast.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "core/quant.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/gemm.h"
+#include "tests/test.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+#if defined(__x86_64__)
+// 10 independent accumulator chains hide the 4-cycle FMA latency on two FMA ports.
+__attribute__((target("avx2,fma"))) double fma_loop_avx2(int64_t iters) {
+  __m256 acc[10];
+  for (int i = 0; i < 10; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i));
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 10; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  float s = 0;
+  for (int i = 0; i < 10; ++i) s += _mm256_cvtss_f32(acc[i]);
+  return s;
+}
+__attribute__((target("avx512f"))) double fma_loop_avx512(int64_t iters) {
+  __m512 acc[10];
+  for (int i = 0; i < 10; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 10; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  float s = 0;
+  for (int i = 0; i < 10; ++i) s += _mm512_cvtss_f32(acc[i]);
+  return s;
+}
+#endif
+
+// GFLOP/s (2 flops per FMA lane) of all pool threads running the loop at once.
+double fma_peak(sd::CpuBackend& be, sd::Isa isa) {
+#if defined(__x86_64__)
+  const int lanes = isa == sd::Isa::Avx512 ? 16 : 8;
+  const int64_t iters = 20000000;
+  std::vector<double> runs;
+  for (int r = 0; r < 5; ++r) {
+    volatile double sink = 0;
+    const auto t0 = Clock::now();
+    be.pool().run(be.threads(), [&](int64_t, int) {
+      sink = sink + (isa == sd::Isa::Avx512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters));
+    });
+    runs.push_back(2.0 * lanes * 10 * iters * be.threads() / seconds_since(t0) / 1e9);
+  }
+  std::sort(runs.begin(), runs.end());
+  return runs[runs.size() / 2];
+#else
+  (void)be; (void)isa;
+  return 0;
+#endif
+}
+
+struct Shape { const char* what; int64_t M, N, K; };
+const Shape kShapes[] = {
+    {"attn proj", 8192, 320, 320},   {"GEGLU proj", 8192, 2560, 320}, {"ff out", 8192, 320, 1280},
+    {"xattn k/v", 154, 320, 768},    {"time emb", 2, 1280, 320},      {"conv3x3 320", 4096, 320, 2880},
+};
+
+double time_gemm(sd::CpuBackend& be, const Shape& s, sd::DType t, const std::vector<float>& A,
+                 const std::vector<uint8_t>& W, const std::vector<float>& bias, std::vector<float>& C, int reps) {
+  const double flops = 2.0 * s.M * s.N * s.K;
+  // Small shapes repeat inside one timing so a run lasts at least ~20 ms.
+  const int inner = std::max<int64_t>(1, static_cast<int64_t>(2e9 / std::max(flops, 1.0)));
+  sd::gemm(be, s.M, s.N, s.K, A.data(), s.K, W.data(), t, bias.data(), C.data(), s.N);
+  std::vector<double> runs;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    for (int i = 0; i < inner; ++i)
+      sd::gemm(be, s.M, s.N, s.K, A.data(), s.K, W.data(), t, bias.data(), C.data(), s.N);
+    runs.push_back(flops * inner / seconds_since(t0) / 1e9);
+  }
+  std::sort(runs.begin(), runs.end());
+  return runs[runs.size() / 2];
+}
+
+}  // namespace
+
+SD_TEST(gemm_bench) {
+  if (!std::getenv("SDNODE_BENCH")) return;
+  const int threads = std::getenv("SDNODE_BENCH_THREADS") ? std::atoi(std::getenv("SDNODE_BENCH_THREADS")) : 2;
+  const int reps = std::getenv("SDNODE_BENCH_REPS") ? std::atoi(std::getenv("SDNODE_BENCH_REPS")) : 7;
+  sd::CpuBackend be(threads);
+  const sd::Isa saved = sd::isa_active();
+  const sd::DType types[] = {sd::DType::F32, sd::DType::F16, sd::DType::Q8_0, sd::DType::Q4_0};
+  for (sd::Isa isa : {sd::Isa::Avx512, sd::Isa::Avx2, sd::Isa::Dotprod, sd::Isa::Neon}) {
+    if (!sd::isa_force(isa)) continue;
+    const double peak = fma_peak(be, isa);
+    std::printf("\n== %s, %d threads: measured FMA peak %.1f GFLOP/s ==\n", sd::isa_name(isa), threads, peak);
+    std::printf("%-12s %5s %5s %5s | %14s %14s %14s %14s %14s %14s\n", "shape", "M", "N", "K", "f32", "f16",
+                "q8_0 int", "q8_0 float", "q4_0 int", "q4_0 float");
+    for (const Shape& s : kShapes) {
+      sdtest::Rng rng(7);
+      const std::vector<float> A = rng.vec(static_cast<size_t>(s.M * s.K));
+      const std::vector<float> wf = rng.vec(static_cast<size_t>(s.N * s.K));
+      const std::vector<float> bias = rng.vec(static_cast<size_t>(s.N));
+      std::vector<float> C(static_cast<size_t>(s.M * s.N));
+      std::printf("%-12s %5lld %5lld %5lld |", s.what, (long long)s.M, (long long)s.N, (long long)s.K);
+      for (sd::DType t : types) {
+        std::vector<uint8_t> W(sd::dtype_row_bytes(t, s.K) * s.N);
+        for (int64_t n = 0; n < s.N; ++n)
+          sd::from_f32_row(t, wf.data() + n * s.K, W.data() + n * sd::dtype_row_bytes(t, s.K), s.K);
+        const bool q = sd::dtype_is_quantized(t);
+        for (sd::GemmQuantPath path : {sd::GemmQuantPath::Int, sd::GemmQuantPath::Float}) {
+          if (!q && path == sd::GemmQuantPath::Float) continue;
+          sd::gemm_force_quant_path(q ? path : sd::GemmQuantPath::Auto);
+          if (q && path == sd::GemmQuantPath::Int && !sd::gemm_uses_int_path(t, s.M, s.N, s.K)) {
+            std::printf(" %14s", "-");
+            continue;
+          }
+          const double g = time_gemm(be, s, t, A, W, bias, C, reps);
+          sd::gemm_force_quant_path(sd::GemmQuantPath::Auto);
+          const bool chosen = !q || sd::gemm_uses_int_path(t, s.M, s.N, s.K) == (path == sd::GemmQuantPath::Int);
+          std::printf(" %6.1f (%3.0f%%)%s", g, peak > 0 ? 100.0 * g / peak : 0.0, chosen ? "*" : " ");
+        }
+      }
+      std::printf("\n");
+      std::fflush(stdout);
+    }
+  }
+  sd::gemm_force_quant_path(sd::GemmQuantPath::Auto);
+  sd::isa_force(saved);
+  std::printf("GFLOP/s (%% of that level's FMA peak); * = the path gemm() picks\n");
+}
