@@ -22,6 +22,55 @@ function byteToUnicode(): string[] {
 }
 export const BYTE_CHARS: readonly string[] = byteToUnicode();
 
+/**
+ * Merge ranks keyed by the (left id, right id) pair: an open-addressing table in typed arrays. A Map with
+ * `left * 65536 + right` keys would need heap numbers (beyond the small-integer range) on every lookup.
+ */
+export class MergeTable {
+  readonly #mask: number;
+  readonly #left: Int32Array;
+  readonly #right: Int32Array;
+  readonly #rank: Int32Array;
+  readonly #merged: Int32Array;
+
+  constructor(capacity: number) {
+    let size = 1;
+    while (size < capacity * 2) size *= 2;
+    this.#mask = size - 1;
+    this.#left = new Int32Array(size).fill(-1);
+    this.#right = new Int32Array(size);
+    this.#rank = new Int32Array(size);
+    this.#merged = new Int32Array(size);
+  }
+
+  #slot(l: number, r: number): number {
+    let h = (Math.imul(l, 0x9e3779b1) ^ Math.imul(r, 0x85ebca6b)) & this.#mask;
+    while (this.#left[h] !== -1 && (this.#left[h] !== l || this.#right[h] !== r)) h = (h + 1) & this.#mask;
+    return h;
+  }
+
+  /** Returns false if the pair is already present. */
+  add(l: number, r: number, rank: number, merged: number): boolean {
+    const h = this.#slot(l, r);
+    if (this.#left[h] !== -1) return false;
+    this.#left[h] = l;
+    this.#right[h] = r;
+    this.#rank[h] = rank;
+    this.#merged[h] = merged;
+    return true;
+  }
+
+  /** Rank of the pair, or -1 when it never merges. */
+  rank(l: number, r: number): number {
+    const h = this.#slot(l, r);
+    return this.#left[h] === -1 ? -1 : this.#rank[h]!;
+  }
+
+  merged(l: number, r: number): number {
+    return this.#merged[this.#slot(l, r)]!;
+  }
+}
+
 export interface BpeData {
   /** token string -> id */
   readonly vocab: Map<string, number>;
@@ -30,8 +79,7 @@ export interface BpeData {
   /** id of the byte symbol, and of the byte symbol with `</w>` (the last symbol of a word) */
   readonly byteIds: Int32Array;
   readonly byteEndIds: Int32Array;
-  /** (leftId * 65536 + rightId) -> rank * 65536 + mergedId */
-  readonly merges: Map<number, number>;
+  readonly merges: MergeTable;
 }
 
 function fail(file: string, why: string): never {
@@ -50,12 +98,15 @@ export function parseBpeData(vocabJson: string, mergesTxt: string, where = ''): 
   }
   if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) fail(vocabFile, 'expected a JSON object of token -> id');
   const vocab = new Map<string, number>();
-  const tokens: string[] = [];
-  for (const [tok, id] of Object.entries(obj as Record<string, unknown>)) {
+  const entries = obj as Record<string, unknown>;
+  for (const tok in entries) {
+    const id = entries[tok];
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= 65536) fail(vocabFile, `bad id for ${JSON.stringify(tok)}`);
     vocab.set(tok, id);
-    tokens[id] = tok;
   }
+  // Filled in id order after sizing, so the array stays dense.
+  const tokens = new Array<string>(65536).fill('');
+  for (const [tok, id] of vocab) tokens[id] = tok;
   const byteIds = new Int32Array(256);
   const byteEndIds = new Int32Array(256);
   for (let b = 0; b < 256; b++) {
@@ -67,8 +118,8 @@ export function parseBpeData(vocabJson: string, mergesTxt: string, where = ''): 
     byteEndIds[b] = e;
   }
 
-  const merges = new Map<number, number>();
   const lines = mergesTxt.split('\n');
+  const merges = new MergeTable(lines.length);
   let rank = 0;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
@@ -81,12 +132,14 @@ export function parseBpeData(vocabJson: string, mergesTxt: string, where = ''): 
     const right = line.slice(sp + 1);
     const l = vocab.get(left);
     const r = vocab.get(right);
-    const m = vocab.get(left + right);
+    // CLIP numbers merge k's result 512 + k: check that by comparing strings, which is much cheaper
+    // than hashing the concatenation; any other layout falls back to the lookup.
+    const guess = tokens[512 + rank];
+    const m = guess !== undefined && guess.length === left.length + right.length && guess.startsWith(left) &&
+      guess.endsWith(right) ? 512 + rank : vocab.get(left + right);
     if (l === undefined || r === undefined || m === undefined) fail(mergesFile, `line ${i + 1} uses a symbol missing from vocab.json`);
-    const key = l * 65536 + r;
     // The references disagree on which rank a repeated pair keeps; CLIP's file has none, so refuse.
-    if (merges.has(key)) fail(mergesFile, `line ${i + 1} repeats an earlier merge`);
-    merges.set(key, rank * 65536 + m);
+    if (!merges.add(l, r, rank, m)) fail(mergesFile, `line ${i + 1} repeats an earlier merge`);
     rank++;
   }
   return { vocab, tokens, byteIds, byteEndIds, merges };
@@ -126,25 +179,22 @@ export function bpeWord(data: BpeData, word: string): number[] {
   if (n > 0) syms[n - 1] = data.byteEndIds[bytes[n - 1]!]!;
   const merges = data.merges;
   while (syms.length > 1) {
-    let best = -1;
+    // The lowest rank wins; the pair of a rank is unique, so its first position is where scanning starts.
+    let bestRank = -1;
+    let bestPos = -1;
     for (let i = 0; i + 1 < syms.length; i++) {
-      const v = merges.get(syms[i]! * 65536 + syms[i + 1]!);
-      if (v !== undefined && (best < 0 || v < best)) best = v;
-    }
-    if (best < 0) break;
-    const merged = best % 65536;
-    let first = -1;
-    let second = -1;
-    // Recover the pair from the winning entry: scan again for the first position holding it.
-    for (let i = 0; i + 1 < syms.length; i++) {
-      if (merges.get(syms[i]! * 65536 + syms[i + 1]!) === best) {
-        first = syms[i]!;
-        second = syms[i + 1]!;
-        break;
+      const r = merges.rank(syms[i]!, syms[i + 1]!);
+      if (r >= 0 && (bestRank < 0 || r < bestRank)) {
+        bestRank = r;
+        bestPos = i;
       }
     }
-    const out: number[] = [];
-    for (let i = 0; i < syms.length; ) {
+    if (bestRank < 0) break;
+    const first = syms[bestPos]!;
+    const second = syms[bestPos + 1]!;
+    const merged = merges.merged(first, second);
+    const out: number[] = syms.slice(0, bestPos);
+    for (let i = bestPos; i < syms.length; ) {
       if (syms[i] === first && i + 1 < syms.length && syms[i + 1] === second) {
         out.push(merged);
         i += 2;
@@ -166,7 +216,7 @@ export function symbolsToText(data: BpeData, ids: readonly number[]): string {
   for (const id of ids) {
     if (id === BOS_ID || id === EOS_ID) continue;
     const tok = data.tokens[id];
-    if (tok === undefined) continue;
+    if (tok === undefined || tok === '') continue;
     const body = tok.endsWith(END_OF_WORD) ? tok.slice(0, -END_OF_WORD.length) : tok;
     for (const ch of body) {
       const b = charToByte.get(ch);
