@@ -1,0 +1,96 @@
+#include "models/layers.h"
+
+#include <stdexcept>
+
+namespace sd {
+
+Tensor Net::like(const Tensor& x) {
+  switch (x.ndim) {
+    case 1: return f32({x.shape[0]});
+    case 2: return f32({x.shape[0], x.shape[1]});
+    case 3: return f32({x.shape[0], x.shape[1], x.shape[2]});
+    default: return f32({x.shape[0], x.shape[1], x.shape[2], x.shape[3]});
+  }
+}
+
+Tensor Net::conv(const Tensor& x, const std::string& p, int stride, int pad) {
+  const Tensor& wt = w.get(p + ".weight");
+  if (wt.ndim == 2) {  // stored as a matrix: a 1x1 conv
+    if (stride != 1) throw std::runtime_error("weight '" + p + ".weight' is 1x1 but used with stride");
+    return conv1x1(x, p);
+  }
+  const int64_t k = wt.shape[2];
+  if (pad < 0) pad = static_cast<int>(k / 2);
+  const int64_t ho = (x.shape[2] + 2 * pad - k) / stride + 1, wo = (x.shape[3] + 2 * pad - k) / stride + 1;
+  Tensor y = f32({x.shape[0], wt.shape[0], ho, wo});
+  be.conv2d(y, x, wt, w.find(p + ".bias"), stride, pad);
+  return y;  // [N, Co, Ho, Wo]
+}
+
+Tensor Net::conv1x1(const Tensor& x, const std::string& p) {
+  const Tensor& wt = w.get(p + ".weight");
+  const Tensor* b = w.find(p + ".bias");
+  const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+  if (wt.ndim != 2 || wt.shape[1] != C)
+    throw std::runtime_error("weight '" + p + ".weight' " + wt.shape_str() + " is not a 1x1 conv over " +
+                             std::to_string(C) + " channels");
+  const int64_t Co = wt.shape[0];
+  Tensor y = f32({N, Co, H, W});
+  Tensor w4 = wt.reshaped({Co, C, 1, 1});
+  be.conv2d(y, x, w4, b, 1, 0);
+  return y;
+}
+
+Tensor Net::linear(const Tensor& x, const std::string& p, bool bias) {
+  const Tensor& wt = w.get(p + ".weight");
+  const Tensor* b = bias ? &w.get(p + ".bias") : nullptr;
+  if (wt.ndim != 2) throw std::runtime_error("weight '" + p + ".weight' " + wt.shape_str() + " is not a matrix");
+  Tensor y = x;
+  y.shape[y.ndim - 1] = wt.shape[0];
+  y = like(y);
+  be.linear(y, x, wt, b);
+  return y;
+}
+
+Tensor Net::group_norm(const Tensor& x, const std::string& p, float eps, bool silu, int groups) {
+  Tensor y = like(x);
+  be.group_norm(y, x, groups, w.get(p + ".weight"), w.get(p + ".bias"), eps, silu);
+  return y;
+}
+
+Tensor Net::layer_norm(const Tensor& x, const std::string& p, float eps) {
+  Tensor y = like(x);
+  be.layer_norm(y, x, w.get(p + ".weight"), w.get(p + ".bias"), eps);
+  return y;
+}
+
+Tensor Net::add(const Tensor& a, const Tensor& b) {
+  Tensor y = like(a);
+  be.add(y, a, b);
+  return y;
+}
+
+Tensor Net::transpose12(const Tensor& x) {
+  Tensor y = f32({x.shape[0], x.shape[2], x.shape[1]});
+  be.transpose12(y, x);
+  return y;
+}
+
+Tensor Net::pad_right_bottom(const Tensor& x) {
+  const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+  Tensor y = f32({N, C, H + 1, W + 1});
+  const size_t m = be.mark();
+  // Zeros come from scaling a prefix of an existing activation by 0 (activations are finite).
+  Tensor z1 = f32({N * C * H, 1, 1, 1});
+  be.scale(z1, Tensor(DType::F32, {N * C * H, 1, 1, 1}, x.data), 0.0f);
+  Tensor rows = f32({N * C * H, W + 1, 1, 1});  // every row gets a zero column on the right
+  be.concat_channels(rows, x.reshaped({N * C * H, W, 1, 1}), z1);
+  Tensor z2 = f32({N * C, W + 1, 1, 1});
+  be.scale(z2, Tensor(DType::F32, {N * C, W + 1, 1, 1}, rows.data), 0.0f);
+  Tensor y2 = y.reshaped({N * C, (H + 1) * (W + 1), 1, 1});  // every plane gets a zero row at the bottom
+  be.concat_channels(y2, rows.reshaped({N * C, H * (W + 1), 1, 1}), z2);
+  be.rewind(m);
+  return y;  // [N, C, H + 1, W + 1]
+}
+
+}  // namespace sd

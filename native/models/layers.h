@@ -1,0 +1,38 @@
+// Building blocks shared by the three networks: each takes the checkpoint prefix of its weights
+// ("...in_layers.2") and allocates its output from the backend's arena. Temporaries are released
+// with mark/rewind, so a block leaves only its output behind.
+#pragma once
+#include <string>
+
+#include "models/weights.h"
+#include "ops.h"
+
+namespace sd {
+
+struct Net {
+  Backend& be;
+  const Weights& w;
+
+  Tensor f32(std::initializer_list<int64_t> dims) { return be.alloc(DType::F32, dims); }
+  // A new activation with x's shape.
+  Tensor like(const Tensor& x);
+
+  // [N, Ci, H, W] -> [N, Co, Ho, Wo]; `p.weight` [Co, Ci, k, k], `p.bias` [Co]. Pad k/2 unless given.
+  Tensor conv(const Tensor& x, const std::string& p, int stride = 1, int pad = -1);
+  // 1x1 conv over channels of [N, Ci, H, W] with a weight stored as [Co, Ci] (any dtype).
+  Tensor conv1x1(const Tensor& x, const std::string& p);
+  // [..., K] -> [..., N]; `p.weight` [N, K], `p.bias` [N] when bias.
+  Tensor linear(const Tensor& x, const std::string& p, bool bias = true);
+  Tensor group_norm(const Tensor& x, const std::string& p, float eps, bool silu, int groups = 32);
+  Tensor layer_norm(const Tensor& x, const std::string& p, float eps = 1e-5f);
+  // y = a + b (b broadcast as in ops.h); in place into a when `into_a`.
+  Tensor add(const Tensor& a, const Tensor& b);
+  void add_inplace(Tensor& a, const Tensor& b) { be.add(a, a, b); }
+  // [B, A, C] <-> [B, C, A]
+  Tensor transpose12(const Tensor& x);
+  // Zero-pads [N, C, H, W] by one row at the bottom and one column at the right (the VAE encoder's
+  // asymmetric downsample padding), built from concat_channels over reshaped views.
+  Tensor pad_right_bottom(const Tensor& x);
+};
+
+}  // namespace sd

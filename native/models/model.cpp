@@ -1,0 +1,119 @@
+#include "models/model.h"
+
+#include <stdexcept>
+
+namespace sd {
+
+SdModel::SdModel(const std::string& path, const std::vector<TensorEntry>& table, const ModelOptions& opt) {
+  if (opt.backend != "cpu") throw std::invalid_argument("backend '" + opt.backend + "' is not available");
+  be_ = make_cpu_backend(opt.threads);
+  {
+    MappedFile file(path);
+    load_weights(*be_, file, table, opt.has_dtype ? &opt.dtype : nullptr, &w_);
+  }  // the mapping is released: the backend holds converted copies
+  has_clip_ = w_.has("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight");
+  has_unet_ = w_.has("model.diffusion_model.input_blocks.0.0.weight");
+  const bool has_vae = w_.has("first_stage_model.decoder.conv_in.weight") || w_.has("first_stage_model.encoder.conv_in.weight");
+  if (!has_clip_ && !has_unet_ && !has_vae)
+    throw std::invalid_argument("'" + path + "' holds no SD 1.x weights (no model.diffusion_model.*, first_stage_model.* or cond_stage_model.* tensors)");
+  if (has_clip_) clip_ = clip_config(w_);
+  if (has_unet_) unet_ = unet_config(w_);
+  if (has_vae) vae_ = vae_config(w_);
+}
+
+template <typename F> void SdModel::run(const Key& key, F&& body) {
+  Net net{*be_, w_};
+  auto it = plans_.find(key);
+  if (it == plans_.end()) {
+    be_->begin_plan();
+    try {
+      body(net);
+    } catch (...) {
+      be_->end_plan();
+      throw;
+    }
+    it = plans_.emplace(key, be_->end_plan()).first;
+  }
+  if (be_->activation_capacity() < it->second) be_->reserve_activations(it->second);
+  const size_t m = be_->mark();
+  try {
+    body(net);
+  } catch (...) {
+    be_->rewind(m);
+    throw;
+  }
+  be_->rewind(m);
+}
+
+namespace {
+void need(bool ok, const std::string& msg) {
+  if (!ok) throw std::invalid_argument(msg);
+}
+}  // namespace
+
+std::vector<float> SdModel::encode_text(const int32_t* ids, int64_t B, int64_t L, int skip) {
+  need(has_clip_, "this model has no CLIP text encoder");
+  need(B >= 1 && L >= 1 && L % clip_.positions == 0, "tokens must be [B, 77 * k]");
+  for (int64_t i = 0; i < B * L; ++i)
+    need(ids[i] >= 0 && ids[i] < clip_.vocab, "token id " + std::to_string(ids[i]) + " at " + std::to_string(i) +
+                                                  " is outside [0, " + std::to_string(clip_.vocab) + ")");
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<float> out(static_cast<size_t>(B * L * clip_.hidden));
+  run(Key{0, B, L, skip, 0, 0}, [&](Net& n) {
+    Tensor y = clip_forward(n, clip_, ids, B, L, skip);
+    if (!be_->planning()) be_->download(out.data(), y);
+  });
+  return out;
+}
+
+std::vector<float> SdModel::run_unet(const float* x, int64_t B, int64_t C, int64_t h, int64_t w, const float* t,
+                                     const float* ctx, int64_t L, int64_t D) {
+  need(has_unet_, "this model has no UNet");
+  need(C == unet_.in_channels, "x has " + std::to_string(C) + " channels, the UNet takes " + std::to_string(unet_.in_channels));
+  need(D == unet_.context_dim, "context width " + std::to_string(D) + " does not match the UNet's " + std::to_string(unet_.context_dim));
+  need(B >= 1 && h >= 1 && w >= 1 && L >= 1, "empty input");
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<float> out(static_cast<size_t>(B * unet_.out_channels * h * w));
+  run(Key{1, B, C, h, w, L}, [&](Net& n) {
+    Tensor xt = n.f32({B, C, h, w});
+    Tensor ct = n.f32({B, L, D});
+    if (!be_->planning()) {
+      be_->upload(xt, x);
+      be_->upload(ct, ctx);
+    }
+    Tensor y = unet_forward(n, unet_, xt, t, ct);
+    if (!be_->planning()) be_->download(out.data(), y);
+  });
+  return out;
+}
+
+std::vector<float> SdModel::vae_decode(const float* z, int64_t B, int64_t h, int64_t w) {
+  need(vae_.has_decoder, "this model has no VAE decoder");
+  const int64_t f = vae_.factor();
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<float> out(static_cast<size_t>(B * vae_.image_channels * h * f * w * f));
+  run(Key{2, B, h, w, 0, 0}, [&](Net& n) {
+    Tensor zt = n.f32({B, vae_.z_channels, h, w});
+    if (!be_->planning()) be_->upload(zt, z);
+    Tensor y = sd::vae_decode(n, vae_, zt);
+    if (!be_->planning()) be_->download(out.data(), y);
+  });
+  return out;
+}
+
+std::vector<float> SdModel::vae_encode(const float* img, int64_t B, int64_t H, int64_t W) {
+  need(vae_.has_encoder, "this model has no VAE encoder");
+  const int64_t f = vae_.factor();
+  need(H % f == 0 && W % f == 0, "image sides must be multiples of " + std::to_string(f));
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<float> out(static_cast<size_t>(B * 2 * vae_.z_channels * (H / f) * (W / f)));
+  run(Key{3, B, H, W, 0, 0}, [&](Net& n) {
+    Tensor it = n.f32({B, vae_.image_channels, H, W});
+    if (!be_->planning()) be_->upload(it, img);
+    Tensor y = sd::vae_encode(n, vae_, it);
+    if (!be_->planning()) be_->download(out.data(), y);
+  });
+  return out;
+}
+
+}  // namespace sd

@@ -1,0 +1,68 @@
+// An SD 1.x model on one backend: weights, the three networks' configs, and activation memory
+// planned per input shape (a forward is run once in planning mode to size the arena exactly, so
+// repeated calls at one shape never allocate). One forward runs at a time (a mutex serialises).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "models/clip.h"
+#include "models/unet.h"
+#include "models/vae.h"
+#include "models/weights.h"
+
+namespace sd {
+
+struct ModelOptions {
+  std::string backend = "cpu";  // "cpu" (a CUDA backend plugs in here later)
+  int threads = 0;              // 0 = physical cores
+  bool has_dtype = false;       // false keeps each tensor's file dtype
+  DType dtype = DType::F32;
+};
+
+class SdModel {
+ public:
+  // Maps `path` and reads the tensors the table lists; throws naming the failing tensor.
+  SdModel(const std::string& path, const std::vector<TensorEntry>& table, const ModelOptions& opt);
+
+  bool has_clip() const { return has_clip_; }
+  bool has_unet() const { return has_unet_; }
+  bool has_vae_decoder() const { return vae_.has_decoder; }
+  bool has_vae_encoder() const { return vae_.has_encoder; }
+  const ClipConfig& clip() const { return clip_; }
+  const UnetConfig& unet() const { return unet_; }
+  const VaeConfig& vae() const { return vae_; }
+  Backend& backend() { return *be_; }
+  size_t weight_bytes() const { return be_->weight_bytes(); }
+  size_t activation_bytes() const { return be_->activation_capacity(); }
+
+  // ids [B, L] -> [B, L, hidden]
+  std::vector<float> encode_text(const int32_t* ids, int64_t B, int64_t L, int skip);
+  // x [B, C, h, w], t [B], ctx [B, L, D] -> [B, out, h, w]
+  std::vector<float> run_unet(const float* x, int64_t B, int64_t C, int64_t h, int64_t w, const float* t,
+                              const float* ctx, int64_t L, int64_t D);
+  // z [B, 4, h, w] -> [B, 3, 8h, 8w]
+  std::vector<float> vae_decode(const float* z, int64_t B, int64_t h, int64_t w);
+  // img [B, 3, H, W] -> [B, 8, H/8, W/8]
+  std::vector<float> vae_encode(const float* img, int64_t B, int64_t H, int64_t W);
+
+ private:
+  using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t>;
+  // Runs body(net) once in planning mode for a new key, reserves the arena, then for real.
+  template <typename F> void run(const Key& key, F&& body);
+
+  std::unique_ptr<Backend> be_;
+  Weights w_;
+  ClipConfig clip_;
+  UnetConfig unet_;
+  VaeConfig vae_;
+  bool has_clip_ = false, has_unet_ = false;
+  std::map<Key, size_t> plans_;
+  std::mutex mu_;
+};
+
+}  // namespace sd

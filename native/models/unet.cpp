@@ -1,0 +1,157 @@
+// Reads side by side with ldm/modules/diffusionmodules/openaimodel.py and ldm/modules/attention.py.
+#include "models/unet.h"
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sd {
+namespace {
+
+const std::string kRoot = "model.diffusion_model.";
+
+std::string blk(const char* group, int64_t i) { return kRoot + group + "." + std::to_string(i) + "."; }
+
+// ResBlock: GN -> SiLU -> conv; + emb_layers(SiLU(emb)); GN -> SiLU -> conv; + skip.
+Tensor res_block(Net& n, const Tensor& x, const Tensor& emb_act, const std::string& p) {
+  const int64_t B = x.shape[0], H = x.shape[2], W = x.shape[3];
+  const int64_t Co = n.w.get(p + "in_layers.2.weight").shape[0];
+  Tensor out = n.f32({B, Co, H, W});
+  const size_t m = n.be.mark();
+  Tensor h = n.group_norm(x, p + "in_layers.0", 1e-5f, true);
+  h = n.conv(h, p + "in_layers.2");                            // [B, Co, H, W]
+  Tensor e = n.linear(emb_act, p + "emb_layers.1");             // [B, Co]
+  n.add_inplace(h, e.reshaped({B, Co, 1, 1}));
+  h = n.group_norm(h, p + "out_layers.0", 1e-5f, true);
+  h = n.conv(h, p + "out_layers.3");
+  Tensor skip = n.w.has(p + "skip_connection.weight") ? n.conv(x, p + "skip_connection") : x;
+  n.be.add(out, skip, h);
+  n.be.rewind(m);
+  return out;
+}
+
+void basic_block(Net& n, Tensor& x, const Tensor& ctx, const std::string& p, int heads) {
+  const size_t m = n.be.mark();
+  {  // self-attention
+    Tensor h = n.layer_norm(x, p + "norm1");                    // [B, HW, C]
+    Tensor q = n.linear(h, p + "attn1.to_q", false);
+    Tensor k = n.linear(h, p + "attn1.to_k", false);
+    Tensor v = n.linear(h, p + "attn1.to_v", false);
+    Tensor a = n.like(q);
+    n.be.attention(a, q, k, v, heads, false);
+    n.add_inplace(x, n.linear(a, p + "attn1.to_out.0"));
+    n.be.rewind(m);
+  }
+  {  // cross-attention over the text context
+    Tensor h = n.layer_norm(x, p + "norm2");
+    Tensor q = n.linear(h, p + "attn2.to_q", false);            // [B, HW, C]
+    Tensor k = n.linear(ctx, p + "attn2.to_k", false);          // [B, L, C]
+    Tensor v = n.linear(ctx, p + "attn2.to_v", false);
+    Tensor a = n.like(q);
+    n.be.attention(a, q, k, v, heads, false);
+    n.add_inplace(x, n.linear(a, p + "attn2.to_out.0"));
+    n.be.rewind(m);
+  }
+  {  // GEGLU feed-forward
+    Tensor h = n.layer_norm(x, p + "norm3");
+    Tensor pr = n.linear(h, p + "ff.net.0.proj");               // [B, HW, 2F]
+    Tensor g = n.f32({pr.shape[0], pr.shape[1], pr.shape[2] / 2});
+    n.be.geglu(g, pr);                                          // a * gelu(gate)
+    n.add_inplace(x, n.linear(g, p + "ff.net.2"));
+    n.be.rewind(m);
+  }
+}
+
+// SpatialTransformer: GN(eps 1e-6) -> proj_in -> blocks over [B, HW, C] -> proj_out -> + x.
+Tensor spatial_transformer(Net& n, const Tensor& x, const Tensor& ctx, const std::string& p, int heads) {
+  const int64_t B = x.shape[0], C = x.shape[1], HW = x.shape[2] * x.shape[3];
+  Tensor out = n.like(x);
+  const size_t m = n.be.mark();
+  Tensor h = n.group_norm(x, p + "norm", 1e-6f, false);
+  Tensor t = n.transpose12(h.reshaped({B, C, HW}));             // [B, HW, C]
+  t = n.linear(t, p + "proj_in");                               // 1x1 conv == per-token linear
+  for (int64_t d = 0; n.w.has(p + "transformer_blocks." + std::to_string(d) + ".norm1.weight"); ++d)
+    basic_block(n, t, ctx, p + "transformer_blocks." + std::to_string(d) + ".", heads);
+  t = n.linear(t, p + "proj_out");                              // [B, HW, C]
+  Tensor back = n.transpose12(t);                               // [B, C, HW]
+  n.be.add(out, back.reshaped({B, C, x.shape[2], x.shape[3]}), x);
+  n.be.rewind(m);
+  return out;
+}
+
+}  // namespace
+
+UnetConfig unet_config(const Weights& w) {
+  UnetConfig c;
+  const Tensor& conv_in = w.get(kRoot + "input_blocks.0.0.weight");
+  if (conv_in.ndim != 4) throw std::runtime_error("weight 'model.diffusion_model.input_blocks.0.0.weight' must be a 3x3 conv, got " + conv_in.shape_str());
+  c.model_channels = conv_in.shape[0];
+  c.in_channels = conv_in.shape[1];
+  c.out_channels = w.get(kRoot + "out.2.weight").shape[0];
+  w.get(kRoot + "time_embed.0.weight");
+  while (w.has(blk("input_blocks", c.input_blocks) + "0.in_layers.0.weight") ||
+         w.has(blk("input_blocks", c.input_blocks) + "0.op.weight") || c.input_blocks == 0)
+    ++c.input_blocks;
+  while (w.has(blk("output_blocks", c.output_blocks) + "0.in_layers.0.weight")) ++c.output_blocks;
+  if (c.output_blocks != c.input_blocks)
+    throw std::runtime_error("UNet has " + std::to_string(c.input_blocks) + " input blocks but " +
+                             std::to_string(c.output_blocks) + " output blocks");
+  for (int64_t i = 1; i < c.input_blocks && !c.context_dim; ++i)
+    if (const Tensor* k = w.find(blk("input_blocks", i) + "1.transformer_blocks.0.attn2.to_k.weight")) c.context_dim = k->shape[1];
+  if (!c.context_dim) c.context_dim = w.get(kRoot + "middle_block.1.transformer_blocks.0.attn2.to_k.weight").shape[1];
+  return c;
+}
+
+Tensor unet_forward(Net& n, const UnetConfig& c, const Tensor& x, const float* t, const Tensor& ctx) {
+  const int64_t B = x.shape[0];
+  // Timestep embedding (cos half first) -> time_embed.0 -> SiLU -> time_embed.2; every ResBlock
+  // starts its emb_layers with SiLU, so keep SiLU(emb).
+  Tensor te = n.f32({B, c.model_channels});
+  n.be.timestep_embedding(te, t);
+  Tensor e1 = n.linear(te, kRoot + "time_embed.0");
+  n.be.unary(e1, e1, Unary::Silu);
+  Tensor emb = n.linear(e1, kRoot + "time_embed.2");
+  n.be.unary(emb, emb, Unary::Silu);                            // [B, time_embed_dim]
+
+  std::vector<Tensor> hs;
+  Tensor h = n.conv(x, kRoot + "input_blocks.0.0");
+  hs.push_back(h);
+  for (int64_t i = 1; i < c.input_blocks; ++i) {
+    const std::string p = blk("input_blocks", i);
+    if (n.w.has(p + "0.op.weight")) {
+      h = n.conv(h, p + "0.op", 2, 1);                          // Downsample
+    } else {
+      h = res_block(n, h, emb, p + "0.");
+      if (n.w.has(p + "1.norm.weight")) h = spatial_transformer(n, h, ctx, p + "1.", c.heads);
+    }
+    hs.push_back(h);
+  }
+  const std::string mid = kRoot + "middle_block.";
+  h = res_block(n, h, emb, mid + "0.");
+  h = spatial_transformer(n, h, ctx, mid + "1.", c.heads);
+  h = res_block(n, h, emb, mid + "2.");
+
+  for (int64_t i = 0; i < c.output_blocks; ++i) {
+    const std::string p = blk("output_blocks", i);
+    const Tensor skip = hs.back();
+    hs.pop_back();
+    Tensor cat = n.f32({B, h.shape[1] + skip.shape[1], skip.shape[2], skip.shape[3]});
+    n.be.concat_channels(cat, h, skip);                         // [B, Ch + Cs, H, W], h first
+    h = res_block(n, cat, emb, p + "0.");
+    int next = 1;
+    if (n.w.has(p + "1.norm.weight")) h = spatial_transformer(n, h, ctx, p + std::to_string(next++) + ".", c.heads);
+    const std::string up = p + std::to_string(next) + ".conv";
+    if (n.w.has(up + ".weight")) {
+      // Upsample to the size of the skip it will meet (2x unless a downsampled size was odd).
+      const int64_t Ho = hs.empty() ? 2 * h.shape[2] : hs.back().shape[2];
+      const int64_t Wo = hs.empty() ? 2 * h.shape[3] : hs.back().shape[3];
+      Tensor u = n.f32({B, h.shape[1], Ho, Wo});
+      n.be.upsample_nearest(u, h);
+      h = n.conv(u, up);
+    }
+  }
+  h = n.group_norm(h, kRoot + "out.0", 1e-5f, true);
+  return n.conv(h, kRoot + "out.2");                            // [B, out_channels, h, w]
+}
+
+}  // namespace sd

@@ -1,0 +1,75 @@
+// The weight store: checkpoint key -> backend tensor, with lookups that name the missing or
+// mis-shaped key. Weights come from a read-only mapping of the model file (tensor table computed in
+// TypeScript by lib/formats) and are converted only where the target dtype differs.
+#pragma once
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ops.h"
+
+namespace sd {
+
+// One tensor of the model file: dtype name as the readers spell it ("F32", "F16", "BF16", "Q8_0",
+// "Q4_0", "I64", ...), PyTorch shape, absolute byte offset and length in the file.
+struct TensorEntry {
+  std::string name;
+  std::string dtype;
+  std::vector<int64_t> shape;
+  uint64_t offset = 0;
+  uint64_t byte_length = 0;
+};
+
+// A read-only view of a whole file (mmap on POSIX, a heap copy elsewhere). Throws on I/O errors.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const uint8_t* data() const { return data_; }
+  uint64_t size() const { return size_; }
+
+ private:
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+  std::vector<uint8_t> heap_;
+  bool mapped_ = false;
+};
+
+class Weights {
+ public:
+  // Stores `host` on the backend as `target` (see choose_dtype). The host bytes may be released after.
+  void add(Backend& be, const std::string& name, const Tensor& host, DType target);
+  bool has(const std::string& name) const { return map_.count(name) != 0; }
+  const Tensor* find(const std::string& name) const;
+  // Throws std::runtime_error "missing weight '<name>'" when absent.
+  const Tensor& get(const std::string& name) const;
+  // Also checks the shape (PyTorch order; 1x1 conv weights may be stored as [Co, Ci]).
+  const Tensor& get(const std::string& name, std::initializer_list<int64_t> shape) const;
+  size_t size() const { return map_.size(); }
+  std::vector<std::string> names() const;
+
+ private:
+  std::unordered_map<std::string, Tensor> map_;
+};
+
+// The dtype a weight is kept in: norms, biases and the position table stay f32 (ops read them as
+// f32); quantized types apply to linear and conv weights whose flattened rows (K, or Ci*k*k) are a
+// multiple of 32, the others fall back to f16. `requested` null keeps the file's dtype.
+DType choose_dtype(const std::string& name, const std::vector<int64_t>& shape, DType file,
+                   const DType* requested);
+
+// Reads every SD weight (model.diffusion_model.*, first_stage_model.*, cond_stage_model.*) of the
+// table out of the mapped file into `out`. Throws std::invalid_argument naming the tensor when an
+// entry is out of the file, has a byte length that does not match its shape, or an unusable dtype.
+void load_weights(Backend& be, const MappedFile& file, const std::vector<TensorEntry>& table,
+                  const DType* requested, Weights* out);
+
+// Older checkpoints keep CLIP under cond_stage_model.transformer.* without "text_model.".
+std::string canonical_name(const std::string& name);
+
+}  // namespace sd
