@@ -10,6 +10,7 @@ import { BufferSource, Cursor, withFile, type ByteSource } from './io.js';
 import { PyDict, PyGlobal, PyInstance, PyTuple, unpickle, type Callables } from './pickle.js';
 import { DTYPE_INFO, isContiguous, ModelFileError, numelOf, validateTable, type DType, type TensorEntry, type TensorTable } from './tensor-table.js';
 import { isZip, readZipDirectory, readZipEntry } from './zip.js';
+import { looksLikePickle } from './pickle.js';
 
 const STORAGE_DTYPES: Record<string, DType> = {
   FloatStorage: 'f32', HalfStorage: 'f16', BFloat16Storage: 'bf16', DoubleStorage: 'f64', LongStorage: 'i64',
@@ -131,7 +132,7 @@ function parseZipCkpt(src: ByteSource): TensorTable {
 function parseLegacyCkpt(src: ByteSource): TensorTable {
   const file = src.file;
   const head = src.read(0, Math.min(src.size, 3));
-  if (head.length < 3 || head[0] !== 0x80 || head[1]! > 5) {
+  if (head.length < 3 || !looksLikePickle(head[0]!) || (head[0] === 0x80 && head[1]! > 5)) {
     throw new ModelFileError(file, 'not a recognised model file (neither safetensors, GGUF, a torch zip nor a legacy torch pickle)');
   }
   const cur = new Cursor(src);

@@ -4,6 +4,7 @@ import { parseGguf } from './gguf.js';
 import { withFile, type ByteSource } from './io.js';
 import { parseSafetensors } from './safetensors.js';
 import { ModelFileError, type TensorTable } from './tensor-table.js';
+import { looksLikePickle } from './pickle.js';
 
 export * from './tensor-table.js';
 export { readSafetensors, writeSafetensors, SAFETENSORS_MAX_HEADER, type TensorToWrite } from './safetensors.js';
@@ -21,8 +22,9 @@ export function parseAny(src: ByteSource): TensorTable {
   if (src.size >= 4) {
     const head = src.read(0, Math.min(src.size, 9));
     if (head.subarray(0, 4).toString('latin1') === 'GGUF') return parseGguf(src);
-    if (head.readUInt32LE(0) === 0x04034b50 || head[0] === 0x80) return parseCkpt(src);
-    // safetensors: u64 header length then '{'
+    // safetensors: u64 header length then '{' (checked first: the length's low byte may look like a pickle opcode)
+    if (head.length >= 9 && head[8] === 0x7b && head.readUInt32LE(4) === 0) return parseSafetensors(src);
+    if (head.readUInt32LE(0) === 0x04034b50 || looksLikePickle(head[0]!)) return parseCkpt(src);
     if (head.length >= 9 && head[8] === 0x7b) return parseSafetensors(src);
   }
   throw new ModelFileError(src.file, 'not a recognised model file (expected safetensors, GGUF or a PyTorch checkpoint)');

@@ -241,6 +241,11 @@ export function unpickle(cur: Cursor, opts: UnpickleOptions = {}): unknown {
   }
 }
 
+/** Protocol 2+ pickles start with PROTO; protocol 0/1 ones with one of these opcodes. */
+export function looksLikePickle(b: number): boolean {
+  return b === 0x80 || '(cdl]}NIJKSVFLX'.includes(String.fromCharCode(b));
+}
+
 /** Unpickles a whole buffer (e.g. a zip entry), checking nothing follows STOP is required. */
 export function unpickleSource(src: ByteSource, opts: UnpickleOptions = {}, pos = 0): unknown {
   return unpickle(new Cursor(src, pos), opts);
