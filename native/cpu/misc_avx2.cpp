@@ -1,0 +1,4 @@
+// The avx2 kernel table: the generic row and attention kernels over the avx2 vector wrapper.
+#include "cpu/vec_avx2.h"
+#include "cpu/simd_rows.inc"
+#include "cpu/simd_attention.inc"

@@ -1,0 +1,4 @@
+// The avx512 kernel table: the generic row and attention kernels over the avx512 vector wrapper.
+#include "cpu/vec_avx512.h"
+#include "cpu/simd_rows.inc"
+#include "cpu/simd_attention.inc"

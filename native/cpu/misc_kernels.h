@@ -1,0 +1,66 @@
+// Row and tile kernels behind group_norm, layer_norm, softmax, the activations, add/mul and
+// attention. One table per ISA level: the scalar table is the reference (plain loops, double
+// accumulation); the AVX2 / AVX-512 / NEON tables come from one generic source
+// (simd_rows.inc, simd_attention.inc) compiled per ISA over a small vector wrapper (vec_*.h).
+// Only plain types cross this header, so ISA translation units never instantiate shared inlines.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace sd {
+
+enum MiscUnary : int { kUnarySilu = 0, kUnaryGelu = 1, kUnaryQuickGelu = 2 };
+enum MiscBinary : int { kBinAdd = 0, kBinMul = 1 };
+
+// Attention tiling, shared by every ISA so the work partition (and so the bits of each output)
+// does not depend on the thread count.
+constexpr int64_t kAttnTq = 64;      // queries per task
+constexpr int64_t kAttnTk = 64;      // keys per inner tile
+constexpr int64_t kAttnRowPad = 8;   // room for register-block row padding (max MR)
+
+struct AttnProblem {
+  const float* q;  // [B, Nq, H*D]
+  const float* k;  // [B, Nk, H*D]
+  const float* v;  // [B, Nk, H*D]
+  float* y;        // [B, Nq, H*D]
+  int64_t B, Nq, Nk, H, D;
+  float scale;  // 1/sqrt(D)
+  bool causal;
+};
+
+// Floats of per-thread scratch one attention task needs (any ISA). Out of line on purpose: an
+// inline helper here would be compiled into ISA units too (see the ODR note in the team docs).
+size_t attn_scratch_floats(int64_t D);
+
+struct MiscKernels {
+  // One (sample, group) block: x/y hold cpg channels of hw contiguous values each.
+  void (*group_norm)(float* y, const float* x, int64_t cpg, int64_t hw, const float* gamma,
+                     const float* beta, float eps, bool silu);
+  void (*layer_norm_row)(float* y, const float* x, int64_t n, const float* gamma, const float* beta,
+                         float eps);
+  void (*softmax_row)(float* y, const float* x, int64_t n);
+  void (*unary_row)(float* y, const float* x, int64_t n, int op);
+  // y[n] = x[:n] * gelu(x[n:2n])
+  void (*geglu_row)(float* y, const float* x, int64_t n);
+  void (*binary_row)(float* y, const float* a, const float* b, int64_t n, int op);
+  void (*binary_scalar_row)(float* y, const float* a, float b, int64_t n, int op);
+  // Queries [q0, q0 + min(kAttnTq, Nq - q0)) of (batch b, head h); scratch holds
+  // attn_scratch_floats(D) floats, 64-byte aligned.
+  void (*attention_tile)(const AttnProblem& p, int64_t b, int64_t h, int64_t q0, float* scratch);
+};
+
+// The table for the level sd::isa_active() reports now.
+const MiscKernels& misc_kernels();
+
+namespace scalar { extern const MiscKernels kMiscKernels; }
+#if defined(SDNODE_HAVE_AVX2)
+namespace avx2 { extern const MiscKernels kMiscKernels; }
+#endif
+#if defined(SDNODE_HAVE_AVX512)
+namespace avx512 { extern const MiscKernels kMiscKernels; }
+#endif
+#if defined(SDNODE_HAVE_NEON)
+namespace neon { extern const MiscKernels kMiscKernels; }
+#endif
+
+}  // namespace sd
