@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
   parsePromptAttention, extractExtraNetworks, encodePrompt, emptyChunk, flattenChunks, applyEmphasis,
-  defaultTokenizer, ClipTokenizer, BOS_ID, EOS_ID,
+  defaultTokenizer, ClipTokenizer, BOS_ID, EOS_ID, parseComposablePrompt, encodeComposablePrompt,
 } from '../dist/tokenizer/index.js';
 
 const tok = defaultTokenizer();
@@ -183,6 +183,29 @@ test('encodePrompt: bad input names the field', () => {
   assert.throws(() => encodePrompt('a', { emphasis: 'loud' }), { name: 'RangeError', message: /options\.emphasis/ });
   assert.throws(() => encodePrompt('a', { commaPaddingBacktrack: 80 }), { name: 'RangeError', message: /options\.commaPaddingBacktrack/ });
   assert.throws(() => encodePrompt('a', { commaPaddingBacktrack: 1.5 }), { name: 'RangeError', message: /options\.commaPaddingBacktrack/ });
+});
+
+test('parseComposablePrompt: AND and a trailing :weight (A1111 get_multicond_prompt_list)', () => {
+  const P = (s) => parseComposablePrompt(s).map(({ text, weight }) => [text, weight]);
+  assert.deepEqual(P('a cat'), [['a cat', 1]]);
+  assert.deepEqual(P('a cat:1.5'), [['a cat', 1.5]]);
+  assert.deepEqual(P('a cat : 1.5  '), [['a cat', 1.5]]);
+  assert.deepEqual(P('a cat  '), [['a cat', 1]]); // trailing space goes with the optional weight group
+  assert.deepEqual(P('a:1.5:2'), [['a:1.5', 2]]);
+  assert.deepEqual(P('a:.5'), [['a', 0.5]]);
+  assert.deepEqual(P('a:5.'), [['a', 5]]);
+  assert.deepEqual(P('a:-1'), [['a', -1]]);
+  assert.deepEqual(P('(x:1.2)'), [['(x:1.2)', 1]]);
+  assert.deepEqual(P('1.5'), [['1.5', 1]]);
+  assert.deepEqual(P('a cat AND a dog:0.5'), [['a cat', 1], [' a dog', 0.5]]);
+  assert.deepEqual(P('ANDROID and ANDY AND x'), [['ANDROID and ANDY', 1], [' x', 1]]);
+  assert.deepEqual(P('a\nb:3\n'), [['a\nb', 3]]);
+  assert.throws(() => parseComposablePrompt(1), { name: 'TypeError', message: /prompt must be a string/ });
+  // tags come out first, so a weight before a tag still counts, as in A1111
+  const e = encodeComposablePrompt('a cat:1.2 <lora:x:1>');
+  assert.deepEqual(e.parts.map((p) => [p.text, p.weight]), [['a cat', 1.2]]);
+  assert.deepEqual(tokensOf(e.parts[0].encoded), [chunkOf(ids('a cat'))]);
+  assert.deepEqual(e.loras.map((l) => l.name), ['x']);
 });
 
 /** Straight float64 restatement of A1111's 'Original' emphasis, per 77-row chunk. */

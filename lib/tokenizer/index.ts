@@ -9,3 +9,6 @@ export {
   type EncodedPrompt, type EncodePromptOptions, type PromptChunk, type EmphasisMode,
 } from './chunks.js';
 export { applyEmphasis } from './emphasis.js';
+export {
+  parseComposablePrompt, encodeComposablePrompt, type SubPrompt, type EncodedComposablePrompt,
+} from './composable.js';

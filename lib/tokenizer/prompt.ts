@@ -22,21 +22,26 @@ const ND = /\p{Nd}/u;
 const ROUND = 1.1;
 const SQUARE = 1 / 1.1;
 
-/** Python float() of the `[+-]?[.\d]+` capture; \d is any decimal digit, so map them to ASCII first. */
-function parseWeight(s: string): number {
-  let ascii = '';
+/** Python's \d is any decimal digit and float() reads them all: map them to ASCII before Number(). */
+export function asciiDigits(s: string): string {
+  let out = '';
   for (const ch of s) {
-    if (ch >= '0' && ch <= '9') ascii += ch;
+    if (ch >= '0' && ch <= '9') out += ch;
     else if (ND.test(ch)) {
       // Unicode encodes every decimal digit set as a contiguous 0..9 run: its value is the distance to
       // the start of the run (runs of several sets, like the math digits, stay aligned to 10).
       const cp = ch.codePointAt(0)!;
       let start = cp;
       while (ND.test(String.fromCodePoint(start - 1))) start--;
-      ascii += String((cp - start) % 10);
-    } else ascii += ch;
+      out += String((cp - start) % 10);
+    } else out += ch;
   }
-  const v = Number(ascii);
+  return out;
+}
+
+/** Python float() of the `[+-]?[.\d]+` capture. */
+function parseWeight(s: string): number {
+  const v = Number(asciiDigits(s));
   if (!Number.isFinite(v)) {
     // A1111 raises ValueError here and the generation fails; say which part of the prompt is wrong.
     throw new RangeError(`prompt: emphasis weight "${s}" is not a number (in "(text:${s})")`);
