@@ -26,9 +26,10 @@ export function tmpDir(t) {
 
 const f32 = Math.fround;
 
+const F = new Float32Array(1), U = new Uint32Array(F.buffer);
 function fp16(v) {
-  const b = new Float32Array([v]);
-  const x = new Uint32Array(b.buffer)[0];
+  F[0] = v;
+  const x = U[0];
   const sign = (x >>> 16) & 0x8000, exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
@@ -49,38 +50,40 @@ function fp16(v) {
 /** ggml quantize_row_q8_0_ref. */
 export function refQuantizeQ8_0(x) {
   const nb = x.length / 32;
-  const out = Buffer.alloc(nb * 34);
+  const out = new Uint8Array(nb * 34);
   for (let b = 0; b < nb; b++) {
     let amax = 0;
     for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]));
     const d = f32(amax / 127);
     const id = d ? f32(1 / d) : 0;
-    out.writeUInt16LE(fp16(d), b * 34);
+    const h = fp16(d);
+    out[b * 34] = h & 0xff; out[b * 34 + 1] = h >> 8;
     for (let j = 0; j < 32; j++) {
       const v = f32(x[b * 32 + j] * id);
-      out.writeInt8(Math.sign(v) * Math.floor(Math.abs(v) + 0.5), b * 34 + 2 + j);
+      out[b * 34 + 2 + j] = (Math.sign(v) * Math.floor(Math.abs(v) + 0.5)) & 0xff;
     }
   }
-  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  return out;
 }
 
 /** ggml quantize_row_q4_0_ref. */
 export function refQuantizeQ4_0(x) {
   const nb = x.length / 32;
-  const out = Buffer.alloc(nb * 18);
+  const out = new Uint8Array(nb * 18);
   for (let b = 0; b < nb; b++) {
     let amax = 0, max = 0;
     for (let j = 0; j < 32; j++) { const v = x[b * 32 + j]; if (amax < Math.abs(v)) { amax = Math.abs(v); max = v; } }
     const d = f32(max / -8);
     const id = d ? f32(1 / d) : 0;
-    out.writeUInt16LE(fp16(d), b * 18);
+    const h = fp16(d);
+    out[b * 18] = h & 0xff; out[b * 18 + 1] = h >> 8;
     for (let j = 0; j < 16; j++) {
       const q0 = Math.min(15, Math.trunc(f32(f32(x[b * 32 + j] * id) + 8.5)));
       const q1 = Math.min(15, Math.trunc(f32(f32(x[b * 32 + 16 + j] * id) + 8.5)));
       out[b * 18 + 2 + j] = q0 | (q1 << 4);
     }
   }
-  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  return out;
 }
 
 /** A JS quantize(values, type) with the signature convert.ts expects from the core. */

@@ -44,19 +44,30 @@ export function bf16BitsToF32(h: number): number {
   return f32[0]!;
 }
 
+let F16_LUT: Float32Array | undefined;
+function f16Table(): Float32Array {
+  if (!F16_LUT) {
+    F16_LUT = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) F16_LUT[h] = f16BitsToF32(h);
+  }
+  return F16_LUT;
+}
+
 /** Decodes a contiguous tensor's bytes into float32 (dequantizing q8_0/q4_0 as ggml's to_float does). */
 export function toFloat32(dtype: DType, bytes: Uint8Array): Float32Array {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (dtype) {
     case 'f32': {
-      const out = new Float32Array(bytes.byteLength / 4);
-      for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(i * 4, true);
-      return out;
+      // Copy into an aligned buffer (the source may start at any byte offset).
+      const copy = new Uint8Array(bytes.byteLength);
+      copy.set(bytes);
+      return new Float32Array(copy.buffer);
     }
     case 'f64': return Float32Array.from({ length: bytes.byteLength / 8 }, (_, i) => dv.getFloat64(i * 8, true));
     case 'f16': {
+      const lut = f16Table();
       const out = new Float32Array(bytes.byteLength / 2);
-      for (let i = 0; i < out.length; i++) out[i] = f16BitsToF32(dv.getUint16(i * 2, true));
+      for (let i = 0; i < out.length; i++) out[i] = lut[bytes[2 * i]! | (bytes[2 * i + 1]! << 8)]!;
       return out;
     }
     case 'bf16': return Float32Array.from({ length: bytes.byteLength / 2 }, (_, i) => bf16BitsToF32(dv.getUint16(i * 2, true)));
