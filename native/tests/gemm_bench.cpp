@@ -4,7 +4,11 @@
 // independent FMAs on every pool thread). For q8_0/q4_0 both the integer and the dequantize-to-f32
 // path are timed; "auto" is what gemm() picks. Medians of SDNODE_BENCH_REPS runs (default 7).
 // Without SDNODE_BENCH the case returns at once, so the normal test run stays fast.
+#if defined(__x86_64__)
 #include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -49,6 +53,17 @@ __attribute__((target("avx512f"))) double fma_loop_avx512(int64_t iters) {
   for (int i = 0; i < 10; ++i) s += _mm512_cvtss_f32(acc[i]);
   return s;
 }
+#elif defined(__aarch64__)
+double fma_loop_neon(int64_t iters) {
+  float32x4_t acc[10];
+  for (int i = 0; i < 10; ++i) acc[i] = vdupq_n_f32(static_cast<float>(i));
+  const float32x4_t a = vdupq_n_f32(0.999999f), b = vdupq_n_f32(1e-7f);
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 10; ++i) acc[i] = vfmaq_f32(b, acc[i], a);
+  float s = 0;
+  for (int i = 0; i < 10; ++i) s += vgetq_lane_f32(acc[i], 0);
+  return s;
+}
 #endif
 
 // GFLOP/s (2 flops per FMA lane) of all pool threads running the loop at once.
@@ -64,6 +79,18 @@ double fma_peak(sd::CpuBackend& be, sd::Isa isa) {
       sink = sink + (isa == sd::Isa::Avx512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters));
     });
     runs.push_back(2.0 * lanes * 10 * iters * be.threads() / seconds_since(t0) / 1e9);
+  }
+  std::sort(runs.begin(), runs.end());
+  return runs[runs.size() / 2];
+#elif defined(__aarch64__)
+  (void)isa;
+  const int64_t iters = 20000000;
+  std::vector<double> runs;
+  for (int r = 0; r < 5; ++r) {
+    volatile double sink = 0;
+    const auto t0 = Clock::now();
+    be.pool().run(be.threads(), [&](int64_t, int) { sink = sink + fma_loop_neon(iters); });
+    runs.push_back(2.0 * 4 * 10 * iters * be.threads() / seconds_since(t0) / 1e9);
   }
   std::sort(runs.begin(), runs.end());
   return runs[runs.size() / 2];

@@ -141,6 +141,7 @@ void check_paths(DType t, sd::GemmQuantPath path) {
   const bool quant = sd::dtype_is_quantized(t);
   const Isa saved = sd::isa_active();
   double worst_qbound = 0;
+  std::string ran;
   for (const Shape& s : kShapes) {
     if (quant && s.K % 32 != 0) continue;
     const Problem p = make_problem(s, t, static_cast<uint64_t>(s.M * 1000003 + s.N * 1009 + s.K));
@@ -152,6 +153,7 @@ void check_paths(DType t, sd::GemmQuantPath path) {
       sd::gemm_force_quant_path(path);
       const bool int_path = sd::gemm_uses_int_path(t, s.M, s.N, s.K);
       if (quant && path == sd::GemmQuantPath::Int && !int_path) continue;  // no int kernel here
+      if (ran.find(sd::isa_name(isa)) == std::string::npos) ran += std::string(" ") + sd::isa_name(isa);
       if (int_path && ref_q.empty()) {
         ref_q = reference(p, true);
         qb = qact_bound(p);
@@ -179,6 +181,8 @@ void check_paths(DType t, sd::GemmQuantPath path) {
   }
   sd::gemm_force_quant_path(sd::GemmQuantPath::Auto);
   sd::isa_force(saved);
+  std::printf("     %s %s: levels run:%s\n", sd::dtype_name(t), quant ? (path == sd::GemmQuantPath::Int ? "int" : "float") : "",
+              ran.empty() ? " none (no kernel for this path here)" : ran.c_str());
   if (worst_qbound > 0)
     std::printf("     %s int path: worst error = %.3f of the activation-quantization bound\n", sd::dtype_name(t),
                 worst_qbound);
