@@ -1,4 +1,4 @@
-// Multi-head attention: tasks are (batch, head, block of kAttnTq queries), each run by the table's
+// Multi-head attention: tasks are (batch, head, block of kAttnQChunk queries), each run by the table's
 // flash-style tile kernel with per-thread scratch, so memory stays O(N) and the result does not
 // depend on the thread count.
 #include <cmath>
@@ -24,13 +24,13 @@ void CpuBackend::do_attention(Tensor& y, const Tensor& q, const Tensor& k, const
   p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.D)));
   p.causal = causal;
   if (p.Nq == 0 || p.Nk == 0 || p.B == 0) return;
-  const int64_t qtiles = (p.Nq + kAttnTq - 1) / kAttnTq;
-  const size_t bytes = attn_scratch_floats(p.D) * sizeof(float);
+  const int64_t qtiles = (p.Nq + kAttnQChunk - 1) / kAttnQChunk;
+  const size_t bytes = attn_scratch_floats(p.Nk, p.D) * sizeof(float);
   // Grow every thread's scratch up front: scratch() is not safe to grow concurrently.
   for (int t = 0; t < threads(); ++t) scratch(t, bytes);
   pool().run(p.B * p.H * qtiles, [&](int64_t task, int thread) {
     const int64_t qt = task % qtiles, bh = task / qtiles;
-    kern.attention_tile(p, bh / p.H, bh % p.H, qt * kAttnTq,
+    kern.attention_tile(p, bh / p.H, bh % p.H, qt * kAttnQChunk,
                         reinterpret_cast<float*>(scratch(thread, bytes)));
   });
 }

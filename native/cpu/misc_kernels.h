@@ -13,10 +13,13 @@ enum MiscUnary : int { kUnarySilu = 0, kUnaryGelu = 1, kUnaryQuickGelu = 2 };
 enum MiscBinary : int { kBinAdd = 0, kBinMul = 1 };
 
 // Attention tiling, shared by every ISA so the work partition (and so the bits of each output)
-// does not depend on the thread count.
-constexpr int64_t kAttnTq = 64;      // queries per task
-constexpr int64_t kAttnTk = 64;      // keys per inner tile
-constexpr int64_t kAttnRowPad = 8;   // room for register-block row padding (max MR)
+// does not depend on the thread count. A task is kAttnQChunk queries of one (batch, head): it packs
+// that head's K (transposed) and V once, then runs query tiles of ~kAttnTq rows over key tiles of
+// kAttnTk, so the packing cost is spread over many queries.
+constexpr int64_t kAttnQChunk = 256;  // queries per task
+constexpr int64_t kAttnTq = 64;       // queries per inner tile (rounded up to the register block)
+constexpr int64_t kAttnTk = 64;       // keys per inner tile
+constexpr int64_t kAttnRowPad = 8;    // room for register-block row padding (max MR)
 
 struct AttnProblem {
   const float* q;  // [B, Nq, H*D]
@@ -28,9 +31,10 @@ struct AttnProblem {
   bool causal;
 };
 
-// Floats of per-thread scratch one attention task needs (any ISA). Out of line on purpose: an
-// inline helper here would be compiled into ISA units too (see the ODR note in the team docs).
-size_t attn_scratch_floats(int64_t D);
+// Floats of per-thread scratch one attention task needs (any ISA): the packed K and V of one head
+// (O(Nk * D)) plus the tile buffers. Out of line on purpose: an inline helper here would be
+// compiled into ISA units too (see the ODR note in the team docs).
+size_t attn_scratch_floats(int64_t Nk, int64_t D);
 
 struct MiscKernels {
   // One (sample, group) block: x/y hold cpg channels of hw contiguous values each.
@@ -44,8 +48,8 @@ struct MiscKernels {
   void (*geglu_row)(float* y, const float* x, int64_t n);
   void (*binary_row)(float* y, const float* a, const float* b, int64_t n, int op);
   void (*binary_scalar_row)(float* y, const float* a, float b, int64_t n, int op);
-  // Queries [q0, q0 + min(kAttnTq, Nq - q0)) of (batch b, head h); scratch holds
-  // attn_scratch_floats(D) floats, 64-byte aligned.
+  // Queries [q0, q0 + min(kAttnQChunk, Nq - q0)) of (batch b, head h); scratch holds
+  // attn_scratch_floats(Nk, D) floats, 64-byte aligned.
   void (*attention_tile)(const AttnProblem& p, int64_t b, int64_t h, int64_t q0, float* scratch);
 };
 

@@ -73,7 +73,7 @@ void binary_scalar_row(float* y, const float* a, float b, int64_t n, int op) {
 // Per query: one pass over the keys with a running max (online softmax) in double; O(D) memory.
 void attention_tile(const AttnProblem& p, int64_t b, int64_t h, int64_t q0, float* scratch) {
   const int64_t D = p.D, HD = p.H * p.D;
-  const int64_t q1 = q0 + kAttnTq < p.Nq ? q0 + kAttnTq : p.Nq;
+  const int64_t q1 = q0 + kAttnQChunk < p.Nq ? q0 + kAttnQChunk : p.Nq;
   double* o = reinterpret_cast<double*>(scratch);  // [D]
   for (int64_t i = q0; i < q1; ++i) {
     const float* q = p.q + (b * p.Nq + i) * HD + h * D;  // q: [D]
@@ -103,9 +103,10 @@ void attention_tile(const AttnProblem& p, int64_t b, int64_t h, int64_t q0, floa
 
 }  // namespace
 
-size_t attn_scratch_floats(int64_t D) {
+size_t attn_scratch_floats(int64_t Nk, int64_t D) {
   const int64_t dp = (D + 15) / 16 * 16, tq = kAttnTq + kAttnRowPad;
-  const int64_t simd = D * kAttnTk + kAttnTk * dp + tq * kAttnTk + tq * dp + 4 * tq + 64;
+  const int64_t nkp = (Nk + kAttnTk - 1) / kAttnTk * kAttnTk;
+  const int64_t simd = nkp * D + nkp * dp + tq * kAttnTk + tq * dp + 4 * tq + 64;
   return static_cast<size_t>(simd > 2 * D + 16 ? simd : 2 * D + 16);
 }
 

@@ -98,7 +98,7 @@ SD_TEST(attention_self_and_cross_match_naive) {
 
 SD_TEST(attention_causal_matches_naive) {
   check_attention({2, 77, 77, 3, 64, true}, 1.f, 0, 77);  // CLIP text encoder (fewer heads)
-  check_attention({1, 150, 150, 1, 24, true}, 2.f, 0, 150);
+  check_attention({1, 300, 300, 1, 24, true}, 2.f, 0, 300);  // spans two query chunks
 }
 
 SD_TEST(attention_peaked_scores_match_naive) {

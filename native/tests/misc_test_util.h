@@ -1,6 +1,7 @@
 // Helpers shared by the norm / elementwise / attention tests: run a body on every ISA level this
 // CPU and build have, with 1 and 3 threads, and a backend whose tensors wrap test-owned vectors.
 #pragma once
+#include <cmath>
 #include <memory>
 #include <vector>
 
