@@ -58,21 +58,34 @@ function checkRange(src: ByteSource, pos: number, len: number): void {
   }
 }
 
-/** Sequential little-endian reader over a ByteSource. */
+/** Sequential little-endian reader over a ByteSource (reads through a cached chunk: headers are many small reads). */
 export class Cursor {
+  private chunk: Buffer = Buffer.alloc(0);
+  private chunkPos = 0;
   constructor(readonly src: ByteSource, public pos = 0) {}
   get remaining(): number { return this.src.size - this.pos; }
-  bytes(n: number): Buffer { const b = this.src.read(this.pos, n); this.pos += n; return b; }
-  u8(): number { return this.bytes(1)[0]!; }
-  i8(): number { return this.bytes(1).readInt8(0); }
-  u16(): number { return this.bytes(2).readUInt16LE(0); }
-  i16(): number { return this.bytes(2).readInt16LE(0); }
-  u32(): number { return this.bytes(4).readUInt32LE(0); }
-  i32(): number { return this.bytes(4).readInt32LE(0); }
-  u64(): bigint { return this.bytes(8).readBigUInt64LE(0); }
-  i64(): bigint { return this.bytes(8).readBigInt64LE(0); }
-  f32(): number { return this.bytes(4).readFloatLE(0); }
-  f64(): number { return this.bytes(8).readDoubleLE(0); }
+  /** Offset into `chunk` of `n` bytes at `pos`, refilling the chunk when needed. */
+  private at(n: number): number {
+    const off = this.pos - this.chunkPos;
+    if (off >= 0 && off + n <= this.chunk.length) return off;
+    this.chunk = this.src.read(this.pos, Math.max(n, Math.min(1 << 16, this.src.size - this.pos)));
+    this.chunkPos = this.pos;
+    return 0;
+  }
+  bytes(n: number): Buffer {
+    if (n > 1 << 16) { const b = this.src.read(this.pos, n); this.pos += n; return b; }
+    const o = this.at(n); this.pos += n; return this.chunk.subarray(o, o + n);
+  }
+  u8(): number { const o = this.at(1); this.pos += 1; return this.chunk[o]!; }
+  i8(): number { const o = this.at(1); this.pos += 1; return this.chunk.readInt8(o); }
+  u16(): number { const o = this.at(2); this.pos += 2; return this.chunk.readUInt16LE(o); }
+  i16(): number { const o = this.at(2); this.pos += 2; return this.chunk.readInt16LE(o); }
+  u32(): number { const o = this.at(4); this.pos += 4; return this.chunk.readUInt32LE(o); }
+  i32(): number { const o = this.at(4); this.pos += 4; return this.chunk.readInt32LE(o); }
+  u64(): bigint { const o = this.at(8); this.pos += 8; return this.chunk.readBigUInt64LE(o); }
+  i64(): bigint { const o = this.at(8); this.pos += 8; return this.chunk.readBigInt64LE(o); }
+  f32(): number { const o = this.at(4); this.pos += 4; return this.chunk.readFloatLE(o); }
+  f64(): number { const o = this.at(8); this.pos += 8; return this.chunk.readDoubleLE(o); }
   /** A u64 that must also be a safe JS integer no larger than `max` (e.g. the bytes left). */
   u64n(what: string, max: number): number {
     const v = this.u64();
