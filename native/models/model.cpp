@@ -2,11 +2,12 @@
 
 #include <stdexcept>
 
+#include "models/tiling.h"
+
 namespace sd {
 
 SdModel::SdModel(const std::string& path, const std::vector<TensorEntry>& table, const ModelOptions& opt) {
-  if (opt.backend != "cpu") throw std::invalid_argument("backend '" + opt.backend + "' is not available");
-  be_ = make_cpu_backend(opt.threads);
+  be_ = make_backend(opt.backend, opt.threads, &backend_why_);
   {
     MappedFile file(path);
     load_weights(*be_, file, table, opt.has_dtype ? &opt.dtype : nullptr, &w_);
@@ -87,8 +88,17 @@ std::vector<float> SdModel::run_unet(const float* x, int64_t B, int64_t C, int64
   return out;
 }
 
-std::vector<float> SdModel::vae_decode(const float* z, int64_t B, int64_t h, int64_t w) {
+std::vector<float> SdModel::vae_decode(const float* z, int64_t B, int64_t h, int64_t w, int64_t tile) {
   need(vae_.has_decoder, "this model has no VAE decoder");
+  need(B >= 1 && h >= 1 && w >= 1, "empty latent");
+  if (tile > 0 && (h > tile || w > tile)) {
+    const TileJob job{B, vae_.z_channels, h, w, vae_.image_channels, vae_.factor(), 1, tile};
+    return run_tiled(job, z, [&](const float* in, int64_t th, int64_t tw) { return decode_whole(in, B, th, tw); });
+  }
+  return decode_whole(z, B, h, w);
+}
+
+std::vector<float> SdModel::decode_whole(const float* z, int64_t B, int64_t h, int64_t w) {
   const int64_t f = vae_.factor();
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<float> out(static_cast<size_t>(B * vae_.image_channels * h * f * w * f));
@@ -101,10 +111,19 @@ std::vector<float> SdModel::vae_decode(const float* z, int64_t B, int64_t h, int
   return out;
 }
 
-std::vector<float> SdModel::vae_encode(const float* img, int64_t B, int64_t H, int64_t W) {
+std::vector<float> SdModel::vae_encode(const float* img, int64_t B, int64_t H, int64_t W, int64_t tile) {
   need(vae_.has_encoder, "this model has no VAE encoder");
   const int64_t f = vae_.factor();
-  need(H % f == 0 && W % f == 0, "image sides must be multiples of " + std::to_string(f));
+  need(B >= 1 && H >= f && W >= f && H % f == 0 && W % f == 0, "image sides must be positive multiples of " + std::to_string(f));
+  if (tile > 0 && (H > tile * f || W > tile * f)) {
+    const TileJob job{B, vae_.image_channels, H, W, 2 * vae_.z_channels, 1, f, tile * f};
+    return run_tiled(job, img, [&](const float* in, int64_t th, int64_t tw) { return encode_whole(in, B, th, tw); });
+  }
+  return encode_whole(img, B, H, W);
+}
+
+std::vector<float> SdModel::encode_whole(const float* img, int64_t B, int64_t H, int64_t W) {
+  const int64_t f = vae_.factor();
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<float> out(static_cast<size_t>(B * 2 * vae_.z_channels * (H / f) * (W / f)));
   run(Key{3, B, H, W, 0, 0}, [&](Net& n) {

@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/backend_loader.h"
 #include "models/clip.h"
 #include "models/unet.h"
 #include "models/vae.h"
@@ -18,7 +19,7 @@
 namespace sd {
 
 struct ModelOptions {
-  std::string backend = "cpu";  // "cpu" (a CUDA backend plugs in here later)
+  std::string backend = "cpu";  // "cpu" | "cuda" | "auto"
   int threads = 0;              // 0 = physical cores
   bool has_dtype = false;       // false keeps each tensor's file dtype
   DType dtype = DType::F32;
@@ -37,6 +38,8 @@ class SdModel {
   const UnetConfig& unet() const { return unet_; }
   const VaeConfig& vae() const { return vae_; }
   Backend& backend() { return *be_; }
+  // Why the backend was chosen ("auto" falls back to the CPU and says why).
+  const std::string& backend_reason() const { return backend_why_; }
   size_t weight_bytes() const { return be_->weight_bytes(); }
   size_t activation_bytes() const { return be_->activation_capacity(); }
 
@@ -45,17 +48,22 @@ class SdModel {
   // x [B, C, h, w], t [B], ctx [B, L, D] -> [B, out, h, w]
   std::vector<float> run_unet(const float* x, int64_t B, int64_t C, int64_t h, int64_t w, const float* t,
                               const float* ctx, int64_t L, int64_t D);
-  // z [B, 4, h, w] -> [B, 3, 8h, 8w]
-  std::vector<float> vae_decode(const float* z, int64_t B, int64_t h, int64_t w);
-  // img [B, 3, H, W] -> [B, 8, H/8, W/8]
-  std::vector<float> vae_encode(const float* img, int64_t B, int64_t H, int64_t W);
+  // z [B, 4, h, w] -> [B, 3, 8h, 8w]. tile > 0 decodes tile x tile latent patches (overlapping by
+  // tile/4, blended linearly) when a side exceeds it, so activation memory depends on the tile only.
+  std::vector<float> vae_decode(const float* z, int64_t B, int64_t h, int64_t w, int64_t tile = 0);
+  // img [B, 3, H, W] -> [B, 8, H/8, W/8]; tile in latent units as for vae_decode (tile * 8 pixels).
+  std::vector<float> vae_encode(const float* img, int64_t B, int64_t H, int64_t W, int64_t tile = 0);
+  const char* backend_name() const { return be_->name(); }
 
  private:
   using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t>;
   // Runs body(net) once in planning mode for a new key, reserves the arena, then for real.
   template <typename F> void run(const Key& key, F&& body);
+  std::vector<float> decode_whole(const float* z, int64_t B, int64_t h, int64_t w);
+  std::vector<float> encode_whole(const float* img, int64_t B, int64_t H, int64_t W);
 
-  std::unique_ptr<Backend> be_;
+  BackendPtr be_;
+  std::string backend_why_;
   Weights w_;
   ClipConfig clip_;
   UnetConfig unet_;

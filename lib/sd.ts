@@ -1,0 +1,227 @@
+// The per-step model interface scripts use: load an SD 1.x checkpoint and run its three networks
+// (CLIP text encoder, UNet, VAE) one call at a time. Every forward runs on a native worker thread;
+// tensors cross the API as { data, shape } in row-major NCHW order.
+import { readTensorTable } from './formats/index.js';
+import type { TensorEntry } from './formats/tensor-table.js';
+import { native } from './native.js';
+
+export type BackendKind = 'auto' | 'cpu' | 'cuda';
+export type WeightType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
+
+export interface LoadOptions {
+  /** 'auto' takes CUDA when a device answers, else the CPU. Default 'auto'. */
+  backend?: BackendKind;
+  /** Weight storage type; omitted keeps each tensor's file dtype. Norms and biases stay f32. */
+  weights?: WeightType;
+  /** CPU threads (default: physical cores). */
+  threads?: number;
+}
+
+/** A tensor crossing the API: row-major data and its shape (NCHW for images and latents). */
+export interface Tensor<T extends Float32Array | Int32Array = Float32Array> {
+  data: T;
+  shape: number[];
+}
+
+export interface ModelInfo {
+  backend: string;
+  /** Why this backend was chosen (for 'auto'). */
+  backendReason: string;
+  weightBytes: number;
+  clip?: { hidden: number; layers: number; vocab: number; positions: number };
+  unet?: { inChannels: number; outChannels: number; modelChannels: number; contextDim: number };
+  vae?: { zChannels: number; factor: number; decoder: boolean; encoder: boolean };
+}
+
+export interface VaeOptions {
+  /**
+   * Tile side in pixels (multiple of 8). Images with a side above it are processed in overlapping
+   * tiles (overlap tileSize / 4, linear blending), so memory is bounded by the tile. 0 disables.
+   * Default 512.
+   */
+  tileSize?: number;
+}
+
+/** The addon's Model class (native/addon/model.cpp). */
+interface NativeModel {
+  load(path: string, tensors: TensorEntry[], options: { backend: string; weights?: string; threads?: number }): Promise<ModelInfo>;
+  encodeText(ids: Int32Array, B: number, L: number, skip: number): Promise<Float32Array>;
+  unet(x: Float32Array, B: number, C: number, h: number, w: number, t: Float32Array, ctx: Float32Array, L: number, D: number): Promise<Float32Array>;
+  vaeDecode(z: Float32Array, B: number, h: number, w: number, tile: number): Promise<Float32Array>;
+  vaeEncode(img: Float32Array, B: number, H: number, W: number, tile: number): Promise<Float32Array>;
+  dispose(): void;
+}
+
+const BACKENDS: readonly string[] = ['auto', 'cpu', 'cuda'];
+const WEIGHTS: readonly string[] = ['f32', 'f16', 'q8_0', 'q4_0'];
+const CHUNK = 77;
+
+function isPosInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+}
+
+/** Checks `{ data, shape }`: data of the given array type, a shape of `rank` positive integers, matching length. */
+function checkTensor(fn: string, arg: string, v: unknown, rank: number, kind: 'Float32Array' | 'Int32Array'): number[] {
+  if (typeof v !== 'object' || v === null) throw new TypeError(`${fn}: ${arg} must be an object { data, shape }`);
+  const { data, shape } = v as { data?: unknown; shape?: unknown };
+  const ok = kind === 'Float32Array' ? data instanceof Float32Array : data instanceof Int32Array;
+  if (!ok) throw new TypeError(`${fn}: ${arg}.data must be a ${kind}`);
+  if (!Array.isArray(shape) || !shape.every((d) => typeof d === 'number')) throw new TypeError(`${fn}: ${arg}.shape must be an array of numbers`);
+  if (shape.length !== rank || !shape.every(isPosInt)) {
+    throw new RangeError(`${fn}: ${arg}.shape must be ${rank} positive integers, got [${shape.join(', ')}]`);
+  }
+  const n = shape.reduce((a: number, b: number) => a * b, 1);
+  const len = (data as Float32Array | Int32Array).length;
+  if (len !== n) throw new RangeError(`${fn}: ${arg}.data has ${len} elements but ${arg}.shape [${shape.join(', ')}] needs ${n}`);
+  return shape as number[];
+}
+
+function tileOption(fn: string, options: VaeOptions | undefined): number {
+  if (options === undefined) return 512;
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${fn}: options must be an object`);
+  const t = options.tileSize;
+  if (t === undefined) return 512;
+  if (typeof t !== 'number') throw new TypeError(`${fn}: options.tileSize must be a number`);
+  if (!Number.isSafeInteger(t) || t < 0 || t % 8 !== 0 || (t > 0 && t < 64)) {
+    throw new RangeError(`${fn}: options.tileSize must be 0 or a multiple of 8 that is at least 64, got ${t}`);
+  }
+  return t;
+}
+
+export class StableDiffusion {
+  #model: NativeModel | null;
+  #pending = new Set<Promise<unknown>>();
+  /** What was loaded: backend, weight bytes and the widths read from the weights. */
+  readonly info: ModelInfo;
+
+  private constructor(model: NativeModel, info: ModelInfo) {
+    this.#model = model;
+    this.info = info;
+  }
+
+  /** Loads a .safetensors, .ckpt or .gguf SD 1.x checkpoint (a VAE-only or UNet-only file works for its parts). */
+  static async load(path: string, options: LoadOptions = {}): Promise<StableDiffusion> {
+    if (typeof path !== 'string' || path.length === 0) throw new TypeError('StableDiffusion.load: path must be a non-empty string');
+    if (typeof options !== 'object' || options === null) throw new TypeError('StableDiffusion.load: options must be an object');
+    const { backend = 'auto', weights, threads } = options;
+    if (typeof backend !== 'string') throw new TypeError('StableDiffusion.load: options.backend must be a string');
+    if (!BACKENDS.includes(backend)) throw new RangeError(`StableDiffusion.load: options.backend must be 'auto', 'cpu' or 'cuda', got '${backend}'`);
+    if (weights !== undefined) {
+      if (typeof weights !== 'string') throw new TypeError('StableDiffusion.load: options.weights must be a string');
+      if (!WEIGHTS.includes(weights)) throw new RangeError(`StableDiffusion.load: options.weights must be 'f32', 'f16', 'q8_0' or 'q4_0', got '${weights}'`);
+    }
+    if (threads !== undefined) {
+      if (typeof threads !== 'number') throw new TypeError('StableDiffusion.load: options.threads must be a number');
+      if (!Number.isSafeInteger(threads) || threads < 1 || threads > 1024) throw new RangeError(`StableDiffusion.load: options.threads must be an integer in 1..1024, got ${threads}`);
+    }
+    const table = readTensorTable(path);
+    const tensors = table.tensors.filter((t) => !t.strides);
+    for (const t of table.tensors) {
+      if (t.strides && /^(model\.diffusion_model|first_stage_model|cond_stage_model)\./.test(t.name)) {
+        throw new Error(`StableDiffusion.load: ${path}: tensor '${t.name}' is a non-contiguous view; convert the file first (sdnode convert)`);
+      }
+    }
+    const Model = native().Model as new () => NativeModel;
+    const model = new Model();
+    const opts: { backend: string; weights?: string; threads?: number } = { backend };
+    if (weights !== undefined) opts.weights = weights;
+    if (threads !== undefined) opts.threads = threads;
+    const info = await model.load(path, tensors, opts);
+    return new StableDiffusion(model, info);
+  }
+
+  /** Text embeddings [B, 77k, D] of token ids [B, 77k] (each 77-token chunk encoded on its own). */
+  async encodeText(tokens: Tensor<Int32Array>, options: { clipSkip?: 1 | 2 } = {}): Promise<Tensor> {
+    const fn = 'encodeText';
+    const m = this.#live(fn);
+    if (!this.info.clip) throw new Error(`${fn}: this model has no CLIP text encoder`);
+    const [B, L] = checkTensor(fn, 'tokens', tokens, 2, 'Int32Array') as [number, number];
+    if (L % CHUNK !== 0) throw new RangeError(`${fn}: tokens.shape[1] must be a multiple of 77, got ${L}`);
+    if (typeof options !== 'object' || options === null) throw new TypeError(`${fn}: options must be an object`);
+    const skip = options.clipSkip ?? 1;
+    if (typeof skip !== 'number') throw new TypeError(`${fn}: options.clipSkip must be a number`);
+    if (skip !== 1 && skip !== 2) throw new RangeError(`${fn}: options.clipSkip must be 1 or 2, got ${skip}`);
+    const vocab = this.info.clip.vocab;
+    for (let i = 0; i < tokens.data.length; i++) {
+      const id = tokens.data[i]!;
+      if (id < 0 || id >= vocab) throw new RangeError(`${fn}: tokens.data[${i}] = ${id} is outside [0, ${vocab})`);
+    }
+    const data = await this.#track(m.encodeText(tokens.data, B, L, skip));
+    return { data, shape: [B, L, this.info.clip.hidden] };
+  }
+
+  /** Predicted noise [B, 4, h, w] for latents x [B, C, h, w] at timesteps t (B values in 0..999) with context [B, L, D]. */
+  async unet(x: Tensor, t: Float32Array, context: Tensor): Promise<Tensor> {
+    const fn = 'unet';
+    const m = this.#live(fn);
+    const u = this.info.unet;
+    if (!u) throw new Error(`${fn}: this model has no UNet`);
+    const [B, C, h, w] = checkTensor(fn, 'x', x, 4, 'Float32Array') as [number, number, number, number];
+    if (C !== u.inChannels) throw new RangeError(`${fn}: x.shape[1] must be ${u.inChannels} (the UNet's input channels), got ${C}`);
+    if (!(t instanceof Float32Array)) throw new TypeError(`${fn}: t must be a Float32Array`);
+    if (t.length !== B) throw new RangeError(`${fn}: t must hold ${B} timesteps (one per batch item), got ${t.length}`);
+    for (let i = 0; i < B; i++) {
+      if (!(t[i]! >= 0 && t[i]! <= 999)) throw new RangeError(`${fn}: t[${i}] = ${t[i]} is outside 0..999`);
+    }
+    const [Bc, L, D] = checkTensor(fn, 'context', context, 3, 'Float32Array') as [number, number, number];
+    if (Bc !== B) throw new RangeError(`${fn}: context.shape[0] (${Bc}) must equal x.shape[0] (${B})`);
+    if (L % CHUNK !== 0) throw new RangeError(`${fn}: context.shape[1] must be a multiple of 77, got ${L}`);
+    if (D !== u.contextDim) throw new RangeError(`${fn}: context.shape[2] must be ${u.contextDim}, got ${D}`);
+    const data = await this.#track(m.unet(x.data, B, C, h, w, t, context.data, L, D));
+    return { data, shape: [B, u.outChannels, h, w] };
+  }
+
+  /** Image [B, 3, 8h, 8w] (about -1..1, unclamped) of latents z [B, 4, h, w] already divided by 0.18215. */
+  async vaeDecode(z: Tensor, options?: VaeOptions): Promise<Tensor> {
+    const fn = 'vaeDecode';
+    const m = this.#live(fn);
+    const v = this.info.vae;
+    if (!v?.decoder) throw new Error(`${fn}: this model has no VAE decoder`);
+    const [B, C, h, w] = checkTensor(fn, 'z', z, 4, 'Float32Array') as [number, number, number, number];
+    if (C !== v.zChannels) throw new RangeError(`${fn}: z.shape[1] must be ${v.zChannels}, got ${C}`);
+    const tile = tileOption(fn, options) / v.factor;
+    const data = await this.#track(m.vaeDecode(z.data, B, h, w, tile));
+    return { data, shape: [B, 3, h * v.factor, w * v.factor] };
+  }
+
+  /** Moments [B, 8, H/8, W/8] (mean then logvar, unclamped) of images [B, 3, H, W] in -1..1. */
+  async vaeEncode(image: Tensor, options?: VaeOptions): Promise<Tensor> {
+    const fn = 'vaeEncode';
+    const m = this.#live(fn);
+    const v = this.info.vae;
+    if (!v?.encoder) throw new Error(`${fn}: this model has no VAE encoder`);
+    const [B, C, H, W] = checkTensor(fn, 'image', image, 4, 'Float32Array') as [number, number, number, number];
+    if (C !== 3) throw new RangeError(`${fn}: image.shape[1] must be 3, got ${C}`);
+    if (H % v.factor !== 0 || W % v.factor !== 0) {
+      throw new RangeError(`${fn}: image height and width must be multiples of ${v.factor}, got ${H}x${W}`);
+    }
+    const tile = tileOption(fn, options) / v.factor;
+    const data = await this.#track(m.vaeEncode(image.data, B, H, W, tile));
+    return { data, shape: [B, 2 * v.zChannels, H / v.factor, W / v.factor] };
+  }
+
+  /** Frees the weights and activations once running calls finish. Later calls throw an Error. */
+  async dispose(): Promise<void> {
+    const m = this.#model;
+    if (!m) return;
+    this.#model = null;
+    m.dispose();
+    await Promise.allSettled([...this.#pending]);
+  }
+
+  get disposed(): boolean {
+    return this.#model === null;
+  }
+
+  #live(fn: string): NativeModel {
+    if (!this.#model) throw new Error(`StableDiffusion.${fn}: the model has been disposed`);
+    return this.#model;
+  }
+
+  #track<T>(p: Promise<T>): Promise<T> {
+    this.#pending.add(p);
+    const done = () => { this.#pending.delete(p); };
+    p.then(done, done);
+    return p;
+  }
+}
