@@ -35,6 +35,15 @@ test('default tokenizer equals golden.json on every prompt (full ids and 77-padd
   assert.equal(matched, golden.length);
 });
 
+test('default tokenizer equals the Rust tokenizer on random Unicode mixes (rust-reference.json)', () => {
+  // Made by make-rust-reference.mjs with Hugging Face's Rust tokenizer set up as CLIPTokenizerFast (that
+  // setup reproduces golden.json exactly); covers characters where Node's Unicode data is newer.
+  const ref = load('rust-reference.json').results;
+  assert.ok(ref.length >= 400);
+  const t = defaultTokenizer();
+  for (const r of ref) assert.deepEqual(t.encode(r.prompt), r.ids, `ids of ${JSON.stringify(r.prompt)}`);
+});
+
 test('a second instance (cache cold) and a repeated pass (cache warm) agree with golden.json', () => {
   const t = new ClipTokenizer({ dir: BUNDLED_VOCAB_DIR });
   for (let pass = 0; pass < 2; pass++) {

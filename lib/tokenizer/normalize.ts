@@ -3,6 +3,8 @@
 //    per-character lowercase. This is what golden.json holds and the default.
 //  - 'slow': transformers 4.x slow CLIPTokenizer without ftfy (BERT BasicTokenizer clean-up).
 
+import { NEWER_LETTERS_AND_DIGITS, nfcReference } from './unicode-compat.js';
+
 export type TokenizerVariant = 'fast' | 'slow';
 
 // Rust `char::to_lowercase` maps one character at a time, so a word-final capital sigma becomes σ, not
@@ -15,7 +17,7 @@ function lowerPerChar(s: string): string {
 const WHITE_RUN = /\p{White_Space}+/gu;
 
 export function normalizeFast(piece: string): string {
-  return lowerPerChar(piece.normalize('NFC').replace(WHITE_RUN, ' '));
+  return lowerPerChar(nfcReference(piece).replace(WHITE_RUN, ' '));
 }
 
 // Python `str.isspace()` (used by str.split()): bidi classes WS/B/S plus Zs.
@@ -51,5 +53,11 @@ export function normalizeSlow(piece: string): string {
 // after lower-casing, so `<|ENDOFTEXT|>` ends up special there) and matches case-insensitively.
 // `\s` is spelled \p{White_Space}: JS `\s` also holds U+FEFF, which Rust/Python keep as a symbol.
 const CORE = "'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^\\p{White_Space}\\p{L}\\p{N}]+";
-export const PRETOKEN_FAST = new RegExp(CORE, 'gu');
+// The fast pattern treats NEWER_LETTERS_AND_DIGITS as unassigned, so as symbols (`v` flag set syntax).
+export const PRETOKEN_FAST = new RegExp(
+  "'s|'t|'re|'ve|'m|'ll|'d|" +
+  `[\\p{L}--[${NEWER_LETTERS_AND_DIGITS}]]+|[\\p{N}--[${NEWER_LETTERS_AND_DIGITS}]]|` +
+  `[[^\\p{White_Space}\\p{L}\\p{N}][${NEWER_LETTERS_AND_DIGITS}]]+`,
+  'gv',
+);
 export const PRETOKEN_SLOW = new RegExp(`<\\|startoftext\\|>|<\\|endoftext\\|>|${CORE}`, 'giu');
