@@ -4,9 +4,10 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import {
-  readTensorTable, readTensorBytes, readGguf, writeGguf, writeSafetensors, readSafetensors, readCkpt,
+  readTensorTable, readTensorBytes, readGguf, writeGguf, writeSafetensors, readSafetensors, readCkpt, writeTorchZip,
 } from '../dist/formats/index.js';
 import { toFloat32, toF16Bytes } from '../dist/formats/half.js';
 import { buildTensor, scheduleBuffers } from '../dist/model/formula.js';
@@ -217,4 +218,25 @@ test('golden.safetensors (shared fixture) reads with its metadata and 43 tensors
   assert.equal(tok.dtype, 'i32');
   const v = toFloat32('i32', readTensorBytes(t, tok));
   assert.deepEqual([...v.slice(0, 7)], [49406, 320, 1125, 539, 320, 2368, 49407]);
+});
+
+test('writeTorchZip: tiny model as a fp32 torch zip (and zip64) reads back identically; Python zipfile accepts it', (t) => {
+  const dir = tmpDir(t);
+  const built = keys.tensors.map((k) => buildTensor(k, { float: 'f32' }));
+  for (const zip64 of [false, true]) {
+    const f = join(dir, `tiny${zip64 ? '-z64' : ''}.ckpt`);
+    writeTorchZip(f, built, { extra: { global_step: 840000 }, forceZip64: zip64 });
+    const table = readTensorTable(f);
+    assert.equal(table.format, 'ckpt-zip');
+    assert.equal(table.metadata.global_step, 840000);
+    assert.deepEqual(table.tensors.map((e) => e.name), built.map((b) => b.name));
+    for (const [i, e] of table.tensors.entries()) {
+      assert.equal(e.offset % 64, 0, `${e.name} 64-byte aligned like torch`);
+      assert.deepEqual(e.shape, built[i].shape);
+      assert.ok(Buffer.from(built[i].data).equals(readTensorBytes(table, e)), e.name);
+    }
+    for (const e of table.tensors) if (keyByName.get(e.name).rule !== 'special') { assertFormulaValues(table, e); break; }
+    const py = spawnSync('python3', ['-c', 'import sys,zipfile,pickletools; z=zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; pickletools.dis(z.read("archive/data.pkl"), out=open("/dev/null","w"))', f]);
+    if (!py.error) assert.equal(py.status, 0, String(py.stderr));
+  }
 });

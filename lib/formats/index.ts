@@ -5,17 +5,25 @@ import { withFile, type ByteSource } from './io.js';
 import { parseSafetensors } from './safetensors.js';
 import { ModelFileError, type TensorTable } from './tensor-table.js';
 import { looksLikePickle } from './pickle.js';
+import { normalizeTable } from '../model/keys.js';
 
 export * from './tensor-table.js';
 export { readSafetensors, writeSafetensors, SAFETENSORS_MAX_HEADER, type TensorToWrite } from './safetensors.js';
 export { readGguf, writeGguf, GGML_TYPE_NAMES, type GgufKV, type GgufTable, type GgufTensorToWrite } from './gguf.js';
 export { readCkpt } from './ckpt.js';
+export { writeTorchZip } from './ckpt-write.js';
 export { PickleError } from './pickle.js';
 
-/** Reads the tensor table of a .safetensors, .gguf, .ckpt/.pt (zip or legacy) file from its headers. */
-export function readTensorTable(path: string): TensorTable {
+/**
+ * Reads the tensor table of a .safetensors, .gguf, .ckpt/.pt (zip or legacy) file from its headers.
+ * Names and shapes come out in the original checkpoint layout (lib/model/keys.ts `normalizeTable`:
+ * old CLIP key spelling renamed, conv shapes of sdnode's quantized GGUF restored); `raw: true`
+ * gives them exactly as stored.
+ */
+export function readTensorTable(path: string, opts: { raw?: boolean } = {}): TensorTable {
   if (typeof path !== 'string' || path.length === 0) throw new TypeError('path must be a non-empty string');
-  return withFile(path, (src) => parseAny(src));
+  const table = withFile(path, (src) => parseAny(src));
+  return opts.raw ? table : normalizeTable(table);
 }
 
 export function parseAny(src: ByteSource): TensorTable {

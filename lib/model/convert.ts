@@ -21,7 +21,7 @@ import { writeGguf, type GgufKV, type GgufTensorToWrite } from '../formats/gguf.
 import { toF16Bytes, toFloat32 } from '../formats/half.js';
 import { readTensorTable } from '../formats/index.js';
 import { detectModel, type Detection } from './detect.js';
-import { encodeTorchShape, isNonWeightKey, normalizeTable, TORCH_SHAPES_KEY } from './keys.js';
+import { encodeTorchShape, isNonWeightKey, TORCH_SHAPES_KEY } from './keys.js';
 
 export type ConvertType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
 export const CONVERT_TYPES: readonly ConvertType[] = ['f32', 'f16', 'q8_0', 'q4_0'];
@@ -94,7 +94,7 @@ export function convertModel(inPath: string, outPath: string, opts: ConvertOptio
   if ((opts.type === 'q8_0' || opts.type === 'q4_0') && typeof opts.quantize !== 'function') {
     throw new TypeError(`--type ${opts.type} needs the native quantizer (quantize), which is not available`);
   }
-  const table = normalizeTable(readTensorTable(inPath));
+  const table = readTensorTable(inPath);
   const detection = detectModel(table.tensors);
   if (detection.family !== 'sd1' && detection.family !== 'vae') {
     throw new ModelFileError(inPath, `cannot be converted: it is ${detection.message}`);

@@ -3,7 +3,7 @@
 import { readTensorTable } from '../formats/index.js';
 import { DTYPE_INFO, type TensorTable } from '../formats/tensor-table.js';
 import { detectModel, requireSd1, type Detection } from './detect.js';
-import { isNonWeightKey, normalizeTable } from './keys.js';
+import { isNonWeightKey } from './keys.js';
 
 export interface OpenedModel {
   table: TensorTable;
@@ -14,7 +14,7 @@ export interface OpenedModel {
 
 /** Reads headers only. With `requireComplete`, anything but a complete SD 1.x model is an error. */
 export function openModel(path: string, opts: { requireComplete?: boolean } = {}): OpenedModel {
-  const table = normalizeTable(readTensorTable(path));
+  const table = readTensorTable(path);
   const detection = opts.requireComplete ? requireSd1(table) : detectModel(table.tensors);
   let weightBytes = 0;
   for (const t of table.tensors) if (!isNonWeightKey(t.name)) weightBytes += t.byteLength;
