@@ -168,6 +168,10 @@ test('encodePrompt: loras are returned, not dropped silently; other options', ()
   assert.equal(e.extraNetworks.length, 2);
   assert.equal(e.unsupported.length, 2);
   assert.deepEqual(encodePrompt('cat').unsupported, []);
+  // extraNetworks 'keep' (A1111's negative prompt): the tag stays text but is still reported
+  const keep = encodePrompt('blurry <lora:x:1>', { extraNetworks: 'keep' });
+  assert.deepEqual(tokensOf(keep), [chunkOf([...ids('blurry '), ...ids('<lora:x:1>')])]);
+  assert.equal(keep.loras.length, 1);
   // emphasis 'none': brackets are plain text with weight 1
   const n = encodePrompt('(cat)', { emphasis: 'none' });
   assert.deepEqual(tokensOf(n), [chunkOf(ids('(cat)'))]);
@@ -183,6 +187,8 @@ test('encodePrompt: bad input names the field', () => {
   assert.throws(() => encodePrompt('a', { emphasis: 'loud' }), { name: 'RangeError', message: /options\.emphasis/ });
   assert.throws(() => encodePrompt('a', { commaPaddingBacktrack: 80 }), { name: 'RangeError', message: /options\.commaPaddingBacktrack/ });
   assert.throws(() => encodePrompt('a', { commaPaddingBacktrack: 1.5 }), { name: 'RangeError', message: /options\.commaPaddingBacktrack/ });
+  assert.throws(() => encodePrompt('a', { extraNetworks: 'drop' }), { name: 'RangeError', message: /options\.extraNetworks/ });
+  assert.throws(() => encodePrompt('a', null), { name: 'TypeError', message: /options must be an object/ });
 });
 
 test('parseComposablePrompt: AND and a trailing :weight (A1111 get_multicond_prompt_list)', () => {

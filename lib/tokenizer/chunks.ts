@@ -42,6 +42,12 @@ export interface EncodePromptOptions {
   emphasis?: EmphasisMode;
   /** A1111 `comma_padding_backtrack` (0..74, default 20; 0 disables the rule). */
   commaPaddingBacktrack?: number;
+  /**
+   * 'extract' (default): `<type:...>` tags are taken out of the text, as A1111 does for the positive
+   * prompt. 'keep': they stay in the text and are tokenized, as A1111 does for the negative prompt;
+   * they are still listed in `loras` / `extraNetworks`.
+   */
+  extraNetworks?: 'extract' | 'keep';
 }
 
 function finishChunk(tokens: number[], weights: number[]): PromptChunk {
@@ -61,7 +67,10 @@ export function emptyChunk(): PromptChunk {
 
 function checkOptions(options: EncodePromptOptions): Required<Omit<EncodePromptOptions, 'tokenizer'>> {
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
-  const { emphasis = 'original', commaPaddingBacktrack = 20 } = options;
+  const { emphasis = 'original', commaPaddingBacktrack = 20, extraNetworks = 'extract' } = options;
+  if (extraNetworks !== 'extract' && extraNetworks !== 'keep') {
+    throw new RangeError(`options.extraNetworks must be 'extract' or 'keep', got ${JSON.stringify(extraNetworks)}`);
+  }
   if (!EMPHASIS_MODES.includes(emphasis)) {
     throw new RangeError(`options.emphasis must be one of ${EMPHASIS_MODES.join(', ')}, got ${JSON.stringify(emphasis)}`);
   }
@@ -69,17 +78,18 @@ function checkOptions(options: EncodePromptOptions): Required<Omit<EncodePromptO
       commaPaddingBacktrack < 0 || commaPaddingBacktrack >= CHUNK_LENGTH) {
     throw new RangeError(`options.commaPaddingBacktrack must be an integer in [0, ${CHUNK_LENGTH - 1}], got ${String(commaPaddingBacktrack)}`);
   }
-  return { emphasis, commaPaddingBacktrack };
+  return { emphasis, commaPaddingBacktrack, extraNetworks };
 }
 
 /** Parses A1111 prompt syntax and splits the result into 77-token chunks with weights. */
 export function encodePrompt(prompt: string, options: EncodePromptOptions = {}): EncodedPrompt {
   if (typeof prompt !== 'string') throw new TypeError(`prompt must be a string, got ${prompt === null ? 'null' : typeof prompt}`);
-  const { emphasis, commaPaddingBacktrack } = checkOptions(options);
+  const { emphasis, commaPaddingBacktrack, extraNetworks } = checkOptions(options);
   const tokenizer = options.tokenizer ?? defaultTokenizer();
   const commaId = tokenizer.tokenId(',</w>') ?? -1;
 
-  const { prompt: text, tags } = extractExtraNetworks(prompt);
+  const { prompt: stripped, tags } = extractExtraNetworks(prompt);
+  const text = extraNetworks === 'extract' ? stripped : prompt;
   const parsed: WeightedText[] = emphasis === 'none' ? [[text, 1.0]] : parsePromptAttention(text);
 
   const chunks: PromptChunk[] = [];
