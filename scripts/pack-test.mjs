@@ -3,6 +3,9 @@
 // (only node and sh), then loads the addon from the installed package and runs a quantize round
 // trip. Passing proves the published package works from its prebuilt binary alone.
 //   node scripts/pack-test.mjs [--keep]      (builds prebuilds/<platform>-<arch> first when missing)
+// Other architectures (CI, scripts/ci-arm64-node.sh): the install runs on this machine, then the
+// check runs with that architecture's node, e.g. under qemu-user:
+//   node scripts/pack-test.mjs --arch arm64 --node "qemu-aarch64 -cpu cortex-a72 /path/to/arm64/node"
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { arch, platform, tmpdir } from 'node:os';
@@ -11,6 +14,12 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const keep = process.argv.includes('--keep');
+const option = (name) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : undefined; };
+const targetArch = option('--arch') ?? arch();
+const runner = option('--node')?.split(' ').filter(Boolean) ?? [process.execPath];
+// Resolved now: the check runs with a PATH that holds only node and sh.
+const resolved = spawnSync('sh', ['-c', 'command -v "$0"', runner[0]], { encoding: 'utf8' });
+if (resolved.status === 0) runner[0] = resolved.stdout.trim();
 const t0 = Date.now();
 const secs = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
 
@@ -44,11 +53,14 @@ function cleanEnv(path) {
   return { ...env, PATH: path, SDNODE_BUILD_FROM_SOURCE: '' };
 }
 
-const tuple = `${platform()}-${arch()}`;
-const prebuiltDir = join(root, 'prebuilds', tuple);
-if (!existsSync(prebuiltDir) || !readdirSync(prebuiltDir).some((f) => f.endsWith('.node'))) {
-  console.log(`pack-test: no prebuilt binary for ${tuple}, running scripts/prebuild.mjs`);
-  run(process.execPath, [join(root, 'scripts/prebuild.mjs')], { cwd: root, stdio: 'inherit' });
+// The install hook on this machine needs the host's binary; the check needs the target's.
+const tuple = `${platform()}-${targetArch}`;
+for (const a of new Set([arch(), targetArch])) {
+  const dir = join(root, 'prebuilds', `${platform()}-${a}`);
+  if (!existsSync(dir) || !readdirSync(dir).some((f) => f.endsWith('.node'))) {
+    console.log(`pack-test: no prebuilt binary for ${platform()}-${a}, running scripts/prebuild.mjs --arch ${a}`);
+    run(process.execPath, [join(root, 'scripts/prebuild.mjs'), '--arch', a], { cwd: root, stdio: 'inherit' });
+  }
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'sdnode-pack-'));
@@ -100,7 +112,8 @@ try {
     for (let i = 0; i < 64; i++) if (y[i] !== x[i]) throw new Error('round trip differs at ' + i + ': ' + y[i] + ' vs ' + x[i]);
     console.log('pack-test: loaded ' + path.slice(pkg.length + 1) + ' (' + cpuInfo().isaActive + '), q8_0 round trip exact');
   `);
-  process.stdout.write(run(process.execPath, ['check.mjs'], { cwd: app, env }));
+  // Node-gyp-build's normal resolution (PREBUILDS_ONLY unset); check.mjs asserts it lands in prebuilds/.
+  process.stdout.write(run(runner[0], [...runner.slice(1), 'check.mjs'], { cwd: app, env: { ...env, PREBUILDS_ONLY: '' } }));
   console.log(`pack-test: ok in ${secs()}`);
 } finally {
   if (keep) console.log(`pack-test: kept ${tmp}`);
