@@ -1,8 +1,9 @@
 // The per-step model interface scripts use: load an SD 1.x checkpoint and run its three networks
 // (CLIP text encoder, UNet, VAE) one call at a time. Every forward runs on a native worker thread;
 // tensors cross the API as { data, shape } in row-major NCHW order.
-import { readTensorTable } from './formats/index.js';
 import type { TensorEntry } from './formats/tensor-table.js';
+import { isNonWeightKey } from './model/keys.js';
+import { openModel } from './model/open.js';
 import { native } from './native.js';
 
 export type BackendKind = 'auto' | 'cpu' | 'cuda';
@@ -114,10 +115,14 @@ export class StableDiffusion {
       if (typeof threads !== 'number') throw new TypeError('StableDiffusion.load: options.threads must be a number');
       if (!Number.isSafeInteger(threads) || threads < 1 || threads > 1024) throw new RangeError(`StableDiffusion.load: options.threads must be an integer in 1..1024, got ${threads}`);
     }
-    const table = readTensorTable(path);
-    const tensors = table.tensors.filter((t) => !t.strides);
-    for (const t of table.tensors) {
-      if (t.strides && /^(model\.diffusion_model|first_stage_model|cond_stage_model)\./.test(t.name)) {
+    // Headers only: names in the original layout, PyTorch shapes, absolute offsets.
+    const { table, detection } = openModel(path);
+    if (detection.family !== 'sd1' && detection.family !== 'vae') {
+      throw new Error(`StableDiffusion.load: ${path} is ${detection.message}`);
+    }
+    const tensors = table.tensors.filter((t) => !isNonWeightKey(t.name));
+    for (const t of tensors) {
+      if (t.strides) {
         throw new Error(`StableDiffusion.load: ${path}: tensor '${t.name}' is a non-contiguous view; convert the file first (sdnode convert)`);
       }
     }

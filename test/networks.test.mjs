@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { StableDiffusion } from '../dist/sd.js';
-import { cleanup, g, relErr, sharedFixtures, tinyModelPath } from './helpers/tiny-model.mjs';
+import { convertModel } from '../dist/model/convert.js';
+import { quantize } from '../dist/quant.js';
+import { cleanup, g, relErr, sharedFixtures, tinyModelPath, scratchPath } from './helpers/tiny-model.mjs';
 
 let path;
 before(() => { path = tinyModelPath('f16'); });
@@ -107,6 +109,38 @@ describe('long prompts, batches and concurrency', () => {
 });
 
 describe('checkpoint formats', () => {
+  test("sdnode's own .gguf (f32) gives results identical to the .safetensors", async () => {
+    const gguf = scratchPath('tiny.f32.gguf');
+    convertModel(path, gguf, { type: 'f32', quantize });
+    const a = await StableDiffusion.load(path, { backend: 'cpu', weights: 'f32', threads: 2 });
+    const b = await StableDiffusion.load(gguf, { backend: 'cpu', threads: 2 });
+    try {
+      for (const [label, run] of cases.map(([l, r]) => [l, r])) {
+        const [x, y] = [await run(a), await run(b)];
+        assert.deepEqual(y.data, x.data, `${label} differs between .safetensors and .gguf`);
+      }
+    } finally {
+      await a.dispose();
+      await b.dispose();
+    }
+  });
+
+  test('a q8_0 .gguf keeps its quantized tensors and meets the q8_0 tolerance', async () => {
+    const gguf = scratchPath('tiny.q8_0.gguf');
+    convertModel(path, gguf, { type: 'q8_0', quantize });
+    const sd = await StableDiffusion.load(gguf, { backend: 'cpu', threads: 2 });
+    try {
+      const out = await sd.unet(g('unet2.x'), g('unet2.t').data, g('unet2.ctx'));
+      const e = relErr(out.data, g('unet2.eps').data);
+      console.log(`# q8_0 gguf unet2.eps err ${e.toExponential(2)}, weights ${sd.info.weightBytes} bytes`);
+      assert.ok(e <= TOL.q8_0.unet);
+      const dec = await sd.vaeDecode(g('vae.z'));
+      assert.ok(relErr(dec.data, g('vae.dec').data) <= TOL.q8_0.vae);
+    } finally {
+      await sd.dispose();
+    }
+  });
+
   const ckpt = join(sharedFixtures, 'model-vae.ckpt');
   test('the VAE of the real torch .ckpt meets the golden', { skip: !existsSync(ckpt) && 'shared fixtures absent' }, async () => {
     const sd = await StableDiffusion.load(ckpt, { backend: 'cpu', threads: 2 });

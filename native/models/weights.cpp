@@ -180,7 +180,7 @@ void load_weights(Backend& be, const MappedFile& file, const std::vector<TensorE
       if (d <= 0) throw std::invalid_argument("tensor '" + e.name + "' has shape " + shape_str(e.shape));
       numel *= d;
     }
-    const int64_t row = e.shape.back();
+    const int64_t row = numel / e.shape[0];  // quantized blocks run along the flattened row (K or Ci*k*k)
     DType host_type = DType::F32;
     uint64_t want_bytes = 0;
     switch (ft) {
@@ -191,7 +191,7 @@ void load_weights(Backend& be, const MappedFile& file, const std::vector<TensorE
       case FileType::Q4_0:
         host_type = ft == FileType::Q8_0 ? DType::Q8_0 : DType::Q4_0;
         if (row % 32 != 0)
-          throw std::invalid_argument("tensor '" + e.name + "' is quantized but its rows are not a multiple of 32");
+          throw std::invalid_argument("tensor '" + e.name + "' " + shape_str(e.shape) + " is quantized but its rows are not a multiple of 32");
         want_bytes = (numel / 32) * dtype_block_bytes(host_type);
         break;
       default: break;

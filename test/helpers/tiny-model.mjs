@@ -26,6 +26,12 @@ export function tinyModelPath(float = 'f32') {
   return path;
 }
 
+/** A path inside this process's scratch folder. */
+export function scratchPath(name) {
+  dir ??= mkdtempSync(join(tmpdir(), 'sdnode-nets-'));
+  return join(dir, name);
+}
+
 export function cleanup() {
   if (dir) rmSync(dir, { recursive: true, force: true });
   dir = undefined;
