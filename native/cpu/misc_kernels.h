@@ -18,7 +18,7 @@ enum MiscBinary : int { kBinAdd = 0, kBinMul = 1 };
 // kAttnTk, so the packing cost is spread over many queries.
 constexpr int64_t kAttnQChunk = 256;  // queries per task
 constexpr int64_t kAttnTq = 64;       // queries per inner tile (rounded up to the register block)
-constexpr int64_t kAttnTk = 64;       // keys per inner tile
+constexpr int64_t kAttnTk = 128;      // longest key tile (kernels pick per head size)
 constexpr int64_t kAttnRowPad = 8;    // room for register-block row padding (max MR)
 
 struct AttnProblem {
