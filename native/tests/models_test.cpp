@@ -1,6 +1,7 @@
 // Golden tests of the three networks on the tiny-sd15 formula model (CPU backend), against
 // golden.safetensors with the README's tolerances (err = max|out - golden| / max|golden|).
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
@@ -50,6 +51,7 @@ std::unique_ptr<sd::SdModel> weight_roundtrip_model(sd::DType q) {
   });
   sd::ModelOptions opt;
   opt.threads = 2;
+  if (const char* b = std::getenv("SDNODE_TEST_BACKEND")) opt.backend = b;
   auto m = std::make_unique<sd::SdModel>(p, table, opt);
   std::remove(p.c_str());
   return m;
@@ -68,9 +70,11 @@ sd::SdModel& model(const char* dtype) {
     const auto& table = tiny_file(&path);
     sd::ModelOptions opt;
     opt.threads = 2;
+    if (const char* b = std::getenv("SDNODE_TEST_BACKEND")) opt.backend = b;  // e.g. cuda on a GPU machine
     opt.has_dtype = std::string(dtype) != "file";
     if (opt.has_dtype) sd::dtype_from_name(dtype, &opt.dtype);
     m = std::make_unique<sd::SdModel>(path, table, opt);
+    std::printf("  [%s weights on backend %s]\n", dtype, m->backend_name());
   }
   return *m;
 }
