@@ -1,6 +1,7 @@
 // Multi-head attention: tasks are (batch, head, block of kAttnQChunk queries), each run by the table's
 // flash-style tile kernel with per-thread scratch, so memory stays O(N) and the result does not
 // depend on the thread count.
+#include <atomic>
 #include <cmath>
 
 #include "cpu/cpu_backend.h"
@@ -23,6 +24,8 @@ void CpuBackend::do_attention(Tensor& y, const Tensor& q, const Tensor& k, const
   p.D = q.shape[2] / heads;
   p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.D)));
   p.causal = causal;
+  static std::atomic<uint64_t> calls{0};
+  p.call_id = ++calls;
   if (p.Nq == 0 || p.Nk == 0 || p.B == 0) return;
   const int64_t qtiles = (p.Nq + kAttnQChunk - 1) / kAttnQChunk;
   const size_t bytes = attn_scratch_floats(p.Nk, p.D) * sizeof(float);

@@ -29,6 +29,7 @@ struct AttnProblem {
   int64_t B, Nq, Nk, H, D;
   float scale;  // 1/sqrt(D)
   bool causal;
+  uint64_t call_id;  // unique per attention call: lets a thread reuse the K/V it packed
 };
 
 // Floats of per-thread scratch one attention task needs (any ISA): the packed K and V of one head
