@@ -24,6 +24,8 @@ using gemmk::FloatKernels;
 using gemmk::QuantKernels;
 
 std::atomic<int> g_force_path{0};  // GemmQuantPath
+// Up to this many rows gemm() takes the unpacked small-M path (dequantized weights for every dtype).
+constexpr int64_t kGemvMaxRows = 4;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -68,7 +70,7 @@ const QuantKernels* pick_quant(DType t, int64_t M, int64_t N, int64_t K) {
   if (!dtype_is_quantized(t)) return nullptr;
   const Isa isa = isa_active();
   const QuantKernels* qk = quant_kernels_for(isa);
-  if (!qk) return nullptr;
+  if (!qk || !(t == DType::Q8_0 ? qk->q8_0 : qk->q4_0)) return nullptr;
   const int force = g_force_path.load(std::memory_order_relaxed);
   if (force == static_cast<int>(GemmQuantPath::Int)) return qk;
   if (force == static_cast<int>(GemmQuantPath::Float)) return nullptr;
@@ -157,6 +159,24 @@ void run_float(CpuBackend& be, const FloatKernels& fk, int64_t M, int64_t N, int
   });
 }
 
+// Few rows (the time embedding's M = 2): packing W would cost more than the math, so each task
+// converts its W rows once and dots them with every A row. Memory-bound on W.
+void run_gemv(CpuBackend& be, const FloatKernels& fk, int64_t M, int64_t N, int64_t K, const float* A,
+              int64_t lda, const uint8_t* W, DType wt, const float* bias, float* C, int64_t ldc) {
+  const size_t row_bytes = dtype_row_bytes(wt, K);
+  const int64_t chunk = std::max<int64_t>(8, ceil_div(N, 32));
+  be.pool().run(ceil_div(N, chunk), [&](int64_t task, int thread) {
+    float* tmp = reinterpret_cast<float*>(be.scratch(thread, static_cast<size_t>(K) * 4));
+    const int64_t n1 = std::min(N, (task + 1) * chunk);
+    for (int64_t n = task * chunk; n < n1; ++n) {
+      const float* w = tmp;
+      if (wt == DType::F32) w = reinterpret_cast<const float*>(W + n * row_bytes);
+      else fk.to_f32(wt, W + n * row_bytes, tmp, K);
+      for (int64_t m = 0; m < M; ++m) C[m * ldc + n] = fk.dot(A + m * lda, w, K) + (bias ? bias[n] : 0.0f);
+    }
+  });
+}
+
 void run_quant(CpuBackend& be, const QuantKernels& qk, int64_t M, int64_t N, int64_t K,
                const float* A, int64_t lda, const uint8_t* W, DType wt, const float* bias, float* C,
                int64_t ldc) {
@@ -198,7 +218,7 @@ void run_quant(CpuBackend& be, const QuantKernels& qk, int64_t M, int64_t N, int
 void gemm_force_quant_path(GemmQuantPath p) { g_force_path.store(static_cast<int>(p)); }
 
 bool gemm_uses_int_path(DType wtype, int64_t M, int64_t N, int64_t K) {
-  return pick_quant(wtype, M, N, K) != nullptr;
+  return M > kGemvMaxRows && pick_quant(wtype, M, N, K) != nullptr;
 }
 
 void gemm(CpuBackend& be, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
@@ -210,7 +230,9 @@ void gemm(CpuBackend& be, int64_t M, int64_t N, int64_t K, const float* A, int64
     return;
   }
   const auto* w = static_cast<const uint8_t*>(W);
-  if (const QuantKernels* qk = pick_quant(wtype, M, N, K)) {
+  if (M <= kGemvMaxRows) {
+    run_gemv(be, *float_kernels_for(isa_active()), M, N, K, A, lda, w, wtype, bias, C, ldc);
+  } else if (const QuantKernels* qk = pick_quant(wtype, M, N, K)) {
     run_quant(be, *qk, M, N, K, A, lda, w, wtype, bias, C, ldc);
   } else {
     run_float(be, *float_kernels_for(isa_active()), M, N, K, A, lda, w, wtype, bias, C, ldc);

@@ -1,5 +1,11 @@
 // AVX2+FMA+F16C GEMM kernels: f32 micro-kernel 6x16 (12 ymm accumulators, weights as two ymm per
-// k, A broadcast from the packed tile); F16C panel conversion.
+// k, A broadcast from the packed tile); F16C panel conversion; an integer micro-kernel 4x8 for
+// q4_0 weights. Integer path: activations quantized per 32-block (GGML's activation quantizer) and
+// stored offset by +128 as u8, so vpmaddubsw (u8 x s8) applies; q4_0 weights are -8..7, so a pair
+// sum is at most 2 * 255 * 8 = 4080 and the 8 groups of a block add up in int16 without saturating
+// (<= 32640). The block's int32 sum starts from -128 * sum(qw), which cancels the offset exactly.
+// q8_0 weights (up to +-127) would saturate vpmaddubsw with offset activations; GGML's sign trick
+// costs 4 integer ops per 32 MACs, no better than 4 FMAs, so q8_0 takes the f32 path on AVX2.
 #include <immintrin.h>
 
 #include <cstring>
@@ -84,12 +90,141 @@ void kernel_f32(int64_t kk, const float* at, const float* panel, float* C, int64
   }
 }
 
-const FloatKernels kFloat = {kMr, kNr, to_f32, kernel_f32};
+float dot(const float* a, const float* b, int64_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 <= n; k += 32) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), s1);
+    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 16), _mm256_loadu_ps(b + k + 16), s2);
+    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 24), _mm256_loadu_ps(b + k + 24), s3);
+  }
+  for (; k + 8 <= n; k += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
+  const __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  float t = _mm_cvtss_f32(h);
+  for (; k < n; ++k) t += a[k] * b[k];
+  return t;
+}
+
+const FloatKernels kFloat = {kMr, kNr, to_f32, kernel_f32, dot};
+
+// ---- integer path (q4_0) -----------------------------------------------------------------------
+
+constexpr int kMrq = 4, kNrq = 8;
+// Panel block: qs[8 groups][8 columns][4 bytes], d_w[8] f32, corr[8] i32.
+constexpr size_t kQsBytes = 8 * kNrq * 4, kPanelBlock = kQsBytes + kNrq * 8;
+// A tile block: qs[4 rows][32 bytes] (u8 = q + 128), d_a[4] f32.
+constexpr size_t kAtileBlock = kMrq * 32 + kMrq * 4;
+
+size_t panel_bytes(int64_t nkb) { return static_cast<size_t>(nkb) * kPanelBlock; }
+size_t atile_bytes(int64_t nkb) { return static_cast<size_t>(nkb) * kAtileBlock; }
+
+void pack_q(DType t, const uint8_t* W, size_t row_bytes, int64_t n0, int64_t nn, int64_t kb0,
+            int64_t nkb, uint8_t* dst) {
+  for (int64_t b = 0; b < nkb; ++b) {
+    uint8_t* pb = dst + b * kPanelBlock;
+    float* d = reinterpret_cast<float*>(pb + kQsBytes);
+    int32_t* corr = reinterpret_cast<int32_t*>(pb + kQsBytes + kNrq * 4);
+    for (int j = 0; j < kNrq; ++j) {
+      int8_t v[32];
+      if (j < nn) {
+        const uint8_t* blk = W + (n0 + j) * row_bytes + (kb0 + b) * 18;
+        uint16_t dh;
+        std::memcpy(&dh, blk, 2);
+        d[j] = _cvtsh_ss(dh);
+        for (int e = 0; e < 16; ++e) {
+          v[e] = static_cast<int8_t>((blk[2 + e] & 0x0F) - 8);
+          v[e + 16] = static_cast<int8_t>((blk[2 + e] >> 4) - 8);
+        }
+      } else {
+        std::memset(v, 0, 32);
+        d[j] = 0.0f;
+      }
+      int32_t s = 0;
+      for (int e = 0; e < 32; ++e) s += v[e];
+      corr[j] = -128 * s;
+      for (int g = 0; g < 8; ++g) std::memcpy(pb + g * kNrq * 4 + j * 4, v + g * 4, 4);
+    }
+  }
+}
+
+// GGML's AVX2 activation quantizer: d = fp16(amax / 127), q = round_even(x * (127 / amax)).
+void quant_a(int mv, int64_t nkb, const float* A, int64_t lda, uint8_t* dst) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t b = 0; b < nkb; ++b) {
+    uint8_t* ab = dst + b * kAtileBlock;
+    float* d = reinterpret_cast<float*>(ab + kMrq * 32);
+    for (int i = 0; i < kMrq; ++i) {
+      if (i >= mv) {
+        std::memset(ab + i * 32, 0x80, 32);
+        d[i] = 0.0f;
+        continue;
+      }
+      const float* x = A + i * lda + b * 32;
+      __m256 v[4];
+      __m256 mx = _mm256_setzero_ps();
+      for (int j = 0; j < 4; ++j) {
+        v[j] = _mm256_loadu_ps(x + 8 * j);
+        mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v[j]));
+      }
+      __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+      h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+      h = _mm_max_ss(h, _mm_movehdup_ps(h));
+      const float amax = _mm_cvtss_f32(h);
+      d[i] = _cvtsh_ss(_cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT));
+      const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+      alignas(32) int32_t q[32];
+      for (int j = 0; j < 4; ++j)
+        _mm256_store_si256(reinterpret_cast<__m256i*>(q + 8 * j),
+                           _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[j], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+      for (int j = 0; j < 32; ++j) ab[i * 32 + j] = static_cast<uint8_t>(q[j] + 128);
+    }
+  }
+}
+
+void kernel_q(int64_t nkb, const uint8_t* atile, const uint8_t* panel, float* C, int64_t ldc,
+              int mv, int nv, bool accumulate, const float* bias) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 f[kMrq];
+  for (int i = 0; i < kMrq; ++i) f[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nkb; ++b) {
+    const uint8_t* pb = panel + b * kPanelBlock;
+    const uint8_t* ab = atile + b * kAtileBlock;
+    __m256i s[kMrq];
+    for (int i = 0; i < kMrq; ++i) s[i] = _mm256_setzero_si256();
+    for (int g = 0; g < 8; ++g) {
+      const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb + g * 32));
+      for (int i = 0; i < kMrq; ++i) {
+        int32_t a4;
+        std::memcpy(&a4, ab + i * 32 + g * 4, 4);
+        s[i] = _mm256_add_epi16(s[i], _mm256_maddubs_epi16(_mm256_set1_epi32(a4), w));
+      }
+    }
+    const __m256i corr = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb + kQsBytes + kNrq * 4));
+    const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(pb + kQsBytes));
+    const float* da = reinterpret_cast<const float*>(ab + kMrq * 32);
+    for (int i = 0; i < kMrq; ++i) {
+      const __m256i s32 = _mm256_add_epi32(_mm256_madd_epi16(s[i], ones), corr);
+      f[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), _mm256_mul_ps(dw, _mm256_set1_ps(da[i])), f[i]);
+    }
+  }
+  alignas(32) float tile[kMrq][kNrq];
+  for (int i = 0; i < kMrq; ++i) _mm256_store_ps(tile[i], f[i]);
+  for (int i = 0; i < mv; ++i) {
+    float* c = C + i * ldc;
+    for (int j = 0; j < nv; ++j) c[j] = accumulate ? c[j] + tile[i][j] : tile[i][j] + (bias ? bias[j] : 0.0f);
+  }
+}
+
+const QuantKernels kQuant = {kMrq, kNrq, false, true, panel_bytes, atile_bytes, pack_q, quant_a, kernel_q};
 
 }  // namespace
 
 const FloatKernels* float_kernels_avx2() { return &kFloat; }
-const QuantKernels* quant_kernels_avx2() { return nullptr; }
+const QuantKernels* quant_kernels_avx2() { return &kQuant; }
 
 }  // namespace gemmk
 }  // namespace sd

@@ -206,8 +206,25 @@ void kernel_q(int64_t nkb, const uint8_t* atile, const uint8_t* panel, float* C,
   store_tile<kMrq>(f0, f1, C, ldc, mv, nv, accumulate, bias);
 }
 
-const FloatKernels kFloat = {kMr, kNr, to_f32, kernel_f32};
-const QuantKernels kQuant = {kMrq, kNrq, panel_bytes, atile_bytes, pack_q, quant_a, kernel_q};
+float dot(const float* a, const float* b, int64_t n) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 64 <= n; k += 64) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k + 16), _mm512_loadu_ps(b + k + 16), s1);
+    s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k + 32), _mm512_loadu_ps(b + k + 32), s2);
+    s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k + 48), _mm512_loadu_ps(b + k + 48), s3);
+  }
+  for (; k + 16 <= n; k += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), s0);
+  if (k < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - k)) - 1);
+    s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + k), _mm512_maskz_loadu_ps(m, b + k), s1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+const FloatKernels kFloat = {kMr, kNr, to_f32, kernel_f32, dot};
+const QuantKernels kQuant = {kMrq, kNrq, true, true, panel_bytes, atile_bytes, pack_q, quant_a, kernel_q};
 
 }  // namespace
 

@@ -127,7 +127,7 @@ void kernel_q(int64_t nkb, const uint8_t* atile, const uint8_t* panel, float* C,
   }
 }
 
-const QuantKernels kQuant = {kMr, kNr, panel_bytes, atile_bytes, pack_q, quant_a, kernel_q};
+const QuantKernels kQuant = {kMr, kNr, true, true, panel_bytes, atile_bytes, pack_q, quant_a, kernel_q};
 
 }  // namespace
 

@@ -20,12 +20,15 @@ struct FloatKernels {
   // C tile (mr_valid x nr_valid) = [C +] Atile . panel [+ bias]; bias only when !accumulate.
   void (*kernel)(int64_t kk, const float* atile, const float* panel, float* C, int64_t ldc,
                  int mr_valid, int nr_valid, bool accumulate, const float* bias);
+  // sum_k a[k] * b[k] (the small-M path: a few activation rows against each converted W row).
+  float (*dot)(const float* a, const float* b, int64_t n);
 };
 
 // Integer path for q8_0/q4_0 weights: activations quantized per 32-block to q8_0 (GGML's activation
 // quantizer), integer dot products per block, f32 accumulation of d_w * d_a * sum.
 struct QuantKernels {
   int mr, nr;
+  bool q8_0, q4_0;  // which weight types the integer kernel handles
   size_t (*panel_bytes)(int64_t nkb);  // one packed panel: nr columns x nkb blocks
   size_t (*atile_bytes)(int64_t nkb);  // one quantized A tile: mr rows x nkb blocks
   // Packs W rows [n0, n0 + nn) (nn <= nr; missing columns are zero), blocks [kb0, kb0 + nkb).

@@ -49,7 +49,22 @@ void kernel_f32(int64_t kk, const float* at, const float* panel, float* C, int64
   }
 }
 
-const FloatKernels kFloat = {kMr, kNr, to_f32, kernel_f32};
+float dot(const float* a, const float* b, int64_t n) {
+  float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) {
+    s0 = vfmaq_f32(s0, vld1q_f32(a + k), vld1q_f32(b + k));
+    s1 = vfmaq_f32(s1, vld1q_f32(a + k + 4), vld1q_f32(b + k + 4));
+    s2 = vfmaq_f32(s2, vld1q_f32(a + k + 8), vld1q_f32(b + k + 8));
+    s3 = vfmaq_f32(s3, vld1q_f32(a + k + 12), vld1q_f32(b + k + 12));
+  }
+  for (; k + 4 <= n; k += 4) s0 = vfmaq_f32(s0, vld1q_f32(a + k), vld1q_f32(b + k));
+  float t = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+  for (; k < n; ++k) t += a[k] * b[k];
+  return t;
+}
+
+const FloatKernels kFloat = {kMr, kNr, to_f32, kernel_f32, dot};
 
 }  // namespace
 

@@ -31,7 +31,17 @@ void kernel(int64_t kk, const float* at, const float* panel, float* C, int64_t l
   }
 }
 
-const FloatKernels kFloat = {kMr, kNr, to_f32, kernel};
+float dot(const float* a, const float* b, int64_t n) {
+  float s[8] = {};
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int j = 0; j < 8; ++j) s[j] += a[k + j] * b[k + j];
+  float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  for (; k < n; ++k) t += a[k] * b[k];
+  return t;
+}
+
+const FloatKernels kFloat = {kMr, kNr, to_f32, kernel, dot};
 
 }  // namespace
 
