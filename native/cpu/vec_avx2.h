@@ -27,6 +27,11 @@ struct V {
   static V fma(V a, V b, V c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
   // c - a * b, fused.
   static V fnma(V a, V b, V c) { return {_mm256_fnmadd_ps(a.v, b.v, c.v)}; }
+  // 1/a to ~1 ulp: 12-bit estimate plus one Newton step (cheaper than vdivps in exp-heavy loops).
+  static V rcp(V a) {
+    const __m256 r = _mm256_rcp_ps(a.v);
+    return {_mm256_fmadd_ps(r, _mm256_fnmadd_ps(a.v, r, _mm256_set1_ps(1.0f)), r)};
+  }
   static V max(V a, V b) { return {_mm256_max_ps(a.v, b.v)}; }
   static V min(V a, V b) { return {_mm256_min_ps(a.v, b.v)}; }
   static V round(V a) { return {_mm256_round_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }

@@ -30,6 +30,11 @@ struct V {
   friend V operator/(V a, V b) { return {_mm512_div_ps(a.v, b.v)}; }
   static V fma(V a, V b, V c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
   static V fnma(V a, V b, V c) { return {_mm512_fnmadd_ps(a.v, b.v, c.v)}; }
+  // 1/a to ~1 ulp: 14-bit estimate plus one Newton step (512-bit vdivps is slow).
+  static V rcp(V a) {
+    const __m512 r = _mm512_rcp14_ps(a.v);
+    return {_mm512_fmadd_ps(r, _mm512_fnmadd_ps(a.v, r, _mm512_set1_ps(1.0f)), r)};
+  }
   static V max(V a, V b) { return {_mm512_max_ps(a.v, b.v)}; }
   static V min(V a, V b) { return {_mm512_min_ps(a.v, b.v)}; }
   static V round(V a) { return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }

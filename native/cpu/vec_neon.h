@@ -24,6 +24,7 @@ struct V {
   friend V operator/(V a, V b) { return {vdivq_f32(a.v, b.v)}; }
   static V fma(V a, V b, V c) { return {vfmaq_f32(c.v, a.v, b.v)}; }
   static V fnma(V a, V b, V c) { return {vfmsq_f32(c.v, a.v, b.v)}; }
+  static V rcp(V a) { return {vdivq_f32(vdupq_n_f32(1.0f), a.v)}; }
   static V max(V a, V b) { return {vmaxq_f32(a.v, b.v)}; }
   static V min(V a, V b) { return {vminq_f32(a.v, b.v)}; }
   static V round(V a) { return {vrndnq_f32(a.v)}; }
