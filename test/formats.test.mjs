@@ -84,6 +84,9 @@ test('schedule buffers computed in float64 match model-vae.ckpt within 1 ulp', {
   }
 });
 
+let tinyCache;
+const tinyF16 = () => (tinyCache ??= keys.tensors.map((k) => buildTensor(k)));
+
 function checkGgufAgainstJson(file, jsonFile, { values = true } = {}) {
   const j = JSON.parse(readFileSync(jsonFile, 'utf8'));
   const text = readFileSync(jsonFile, 'utf8');
@@ -181,7 +184,7 @@ for (const type of ['q4_0', 'q8_0', 'f16']) {
 
 test('whole tiny model (985 tensors from the formula) round-trips through writeSafetensors and writeGguf', (t) => {
   const dir = tmpDir(t);
-  const built = keys.tensors.map((k) => buildTensor(k));
+  const built = tinyF16();
   for (const b of built) {
     const k = keyByName.get(b.name);
     if (k.rule !== 'special') assert.equal(sha256(b.data), k.sha256_f16, `${b.name} generator`);
@@ -222,7 +225,8 @@ test('golden.safetensors (shared fixture) reads with its metadata and 43 tensors
 
 test('writeTorchZip: tiny model as a fp32 torch zip (and zip64) reads back identically; Python zipfile accepts it', (t) => {
   const dir = tmpDir(t);
-  const built = keys.tensors.map((k) => buildTensor(k, { float: 'f32' }));
+  // fp32 like real checkpoints: the f16 formula values widened exactly.
+  const built = tinyF16().map((b) => (b.dtype === 'f16' ? { ...b, dtype: 'f32', data: new Uint8Array(toFloat32('f16', b.data).buffer) } : b));
   for (const zip64 of [false, true]) {
     const f = join(dir, `tiny${zip64 ? '-z64' : ''}.ckpt`);
     writeTorchZip(f, built, { extra: { global_step: 840000 }, forceZip64: zip64 });

@@ -127,7 +127,12 @@ export function convertModel(inPath: string, outPath: string, opts: ConvertOptio
 function convertTensor(table: TensorTable, p: PlanEntry, quantize?: QuantizeFn): Uint8Array {
   const raw = readTensorBytes(table, p.source);
   if (p.outDtype === p.source.dtype) return raw;
-  const values = toFloat32(p.source.dtype, raw);
+  let values: Float32Array;
+  try {
+    values = toFloat32(p.source.dtype, raw);
+  } catch (e) {
+    throw new ModelFileError(table.path, `cannot convert ${p.source.dtype} data (${(e as Error).message})`, p.name);
+  }
   switch (p.outDtype) {
     case 'f32': return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
     case 'f16': return toF16Bytes(values);

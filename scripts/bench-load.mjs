@@ -1,0 +1,122 @@
+#!/usr/bin/env node
+// npm run bench:load [-- --size full|tiny --weights q8_0|f16|f32 --dir .bench/load --keep]
+//
+// Time to load an SD 1.5-shaped checkpoint from .ckpt (fp32 torch zip), .safetensors (fp16) and
+// .gguf (q8_0, made by sdnode convert), relative to just reading the file, and peak RSS.
+// The model is generated here with random values (never committed): `--size full` is the real
+// SD 1.5 shape (1145 tensors, 4.3 GB as fp32), `--size tiny` the 985-tensor test model.
+// Each measurement runs in a fresh child process so its peak RSS is its own. "read" reads the
+// whole file sequentially (page cache warm, after one untimed read); "load" is
+// StableDiffusion.load when the native addon has it, else the header parse + reading every tensor.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readSync, closeSync, statSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = (p) => join(root, 'dist', p);
+const args = process.argv.slice(2);
+const opt = (name, dflt) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : dflt; };
+
+if (args[0] === '--child') await child(args[1], args[2], args[3]);
+else await main();
+
+async function main() {
+  const size = opt('size', 'full');
+  const weights = opt('weights', 'q8_0');
+  const dir = opt('dir', join(root, '.bench', 'load'));
+  mkdirSync(dir, { recursive: true });
+  const files = await generate(size, dir, weights);
+  const rows = [];
+  for (const [fmt, file] of files) {
+    run('read', file); // warm the page cache so both timings see the same cache state
+    const read = run('read', file);
+    const load = run('load', file, weights);
+    rows.push({ format: fmt, file, bytes: statSync(file).size, readMs: read.ms, loadMs: load.ms, ratio: load.ms / read.ms, peakRssMiB: load.maxRssMiB, readRssMiB: read.maxRssMiB, loader: load.loader });
+  }
+  console.log(`\nSD 1.5-shaped model (${size}), load with weights=${weights}, ${new Date().toISOString()}`);
+  console.log('format        size       read      load   load/read  peak RSS (load)  loader');
+  for (const r of rows) {
+    console.log(`${r.format.padEnd(12)} ${mib(r.bytes).padStart(9)} ${ms(r.readMs).padStart(9)} ${ms(r.loadMs).padStart(9)} ${r.ratio.toFixed(2).padStart(9)}x ${(r.peakRssMiB.toFixed(0) + ' MiB').padStart(14)}   ${r.loader}`);
+  }
+  console.log(JSON.stringify(rows));
+  if (!args.includes('--keep')) rmSync(dir, { recursive: true, force: true });
+}
+
+function run(mode, file, weights = '') {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', mode, file, weights], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${mode} ${file} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
+async function child(mode, file, weights) {
+  const t0 = performance.now();
+  let loader = 'fs read';
+  if (mode === 'read') {
+    const fd = openSync(file, 'r');
+    const buf = Buffer.allocUnsafe(16 << 20);
+    let pos = 0, n;
+    while ((n = readSync(fd, buf, 0, buf.length, pos)) > 0) pos += n;
+    closeSync(fd);
+  } else {
+    let sd;
+    try { ({ StableDiffusion: sd } = await import(dist('sd.js'))); } catch { sd = undefined; }
+    if (sd) {
+      loader = `StableDiffusion.load(weights=${weights})`;
+      const m = await sd.load(file, { weights, backend: 'cpu' });
+      await m.dispose();
+    } else {
+      loader = 'readTensorTable + readTensorBytes (no native loader)';
+      const { readTensorTable, readTensorBytes } = await import(dist('formats/index.js'));
+      const table = readTensorTable(file);
+      for (const t of table.tensors) readTensorBytes(table, t);
+    }
+  }
+  const ms = performance.now() - t0;
+  console.log(JSON.stringify({ ms, maxRssMiB: process.resourceUsage().maxRSS / 1024, loader }));
+}
+
+async function generate(size, dir, weights) {
+  const { fullSizeKeys, formulaRule } = await import(dist('model/formula.js'));
+  const { writeSafetensors, writeTorchZip } = await import(dist('formats/index.js'));
+  const { toF16Bytes } = await import(dist('formats/half.js'));
+  const { convertModel } = await import(dist('model/convert.js'));
+  const tiny = JSON.parse(readFileSync(join(root, 'test', 'fixtures', 'formats', 'keys.json'), 'utf8')).tensors;
+  const keys = size === 'full' ? fullSizeKeys(tiny) : tiny;
+  const rank = new Map(keys.map((k) => [k.name, k.shape.length]));
+  // Random values with the formula's per-tensor scale (xorshift32, seeded by tensor index).
+  const values = (k, i) => {
+    const n = k.shape.reduce((a, b) => a * b, 1);
+    const out = new Float32Array(n);
+    if (k.rule === 'special') return out;
+    const { s, m } = formulaRule(k.name, k.shape, (nm) => rank.get(nm));
+    let x = (0x9e3779b9 ^ (i * 0x85ebca6b)) >>> 0 || 1;
+    for (let j = 0; j < n; j++) { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; out[j] = s * (x / 2147483648 - 1) + m; }
+    return out;
+  };
+  const asBytes = (f) => new Uint8Array(f.buffer);
+  const intData = (k) => (k.dtype === 'I64' ? { dtype: 'i64', data: new Uint8Array(8 * k.shape.reduce((a, b) => a * b, 1)) } : { dtype: 'i32', data: new Uint8Array(4) });
+  // The GGUF is quantized with the core's quantizer; without it (addon built without quantize) it is f16.
+  let quantize, ggType = weights;
+  if (weights.startsWith('q')) {
+    try { ({ quantize } = await import(dist('quant.js'))); quantize(new Float32Array(32), weights); } catch { quantize = undefined; ggType = 'f16'; }
+  }
+  const ckpt = join(dir, `sd15-${size}.ckpt`), st = join(dir, `sd15-${size}.safetensors`), gg = join(dir, `sd15-${size}.${ggType}.gguf`);
+  const t0 = performance.now();
+  if (!existsSync(ckpt)) {
+    writeTorchZip(ckpt, keys.map((k, i) => (k.dtype === 'F32'
+      ? { name: k.name, dtype: 'f32', shape: k.shape, data: () => asBytes(values(k, i)) }
+      : { name: k.name, shape: k.shape, ...intData(k) })), { extra: { global_step: 840000 } });
+  }
+  if (!existsSync(st)) {
+    writeSafetensors(st, keys.map((k, i) => (k.dtype === 'F32'
+      ? { name: k.name, dtype: 'f16', shape: k.shape, data: () => toF16Bytes(values(k, i)) }
+      : { name: k.name, shape: k.shape, ...intData(k) })), { format: 'pt' }, { order: 'given' });
+  }
+  if (!existsSync(gg)) convertModel(st, gg, { type: ggType, quantize });
+  console.error(`generated/checked ${size} model files in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return [['ckpt (f32)', ckpt], ['safetensors', st], [`gguf (${ggType})`, gg]];
+}
+
+function mib(n) { return `${(n / 1048576).toFixed(0)} MiB`; }
+function ms(v) { return v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(0)} ms`; }
