@@ -1,5 +1,6 @@
 // Benchmarks for attention and the memory-bound row ops (not tests). They run only when the
 // SDNODE_BENCH environment variable is set:  SDNODE_BENCH=1 ./sdcore_tests bench_misc
+// (SDNODE_BENCH_THREADS=n overrides the thread count, default: physical cores).
 // Attention is reported in GFLOP/s (4 * Nq * Nk * D * heads * batch) and as a fraction of the
 // measured FMA peak of the same ISA level with the same thread count; row ops in GB/s (read + write).
 #include <algorithm>
@@ -105,7 +106,8 @@ void bench_bytes(const char* what, double bytes, F fn) {
 
 SD_TEST(bench_misc) {
   if (!std::getenv("SDNODE_BENCH")) return;
-  const int threads = sd::default_thread_count();
+  const char* th = std::getenv("SDNODE_BENCH_THREADS");
+  const int threads = th ? std::max(1, std::atoi(th)) : sd::default_thread_count();
   misctest::IsaRestore restore;
   for (sd::Isa isa : {sd::Isa::Avx2, sd::Isa::Avx512, sd::Isa::Neon, sd::Isa::Dotprod}) {
     if (!sd::isa_force(isa)) continue;
