@@ -12,32 +12,34 @@ namespace {
 const std::string kRoot = "first_stage_model.";
 constexpr float kEps = 1e-6f;
 
-// norm1 -> SiLU -> conv1 -> norm2 -> SiLU -> conv2, + x (nin_shortcut when widths differ).
-// Two scratch tensors are reused (norm output, conv output) to keep full-resolution peaks low.
-Tensor resnet(Net& n, const Tensor& x, const std::string& p) {
+// norm1 -> SiLU -> conv1 -> norm2 -> SiLU -> conv2, + x (nin_shortcut when widths differ), into
+// `out` (which must not alias x). Two scratch tensors are reused (norm output, conv output).
+void resnet(Net& n, Tensor& out, const Tensor& x, const std::string& p) {
   const int64_t B = x.shape[0], Ci = x.shape[1], H = x.shape[2], W = x.shape[3];
-  const int64_t Co = n.w.get(p + "conv1.weight").shape[0];
-  Tensor out = n.f32({B, Co, H, W});
+  const int64_t Co = out.shape[1];
   const size_t m = n.be.mark();
   Tensor a = n.f32({B, std::max(Ci, Co), H, W});
   Tensor b = n.f32({B, Co, H, W});
   Tensor an = a.reshaped({B, Ci, H, W});
   n.be.group_norm(an, x, 32, n.w.get(p + "norm1.weight"), n.w.get(p + "norm1.bias"), kEps, true);
-  n.be.conv2d(b, an, n.w.get(p + "conv1.weight"), n.w.find(p + "conv1.bias"), 1, 1);
+  n.be.conv2d(b, an, n.w.get(p + "conv1.weight", {Co, Ci, 3, 3}), n.w.find(p + "conv1.bias"), 1, 1);
   Tensor ao = a.reshaped({B, Co, H, W});
   n.be.group_norm(ao, b, 32, n.w.get(p + "norm2.weight"), n.w.get(p + "norm2.bias"), kEps, true);
-  n.be.conv2d(b, ao, n.w.get(p + "conv2.weight"), n.w.find(p + "conv2.bias"), 1, 1);
-  Tensor skip = n.w.has(p + "nin_shortcut.weight") ? n.conv1x1(x, p + "nin_shortcut") : x;
-  n.be.add(out, skip, b);
+  n.be.conv2d(b, ao, n.w.get(p + "conv2.weight", {Co, Co, 3, 3}), n.w.find(p + "conv2.bias"), 1, 1);
+  if (n.w.has(p + "nin_shortcut.weight")) {
+    n.be.conv2d(out, x, n.w.get(p + "nin_shortcut.weight", {Co, Ci, 1, 1}).reshaped({Co, Ci, 1, 1}),
+                n.w.find(p + "nin_shortcut.bias"), 1, 0);
+    n.be.add(out, out, b);
+  } else {
+    n.be.add(out, x, b);
+  }
   n.be.rewind(m);
-  return out;
 }
 
 // Single-head self-attention over the H*W positions, scale C^-0.5; q/k/v/proj_out are 1x1 convs,
-// applied here as per-token linears.
-Tensor attn_block(Net& n, const Tensor& x, const std::string& p) {
+// applied here as per-token linears. Into `out` (not aliasing x).
+void attn_block(Net& n, Tensor& out, const Tensor& x, const std::string& p) {
   const int64_t B = x.shape[0], C = x.shape[1], HW = x.shape[2] * x.shape[3];
-  Tensor out = n.like(x);
   const size_t m = n.be.mark();
   Tensor h = n.group_norm(x, p + "norm", kEps, false);
   Tensor t = n.transpose12(h.reshaped({B, C, HW}));             // [B, HW, C]
@@ -48,17 +50,43 @@ Tensor attn_block(Net& n, const Tensor& x, const std::string& p) {
   Tensor back = n.transpose12(o);                               // [B, C, HW]
   n.be.add(out, back.reshaped({B, C, x.shape[2], x.shape[3]}), x);
   n.be.rewind(m);
-  return out;
 }
 
 std::string level(const char* part, const char* kind, int64_t i) {
   return kRoot + part + "." + kind + "." + std::to_string(i) + ".";
 }
+std::string block(const std::string& lvl, int64_t j) { return lvl + "block." + std::to_string(j) + "."; }
 
-Tensor mid(Net& n, Tensor h, const std::string& p) {
-  h = resnet(n, h, p + "mid.block_1.");
-  h = attn_block(n, h, p + "mid.attn_1.");
-  return resnet(n, h, p + "mid.block_2.");
+// The main path alternates between two buffers sized for its largest activation: each block reads
+// one and writes the other, so full-resolution activations do not pile up in the arena.
+struct PingPong {
+  Net& n;
+  Tensor buf[2];
+  int cur = 0;
+  PingPong(Net& net, int64_t max_numel) : n(net) {
+    buf[0] = n.f32({max_numel});
+    buf[1] = n.f32({max_numel});
+  }
+  // A [B, C, H, W] view of the buffer that does not hold the current activation; it becomes current.
+  Tensor next(int64_t B, int64_t C, int64_t H, int64_t W) {
+    cur ^= 1;
+    return Tensor(DType::F32, {B, C, H, W}, buf[cur].data);
+  }
+};
+
+int64_t out_channels(const Weights& w, const std::string& p) { return w.get(p + ".weight").shape[0]; }
+
+Tensor mid(Net& n, PingPong& pp, Tensor h, const std::string& p) {
+  const int64_t B = h.shape[0], H = h.shape[2], W = h.shape[3];
+  Tensor y = pp.next(B, out_channels(n.w, p + "mid.block_1.conv1"), H, W);
+  resnet(n, y, h, p + "mid.block_1.");
+  h = y;
+  y = pp.next(B, h.shape[1], H, W);
+  attn_block(n, y, h, p + "mid.attn_1.");
+  h = y;
+  y = pp.next(B, out_channels(n.w, p + "mid.block_2.conv1"), H, W);
+  resnet(n, y, h, p + "mid.block_2.");
+  return y;
 }
 
 }  // namespace
@@ -85,40 +113,82 @@ Tensor vae_decode(Net& n, const VaeConfig& c, const Tensor& z) {
   if (!c.has_decoder) throw std::runtime_error("this model has no VAE decoder (missing '" + kRoot + "decoder.conv_in.weight')");
   const std::string p = kRoot + "decoder.";
   const int64_t B = z.shape[0];
-  Tensor h = n.conv(z, kRoot + "post_quant_conv");              // [B, 4, h, w]
-  h = n.conv(h, p + "conv_in");                                 // [B, ch * mult[-1], h, w]
-  h = mid(n, h, p);
+  // Largest main-path activation: every level's width at its resolution, and each upsample output.
+  int64_t H = z.shape[2], W = z.shape[3], most = B * out_channels(n.w, p + "conv_in") * H * W;
+  for (int64_t i = c.levels - 1; i >= 0; --i) {
+    const int64_t ch = out_channels(n.w, block(level("decoder", "up", i), 0) + "conv1");
+    if (n.w.has(level("decoder", "up", i) + "upsample.conv.weight")) most = std::max(most, B * ch * H * W), H *= 2, W *= 2;
+    most = std::max(most, B * ch * H * W);
+  }
+  Tensor out = n.f32({B, c.image_channels, H, W});
+  const size_t m = n.be.mark();
+  PingPong pp(n, most);
+  Tensor zq = n.conv(z, kRoot + "post_quant_conv");             // [B, 4, h, w]
+  Tensor h = pp.next(B, out_channels(n.w, p + "conv_in"), z.shape[2], z.shape[3]);
+  n.be.conv2d(h, zq, n.w.get(p + "conv_in.weight"), n.w.find(p + "conv_in.bias"), 1, 1);
+  h = mid(n, pp, h, p);                                         // [B, ch * mult[-1], h, w]
   for (int64_t i = c.levels - 1; i >= 0; --i) {
     const std::string up = level("decoder", "up", i);
-    for (int64_t j = 0; n.w.has(up + "block." + std::to_string(j) + ".conv1.weight"); ++j)
-      h = resnet(n, h, up + "block." + std::to_string(j) + ".");
-    if (n.w.has(up + "upsample.conv.weight")) {
-      Tensor u = n.f32({B, h.shape[1], 2 * h.shape[2], 2 * h.shape[3]});
+    for (int64_t j = 0; n.w.has(block(up, j) + "conv1.weight"); ++j) {
+      Tensor y = pp.next(B, out_channels(n.w, block(up, j) + "conv1"), h.shape[2], h.shape[3]);
+      resnet(n, y, h, block(up, j));
+      h = y;
+    }
+    if (n.w.has(up + "upsample.conv.weight")) {                 // nearest x2, conv3x3
+      Tensor u = pp.next(B, h.shape[1], 2 * h.shape[2], 2 * h.shape[3]);
       n.be.upsample_nearest(u, h);
-      h = n.conv(u, up + "upsample.conv");
+      h = pp.next(B, out_channels(n.w, up + "upsample.conv"), u.shape[2], u.shape[3]);
+      n.be.conv2d(h, u, n.w.get(up + "upsample.conv.weight"), n.w.find(up + "upsample.conv.bias"), 1, 1);
     }
   }
-  h = n.group_norm(h, p + "norm_out", kEps, true);
-  return n.conv(h, p + "conv_out");                             // [B, 3, 8h, 8w]
+  Tensor y = pp.next(B, h.shape[1], h.shape[2], h.shape[3]);
+  n.be.group_norm(y, h, 32, n.w.get(p + "norm_out.weight"), n.w.get(p + "norm_out.bias"), kEps, true);
+  n.be.conv2d(out, y, n.w.get(p + "conv_out.weight"), n.w.find(p + "conv_out.bias"), 1, 1);
+  n.be.rewind(m);
+  return out;                                                   // [B, 3, 8h, 8w]
 }
 
 Tensor vae_encode(Net& n, const VaeConfig& c, const Tensor& img) {
   if (!c.has_encoder) throw std::runtime_error("this model has no VAE encoder (missing '" + kRoot + "encoder.conv_in.weight')");
   const std::string p = kRoot + "encoder.";
-  Tensor h = n.conv(img, p + "conv_in");                        // [B, ch, H, W]
-  for (int64_t i = 0; n.w.has(level("encoder", "down", i) + "block.0.conv1.weight"); ++i) {
+  const int64_t B = img.shape[0];
+  int64_t H = img.shape[2], W = img.shape[3], most = B * out_channels(n.w, p + "conv_in") * H * W;
+  for (int64_t i = 0; i < c.levels; ++i) {
     const std::string down = level("encoder", "down", i);
-    for (int64_t j = 0; n.w.has(down + "block." + std::to_string(j) + ".conv1.weight"); ++j)
-      h = resnet(n, h, down + "block." + std::to_string(j) + ".");
-    if (n.w.has(down + "downsample.conv.weight")) {
+    for (int64_t j = 0; n.w.has(block(down, j) + "conv1.weight"); ++j)
+      most = std::max(most, B * out_channels(n.w, block(down, j) + "conv1") * H * W);
+    if (n.w.has(down + "downsample.conv.weight")) H /= 2, W /= 2;
+  }
+  const int64_t z2 = out_channels(n.w, kRoot + "quant_conv");
+  Tensor out = n.f32({B, z2, H, W});
+  const size_t m = n.be.mark();
+  PingPong pp(n, most);
+  Tensor h = pp.next(B, out_channels(n.w, p + "conv_in"), img.shape[2], img.shape[3]);
+  n.be.conv2d(h, img, n.w.get(p + "conv_in.weight"), n.w.find(p + "conv_in.bias"), 1, 1);
+  for (int64_t i = 0; i < c.levels; ++i) {
+    const std::string down = level("encoder", "down", i);
+    for (int64_t j = 0; n.w.has(block(down, j) + "conv1.weight"); ++j) {
+      Tensor y = pp.next(B, out_channels(n.w, block(down, j) + "conv1"), h.shape[2], h.shape[3]);
+      resnet(n, y, h, block(down, j));
+      h = y;
+    }
+    if (n.w.has(down + "downsample.conv.weight")) {             // pad right/bottom by 1, conv3x3 stride 2
+      const size_t mp = n.be.mark();
       Tensor padded = n.pad_right_bottom(h);                    // [B, C, H + 1, W + 1]
-      h = n.conv(padded, down + "downsample.conv", 2, 0);       // [B, C, H / 2, W / 2]
+      Tensor y = pp.next(B, h.shape[1], h.shape[2] / 2, h.shape[3] / 2);
+      n.be.conv2d(y, padded, n.w.get(down + "downsample.conv.weight"), n.w.find(down + "downsample.conv.bias"), 2, 0);
+      n.be.rewind(mp);
+      h = y;
     }
   }
-  h = mid(n, h, p);
-  h = n.group_norm(h, p + "norm_out", kEps, true);
-  h = n.conv(h, p + "conv_out");                                // [B, 2 * z, H/8, W/8]
-  return n.conv(h, kRoot + "quant_conv");                       // mean ‖ logvar
+  h = mid(n, pp, h, p);
+  Tensor y = pp.next(B, h.shape[1], h.shape[2], h.shape[3]);
+  n.be.group_norm(y, h, 32, n.w.get(p + "norm_out.weight"), n.w.get(p + "norm_out.bias"), kEps, true);
+  Tensor moments = n.conv(y, p + "conv_out");                   // [B, 2 * z, H/8, W/8]
+  n.be.conv2d(out, moments, n.w.get(kRoot + "quant_conv.weight").reshaped({z2, z2, 1, 1}),
+              n.w.find(kRoot + "quant_conv.bias"), 1, 0);       // mean ‖ logvar
+  n.be.rewind(m);
+  return out;
 }
 
 }  // namespace sd

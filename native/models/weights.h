@@ -44,6 +44,9 @@ class Weights {
  public:
   // Stores `host` on the backend as `target` (see choose_dtype). The host bytes may be released after.
   void add(Backend& be, const std::string& name, const Tensor& host, DType target);
+  // Registers a tensor already in backend memory (or, for sizing runs in planning mode, one with a
+  // shape and no data).
+  void put(const std::string& name, const Tensor& t) { map_[name] = t; }
   bool has(const std::string& name) const { return map_.count(name) != 0; }
   const Tensor* find(const std::string& name) const;
   // Throws std::runtime_error "missing weight '<name>'" when absent.

@@ -1,6 +1,7 @@
 // Golden tests of the three networks on the tiny-sd15 formula model (CPU backend), against
 // golden.safetensors with the README's tolerances (err = max|out - golden| / max|golden|).
 #include <cstdio>
+#include <cmath>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -250,4 +251,87 @@ SD_TEST(models_vae_tiled) {
   const double ee = max_rel_err(mt.data(), mw.data(), mw.size());
   std::printf("  tiled encode (tile %lld latents): err vs whole %.3g\n", static_cast<long long>(tile), ee);
   SD_CHECK(ee < 0.5) << "tiled encode err " << ee;
+}
+
+// SD 1.5 inpainting UNets take 9 input channels (latent, mask, masked-image latent), detected from
+// input_blocks.0.0.weight. Reference: with the 5 extra channels zero, a 9-channel UNet must equal a
+// 4-channel one whose conv_in is the first 4 input channels of the 9-channel kernel.
+SD_TEST(models_unet_inpaint_9_channels) {
+  auto tensors = tiny_model_tensors();
+  const std::string key = "model.diffusion_model.input_blocks.0.0.weight";
+  std::vector<uint16_t> w9 = formula_values(key, 32 * 9 * 9, std::sqrt(3.0 / 81.0), 0.0, 1234);
+  std::vector<uint16_t> w4(32 * 4 * 9);
+  for (int o = 0; o < 32; ++o)
+    for (int i = 0; i < 4 * 9; ++i) w4[o * 36 + i] = w9[o * 81 + i];
+  auto load = [&](const std::vector<uint16_t>& w, int64_t cin, const char* tag) {
+    for (auto& t : tensors)
+      if (t.name == key) { t.shape = {32, cin, 3, 3}; t.f16 = w; }
+    const std::string p = "/tmp/sdnode-models-test-" + std::string(tag) + std::to_string(getpid()) + ".safetensors";
+    const auto table = write_safetensors(p, tensors, false);
+    sd::ModelOptions opt;
+    opt.threads = 2;
+    opt.backend = "cpu";
+    auto m = std::make_unique<sd::SdModel>(p, table, opt);
+    std::remove(p.c_str());
+    return m;
+  };
+  auto m9 = load(w9, 9, "in9-");
+  auto m4 = load(w4, 4, "in4-");
+  SD_CHECK(m9->unet().in_channels == 9 && m4->unet().in_channels == 4);
+  const Golden x = golden("unet3.x"), t = golden("unet3.t"), ctx = golden("unet3.ctx");
+  std::vector<float> x9(9 * 8 * 16, 0.0f);
+  std::copy(x.f.begin(), x.f.end(), x9.begin());
+  const auto a = m9->run_unet(x9.data(), 1, 9, 8, 16, t.f.data(), ctx.f.data(), 77, 128);
+  const auto b = m4->run_unet(x.f.data(), 1, 4, 8, 16, t.f.data(), ctx.f.data(), 77, 128);
+  const double e = max_rel_err(a.data(), b.data(), b.size());
+  SD_CHECK(a.size() == b.size() && e < 1e-5) << "9-channel vs sliced 4-channel err " << e;
+  bool threw = false;
+  try {
+    m9->run_unet(x.f.data(), 1, 4, 8, 16, t.f.data(), ctx.f.data(), 77, 128);
+  } catch (const std::invalid_argument& err) {
+    threw = std::string(err.what()).find("9") != std::string::npos;
+  }
+  SD_CHECK(threw) << "4-channel input to a 9-channel UNet must be rejected";
+}
+
+// Activation memory of the full-size SD 1.5 networks, from planning runs alone (shapes, no weights
+// data, no compute): the tiny key table scaled as lib/model/formula.ts fullSizeKeys does.
+SD_TEST(models_plan_full_size) {
+  sd::Weights w;
+  for (const auto& t : tiny_model_tensors()) {
+    const bool unet = t.name.rfind("model.diffusion_model.", 0) == 0, vae = t.name.rfind("first_stage_model.", 0) == 0;
+    if (!unet && !vae) continue;
+    std::vector<int64_t> s = t.shape;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s.size() == 4 && i >= 2) continue;  // kernel size
+      if (unet) s[i] = s[i] == 4 ? 4 : (i == 1 && t.name.find("attn2.to_") != std::string::npos &&
+                                        (t.name.find("to_k.weight") != std::string::npos || t.name.find("to_v.weight") != std::string::npos))
+                                           ? 768 : s[i] * 10;
+      else if (s[i] >= 32) s[i] *= 4;
+    }
+    sd::Tensor x(sd::DType::F16, {});
+    x.ndim = static_cast<int>(s.size());
+    for (int i = 0; i < x.ndim; ++i) x.shape[i] = s[i];
+    if (s.size() <= 1) x.type = sd::DType::F32;
+    if (s.size() == 4 && s[2] == 1) x = x.reshaped({s[0], s[1]});
+    w.put(t.name, x);
+  }
+  auto be = sd::make_cpu_backend(1);
+  sd::Net n{*be, w};
+  const auto uc = sd::unet_config(w);
+  const auto vc = sd::vae_config(w);
+  SD_CHECK(uc.model_channels == 320 && uc.context_dim == 768);
+  auto plan = [&](auto&& body) { be->begin_plan(); body(); return be->end_plan() / 1e6; };
+  std::vector<float> t(2, 500.0f);
+  for (int64_t px : {256, 512, 768}) {
+    const double mb = plan([&] {
+      sd::Tensor x = n.f32({2, 4, px / 8, px / 8}), c = n.f32({2, 77, 768});
+      sd::unet_forward(n, uc, x, t.data(), c);
+    });
+    std::printf("  UNet %lldx%lld batch 2: activations %.0f MB\n", static_cast<long long>(px), static_cast<long long>(px), mb);
+  }
+  for (int64_t px : {256, 512}) {
+    const double mb = plan([&] { sd::vae_decode(n, vc, n.f32({1, 4, px / 8, px / 8})); });
+    std::printf("  VAE decode %lldx%lld whole: activations %.0f MB\n", static_cast<long long>(px), static_cast<long long>(px), mb);
+  }
 }
