@@ -7,7 +7,8 @@
 // SD 1.5 shape (1145 tensors, 4.3 GB as fp32), `--size tiny` the 985-tensor test model.
 // Each measurement runs in a fresh child process so its peak RSS is its own. "read" reads the
 // whole file sequentially (page cache warm, after one untimed read); "load" is
-// StableDiffusion.load when the native addon has it, else the header parse + reading every tensor.
+// StableDiffusion.load when the native addon has it, else the header parse + reading every tensor;
+// "header" is readTensorTable alone (module import excluded).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readSync, closeSync, statSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -32,12 +33,13 @@ async function main() {
     run('read', file); // warm the page cache so both timings see the same cache state
     const read = run('read', file);
     const load = run('load', file, weights);
-    rows.push({ format: fmt, file, bytes: statSync(file).size, readMs: read.ms, loadMs: load.ms, ratio: load.ms / read.ms, peakRssMiB: load.maxRssMiB, readRssMiB: read.maxRssMiB, loader: load.loader });
+    const header = run('header', file);
+    rows.push({ format: fmt, file, bytes: statSync(file).size, headerMs: header.ms, readMs: read.ms, loadMs: load.ms, ratio: load.ms / read.ms, peakRssMiB: load.maxRssMiB, readRssMiB: read.maxRssMiB, loader: load.loader });
   }
   console.log(`\nSD 1.5-shaped model (${size}), load with weights=${weights}, ${new Date().toISOString()}`);
-  console.log('format        size       read      load   load/read  peak RSS (load)  loader');
+  console.log('format        size     header      read      load   load/read  peak RSS (load)  loader');
   for (const r of rows) {
-    console.log(`${r.format.padEnd(12)} ${mib(r.bytes).padStart(9)} ${ms(r.readMs).padStart(9)} ${ms(r.loadMs).padStart(9)} ${r.ratio.toFixed(2).padStart(9)}x ${(r.peakRssMiB.toFixed(0) + ' MiB').padStart(14)}   ${r.loader}`);
+    console.log(`${r.format.padEnd(12)} ${mib(r.bytes).padStart(9)} ${ms(r.headerMs).padStart(9)} ${ms(r.readMs).padStart(9)} ${ms(r.loadMs).padStart(9)} ${r.ratio.toFixed(2).padStart(9)}x ${(r.peakRssMiB.toFixed(0) + ' MiB').padStart(14)}   ${r.loader}`);
   }
   console.log(JSON.stringify(rows));
   if (!args.includes('--keep')) rmSync(dir, { recursive: true, force: true });
@@ -58,6 +60,13 @@ async function child(mode, file, weights) {
     let pos = 0, n;
     while ((n = readSync(fd, buf, 0, buf.length, pos)) > 0) pos += n;
     closeSync(fd);
+  } else if (mode === 'header') {
+    loader = 'readTensorTable';
+    const { readTensorTable } = await import(dist('formats/index.js'));
+    const t1 = performance.now();
+    readTensorTable(file);
+    console.log(JSON.stringify({ ms: performance.now() - t1, maxRssMiB: process.resourceUsage().maxRSS / 1024, loader }));
+    return;
   } else {
     let sd;
     try { ({ StableDiffusion: sd } = await import(dist('sd.js'))); } catch { sd = undefined; }

@@ -65,6 +65,9 @@ test('pickles that reach for code execution are refused and nothing runs', (t) =
     ['builtins.exec', Buffer.concat([pk('\x80\x04\x8c\x08builtins\x8c\x04exec\x93'), binunicode('0'), pk('\x85R.')])],
     ['subprocess.Popen', Buffer.concat([pk('\x80\x02csubprocess\nPopen\n'), binunicode('true'), pk('\x85R.')])],
     ['__builtin__.getattr', pk('c__builtin__\ngetattr\n(S"x"\nS"y"\ntR.')],
+    ['torch.hub.load', Buffer.concat([pk('\x80\x02ctorch.hub\nload\n'), binunicode('evil/repo'), pk('\x85R.')])],
+    ['timeit.timeit', Buffer.concat([pk('\x80\x02ctimeit\ntimeit\n'), binunicode('0'), pk('\x85R.')])],
+    ['runpy._run_code', Buffer.concat([pk('\x80\x02crunpy\n_run_code\n'), binunicode('0'), pk('\x85R.')])],
   ];
   for (const [what, p] of attacks) {
     for (const [kind, bytes] of [['zip', ckptWith(p)], ['legacy', p]]) {

@@ -153,7 +153,7 @@ function parseLegacyCkpt(src: ByteSource): TensorTable {
     const s = storages.get(key);
     if (!s) throw new ModelFileError(file, `legacy storage '${key}' is not referenced by the pickle`);
     const es = DTYPE_INFO[s.dtype].blockBytes;
-    const n = src.read(pos, 8).readBigInt64LE(0);
+    const n = src.readExact(pos, 8).readBigInt64LE(0);
     if (n !== BigInt(s.numel)) throw new ModelFileError(file, `legacy storage '${key}' holds ${n} elements, the pickle says ${s.numel}`);
     s.offset = pos + 8;
     pos += 8 + s.numel * es;

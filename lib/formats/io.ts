@@ -9,6 +9,8 @@ export interface ByteSource {
   readonly size: number;
   /** `len` bytes at absolute `pos`; throws ModelFileError when the range is past the end. */
   read(pos: number, len: number): Buffer;
+  /** Like read, for scattered small reads (zip local headers): reads exactly `len` bytes, no read-ahead. */
+  readExact(pos: number, len: number): Buffer;
 }
 
 export class BufferSource implements ByteSource {
@@ -18,13 +20,14 @@ export class BufferSource implements ByteSource {
     checkRange(this, pos, len);
     return this.buf.subarray(pos, pos + len);
   }
+  readExact(pos: number, len: number): Buffer { return this.read(pos, len); }
 }
 
 /** Reads through a cached window so that parsing a header makes few system calls. */
 export class FileSource implements ByteSource {
   readonly size: number;
   private fd: number;
-  private win = Buffer.alloc(0);
+  private win: Buffer = Buffer.alloc(0);
   private winPos = 0;
   constructor(readonly file: string, private readonly windowSize = 1 << 20) {
     this.fd = openSync(file, 'r');
@@ -35,7 +38,17 @@ export class FileSource implements ByteSource {
     if (pos >= this.winPos && pos + len <= this.winPos + this.win.length) {
       return this.win.subarray(pos - this.winPos, pos - this.winPos + len);
     }
-    const n = Math.min(Math.max(len, this.windowSize), this.size - pos);
+    const buf = this.fill(pos, Math.min(Math.max(len, this.windowSize), this.size - pos));
+    this.win = buf;
+    this.winPos = pos;
+    return buf.subarray(0, len);
+  }
+  readExact(pos: number, len: number): Buffer {
+    checkRange(this, pos, len);
+    if (pos >= this.winPos && pos + len <= this.winPos + this.win.length) return this.read(pos, len);
+    return this.fill(pos, len);
+  }
+  private fill(pos: number, n: number): Buffer {
     const buf = Buffer.alloc(n);
     let done = 0;
     while (done < n) {
@@ -43,9 +56,7 @@ export class FileSource implements ByteSource {
       if (r === 0) throw new ModelFileError(this.file, `unexpected end of file at byte ${pos + done}`);
       done += r;
     }
-    this.win = buf;
-    this.winPos = pos;
-    return buf.subarray(0, len);
+    return buf;
   }
   close(): void {
     if (this.fd >= 0) { closeSync(this.fd); this.fd = -1; }

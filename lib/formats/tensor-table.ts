@@ -166,6 +166,7 @@ export function readTensorBytes(table: TensorTable, t: TensorEntry): Buffer {
       return buf;
     }
     const es = DTYPE_INFO[t.dtype].blockBytes;
+    if (t.shape.some((d) => d === 0)) return Buffer.alloc(0);
     let span = 1;
     for (let i = 0; i < t.shape.length; i++) span += (t.shape[i]! - 1) * t.strides[i]!;
     const src = Buffer.alloc(span * es);

@@ -82,7 +82,7 @@ export function readZipDirectory(src: ByteSource): Map<string, ZipEntry> {
     p = eEnd + commentLen;
     if (entries.has(name)) bad(`duplicate entry '${name}'`);
     if (local + 30 > src.size) bad(`entry '${name}' local header is past the end of the file`);
-    const lh = src.read(local, 30);
+    const lh = src.readExact(local, 30);
     if (lh.readUInt32LE(0) !== LOC_SIG) bad(`entry '${name}' has no local header at ${local}`);
     const dataOffset = local + 30 + lh.readUInt16LE(26) + lh.readUInt16LE(28);
     const stored = method === 0 ? usize : csize;
