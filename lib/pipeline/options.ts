@@ -121,7 +121,7 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
   } else {
     if (typeof o.seed !== 'number') throw new TypeError(`generate: "seed" must be a number, got ${typeof o.seed}`);
     seed = checkSeed(o.seed, 'seed');
-    if (seed + batchSize - 1 > MAX_SEED) throw new RangeError(`generate: "seed" + batchSize - 1 exceeds ${MAX_SEED}`);
+    if (seed > MAX_SEED - (batchSize - 1)) throw new RangeError(`generate: "seed" + batchSize - 1 exceeds ${MAX_SEED}`);
   }
   const rng = o.rng === undefined ? DEFAULTS.rng : checkRng(o.rng, 'rng');
 
