@@ -1,6 +1,7 @@
 // Reads side by side with ldm/modules/diffusionmodules/openaimodel.py and ldm/modules/attention.py.
 #include "models/unet.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -13,10 +14,9 @@ const std::string kRoot = "model.diffusion_model.";
 std::string blk(const char* group, int64_t i) { return kRoot + group + "." + std::to_string(i) + "."; }
 
 // ResBlock: GN -> SiLU -> conv; + emb_layers(SiLU(emb)); GN -> SiLU -> conv; + skip.
-Tensor res_block(Net& n, const Tensor& x, const Tensor& emb_act, const std::string& p) {
-  const int64_t B = x.shape[0], H = x.shape[2], W = x.shape[3];
-  const int64_t Co = n.w.get(p + "in_layers.2.weight").shape[0];
-  Tensor out = n.f32({B, Co, H, W});
+// Writes into `out` [B, Co, H, W], which must not alias x.
+void res_block(Net& n, Tensor& out, const Tensor& x, const Tensor& emb_act, const std::string& p) {
+  const int64_t B = x.shape[0], Co = out.shape[1];
   const size_t m = n.be.mark();
   Tensor h = n.group_norm(x, p + "in_layers.0", 1e-5f, true);
   h = n.conv(h, p + "in_layers.2");                            // [B, Co, H, W]
@@ -27,6 +27,13 @@ Tensor res_block(Net& n, const Tensor& x, const Tensor& emb_act, const std::stri
   Tensor skip = n.w.has(p + "skip_connection.weight") ? n.conv(x, p + "skip_connection") : x;
   n.be.add(out, skip, h);
   n.be.rewind(m);
+}
+
+int64_t res_out_channels(const Weights& w, const std::string& p) { return w.get(p + "in_layers.2.weight").shape[0]; }
+
+Tensor res_block(Net& n, const Tensor& x, const Tensor& emb_act, const std::string& p) {
+  Tensor out = n.f32({x.shape[0], res_out_channels(n.w, p), x.shape[2], x.shape[3]});
+  res_block(n, out, x, emb_act, p);
   return out;
 }
 
@@ -63,9 +70,9 @@ void basic_block(Net& n, Tensor& x, const Tensor& ctx, const std::string& p, int
 }
 
 // SpatialTransformer: GN(eps 1e-6) -> proj_in -> blocks over [B, HW, C] -> proj_out -> + x.
-Tensor spatial_transformer(Net& n, const Tensor& x, const Tensor& ctx, const std::string& p, int heads) {
+// Writes into `out` (x's shape), which must not alias x.
+void spatial_transformer(Net& n, Tensor& out, const Tensor& x, const Tensor& ctx, const std::string& p, int heads) {
   const int64_t B = x.shape[0], C = x.shape[1], HW = x.shape[2] * x.shape[3];
-  Tensor out = n.like(x);
   const size_t m = n.be.mark();
   Tensor h = n.group_norm(x, p + "norm", 1e-6f, false);
   Tensor t = n.transpose12(h.reshaped({B, C, HW}));             // [B, HW, C]
@@ -76,6 +83,11 @@ Tensor spatial_transformer(Net& n, const Tensor& x, const Tensor& ctx, const std
   Tensor back = n.transpose12(t);                               // [B, C, HW]
   n.be.add(out, back.reshaped({B, C, x.shape[2], x.shape[3]}), x);
   n.be.rewind(m);
+}
+
+Tensor spatial_transformer(Net& n, const Tensor& x, const Tensor& ctx, const std::string& p, int heads) {
+  Tensor out = n.like(x);
+  spatial_transformer(n, out, x, ctx, p, heads);
   return out;
 }
 
@@ -131,23 +143,49 @@ Tensor unet_forward(Net& n, const UnetConfig& c, const Tensor& x, const float* t
   h = spatial_transformer(n, h, ctx, mid + "1.", c.heads);
   h = res_block(n, h, emb, mid + "2.");
 
+  // Up path: skips stay alive, the main path alternates between two buffers sized for its largest
+  // activation (a concatenation or an upsampled map), so block outputs do not pile up.
+  int64_t most = 0;
+  for (int64_t i = 0; i < c.output_blocks; ++i) {
+    const std::string p = blk("output_blocks", i);
+    const Tensor& s = hs[static_cast<size_t>(c.output_blocks - 1 - i)];
+    const int64_t cin = n.w.get(p + "0.in_layers.0.weight").shape[0];
+    most = std::max(most, B * cin * s.shape[2] * s.shape[3]);
+    if (i + 1 < c.output_blocks) {
+      const Tensor& s2 = hs[static_cast<size_t>(c.output_blocks - 2 - i)];
+      most = std::max(most, B * res_out_channels(n.w, p + "0.") * s2.shape[2] * s2.shape[3]);
+    }
+  }
+  Tensor buf[2] = {n.f32({most}), n.f32({most})};
+  int cur = 1;
+  auto next = [&](int64_t C, int64_t H, int64_t W) {
+    cur ^= 1;
+    return Tensor(DType::F32, {B, C, H, W}, buf[cur].data);
+  };
   for (int64_t i = 0; i < c.output_blocks; ++i) {
     const std::string p = blk("output_blocks", i);
     const Tensor skip = hs.back();
     hs.pop_back();
-    Tensor cat = n.f32({B, h.shape[1] + skip.shape[1], skip.shape[2], skip.shape[3]});
+    Tensor cat = next(h.shape[1] + skip.shape[1], skip.shape[2], skip.shape[3]);
     n.be.concat_channels(cat, h, skip);                         // [B, Ch + Cs, H, W], h first
-    h = res_block(n, cat, emb, p + "0.");
-    int next = 1;
-    if (n.w.has(p + "1.norm.weight")) h = spatial_transformer(n, h, ctx, p + std::to_string(next++) + ".", c.heads);
-    const std::string up = p + std::to_string(next) + ".conv";
+    h = next(res_out_channels(n.w, p + "0."), cat.shape[2], cat.shape[3]);
+    res_block(n, h, cat, emb, p + "0.");
+    int idx = 1;
+    if (n.w.has(p + "1.norm.weight")) {
+      Tensor y = next(h.shape[1], h.shape[2], h.shape[3]);
+      spatial_transformer(n, y, h, ctx, p + std::to_string(idx++) + ".", c.heads);
+      h = y;
+    }
+    const std::string up = p + std::to_string(idx) + ".conv";
     if (n.w.has(up + ".weight")) {
       // Upsample to the size of the skip it will meet (2x unless a downsampled size was odd).
       const int64_t Ho = hs.empty() ? 2 * h.shape[2] : hs.back().shape[2];
       const int64_t Wo = hs.empty() ? 2 * h.shape[3] : hs.back().shape[3];
-      Tensor u = n.f32({B, h.shape[1], Ho, Wo});
+      Tensor u = next(h.shape[1], Ho, Wo);
       n.be.upsample_nearest(u, h);
-      h = n.conv(u, up);
+      const Tensor& wt = n.w.get(up + ".weight");
+      h = next(wt.shape[0], Ho, Wo);
+      n.be.conv2d(h, u, wt, n.w.find(up + ".bias"), 1, 1);
     }
   }
   h = n.group_norm(h, kRoot + "out.0", 1e-5f, true);
