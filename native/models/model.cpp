@@ -12,11 +12,21 @@ SdModel::SdModel(const std::string& path, const std::vector<TensorEntry>& table,
     MappedFile file(path);
     load_weights(*be_, file, table, opt.has_dtype ? &opt.dtype : nullptr, &w_);
   }  // the mapping is released: the backend holds converted copies
+  configure("'" + path + "'");
+}
+
+SdModel::SdModel(const ModelOptions& opt, const std::function<void(Backend&, Weights&)>& fill) {
+  be_ = make_backend(opt.backend, opt.threads, &backend_why_);
+  fill(*be_, w_);
+  configure("the weights given");
+}
+
+void SdModel::configure(const std::string& what) {
   has_clip_ = w_.has("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight");
   has_unet_ = w_.has("model.diffusion_model.input_blocks.0.0.weight");
   const bool has_vae = w_.has("first_stage_model.decoder.conv_in.weight") || w_.has("first_stage_model.encoder.conv_in.weight");
   if (!has_clip_ && !has_unet_ && !has_vae)
-    throw std::invalid_argument("'" + path + "' holds no SD 1.x weights (no model.diffusion_model.*, first_stage_model.* or cond_stage_model.* tensors)");
+    throw std::invalid_argument(what + " holds no SD 1.x weights (no model.diffusion_model.*, first_stage_model.* or cond_stage_model.* tensors)");
   if (has_clip_) clip_ = clip_config(w_);
   if (has_unet_) unet_ = unet_config(w_);
   if (has_vae) vae_ = vae_config(w_);

@@ -3,6 +3,7 @@
 // repeated calls at one shape never allocate). One forward runs at a time (a mutex serialises).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,8 @@ class SdModel {
  public:
   // Maps `path` and reads the tensors the table lists; throws naming the failing tensor.
   SdModel(const std::string& path, const std::vector<TensorEntry>& table, const ModelOptions& opt);
+  // Weights from elsewhere (benchmarks build them in memory): fill() adds them to the store.
+  SdModel(const ModelOptions& opt, const std::function<void(Backend&, Weights&)>& fill);
 
   bool has_clip() const { return has_clip_; }
   bool has_unet() const { return has_unet_; }
@@ -56,6 +59,7 @@ class SdModel {
   const char* backend_name() const { return be_->name(); }
 
  private:
+  void configure(const std::string& what);
   using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t>;
   // Runs body(net) once in planning mode for a new key, reserves the arena, then for real.
   template <typename F> void run(const Key& key, F&& body);
