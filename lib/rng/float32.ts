@@ -3,11 +3,6 @@
 // so fround(a * b) and fround(a + b) are correctly rounded float32 operations. A fused multiply-add
 // needs care: a * b + c rounded to float64 first can land exactly on a float32 tie and round wrongly.
 
-const f64 = new Float64Array(1);
-const u32 = new Uint32Array(f64.buffer);
-const LITTLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-const LO = LITTLE ? 0 : 1;
-
 export const fround = Math.fround;
 
 /** float32 fmaf(a, b, c) with a single rounding, for float32 a, b, c. */
@@ -16,14 +11,13 @@ export function fmaf(a: number, b: number, c: number): number {
   const s = p + c;
   const r = Math.fround(s);
   if (r === s) return r;
-  // Only a float64 sum that sits exactly halfway between two float32 values can round wrongly:
-  // its low 29 mantissa bits are 1000...0. Then the exact remainder decides the direction.
-  f64[0] = s;
-  if ((u32[LO]! & 0x1fffffff) !== 0x10000000) return r;
+  // Only a float64 sum that sits exactly halfway between two float32 values can round wrongly. Then
+  // the neighbour on the other side, s + (s - r), is itself a float32; otherwise it is not.
+  const other = s + (s - r);
+  if (Math.fround(other) !== other) return r;
   const bv = s - p;
   const err = p - (s - bv) + (c - bv); // s + err == p + c exactly (TwoSum)
-  if (err === 0) return r; // a true tie: ties-to-even already applied
-  const other = s + (s - r); // the float32 neighbour on the other side of the tie
+  if (err === 0) return r; // a true tie: fround's ties-to-even is right
   return err > 0 ? Math.max(r, other) : Math.min(r, other);
 }
 

@@ -16,20 +16,19 @@
 //   __sincosf(v): FMUL.RZ v * (1/2pi), then the MUFU.SIN / MUFU.COS hardware units on that angle in
 //   revolutions, quantized to 2^-25 of a turn.
 import { fmaf, fmulRz, floatBits, bitsToFloat, fround } from './float32.js';
-import { mufuCos, mufuSin } from './mufu.js';
+import { mufuCos, mufuSin, mufuTable } from './mufu.js';
 
 const M0 = 0xd2511f53;
 const M1 = 0xcd9e8d57;
 const W0 = 0x9e3779b9;
 const W1 = 0xbb67ae85;
 
-/** High 32 bits of the 64-bit product of two uint32 (exact in float64 arithmetic). */
+/**
+ * High 32 bits of the 64-bit product of two uint32. The float64 product is within 2^11 of the exact
+ * one, so after removing the exact low word the quotient is within 2^-20 of the high word.
+ */
 function mulhi(a: number, b: number): number {
-  const aLo = a & 0xffff;
-  const aHi = a >>> 16;
-  const lo = aLo * b; // < 2^48
-  const hi = aHi * b; // < 2^48
-  return (Math.floor(hi / 65536) + Math.floor(((hi % 65536) * 65536 + lo) / 4294967296)) >>> 0;
+  return Math.round((a * b - (Math.imul(a, b) >>> 0)) * 2.3283064365386963e-10) >>> 0;
 }
 
 /** Philox4x32-10 block: writes the 4 outputs for counter (c0..c3) and key (k0, k1) into out. */
@@ -53,10 +52,14 @@ export function philox4x32(c0: number, c1: number, c2: number, c3: number, k0: n
 }
 
 // libdevice __nv_logf coefficients (float32).
-const LOG_C = [
-  -0.13018856942653656, 0.1408461034297943, -0.12148627638816833, 0.1398061066865921, -0.16684235632419586,
-  0.20012299716472626, -0.24999669194221497, 0.333331823348999,
-];
+const L0 = -0.13018856942653656;
+const L1 = 0.1408461034297943;
+const L2 = -0.12148627638816833;
+const L3 = 0.1398061066865921;
+const L4 = -0.16684235632419586;
+const L5 = 0.20012299716472626;
+const L6 = -0.24999669194221497;
+const L7 = 0.333331823348999;
 const LN2_F = 0.6931471824645996;
 
 /** CUDA's logf (libdevice __nv_logf, no fast math) for finite a > 0. */
@@ -71,8 +74,13 @@ export function cudaLogf(a: number): number {
   const m = bitsToFloat((bits - e) >>> 0);
   i = fmaf(fround(e), 1.1920928955078125e-7, i);
   const f = fround(m - 1);
-  let r = fmaf(LOG_C[0]!, f, LOG_C[1]!);
-  for (let k = 2; k < 8; k++) r = fmaf(r, f, LOG_C[k]!);
+  let r = fmaf(L0, f, L1);
+  r = fmaf(r, f, L2);
+  r = fmaf(r, f, L3);
+  r = fmaf(r, f, L4);
+  r = fmaf(r, f, L5);
+  r = fmaf(r, f, L6);
+  r = fmaf(r, f, L7);
   r = fmaf(r, f, -0.5);
   r = fround(r * f);
   r = fmaf(r, f, f);
@@ -84,14 +92,66 @@ const INV_2POW32_2PI = fround(2 ** -32 * fround(6.2831855));
 const HALF_INV_2POW32_2PI = fround(INV_2POW32_2PI / 2);
 const INV_2PI_F = fround(0.15915494309189535);
 
-/** curand_normal4's first pair: [r sin, r cos] of (x0, x1) into out[o], out[o+1]. */
-export function boxMuller(x0: number, x1: number, out: Float32Array | Float64Array, o: number): void {
-  const u = fmaf(fround(x0), INV_2POW32, 2 ** -33);
-  const s = fround(Math.sqrt(fround(-2 * cudaLogf(u))));
+/** s = sqrtf(-2 logf(u)) of curand's Box-Muller, u = (float(x0) + 0.5) * 2^-32 (exact before rounding). */
+function radius(x0: number): number {
+  const u = fround((fround(x0) + 0.5) * INV_2POW32);
+  return fround(Math.sqrt(fround(-2 * cudaLogf(u))));
+}
+
+/** The angle of curand's Box-Muller for x1, in 2^-25 turns as MUFU sees it. */
+function turnsOf(x1: number): number {
   const v = fmaf(fround(x1), INV_2POW32_2PI, HALF_INV_2POW32_2PI);
-  const turns = Math.floor(fmulRz(v, INV_2PI_F) * 33554432); // 2^25 steps per revolution
+  return Math.floor(fmulRz(v, INV_2PI_F) * 33554432);
+}
+
+/** curand's _curand_box_muller(x0, x1): [s sin, s cos] into out[o], out[o+1]. */
+export function boxMuller(x0: number, x1: number, out: Float32Array | Float64Array, o: number): void {
+  const s = radius(x0);
+  const turns = turnsOf(x1);
   out[o] = fround(mufuSin(turns) * s);
   out[o + 1] = fround(mufuCos(turns) * s);
+}
+
+/**
+ * One wave: element i = component 0 (s sin) of thread i's first curand_normal4. Three simple passes
+ * (Philox, radius, angle) so that V8 optimizes and inlines each loop whole.
+ */
+function fillOneWave(out: Float32Array, numel: number, c0: number, c1: number, key0: number, key1: number): void {
+  const r0 = new Uint32Array(numel);
+  const r1 = new Uint32Array(numel);
+  philoxWave(r0, r1, numel, c0, c1, key0, key1);
+  for (let i = 0; i < numel; i++) out[i] = radius(r0[i]!);
+  for (let i = 0; i < numel; i++) out[i] = fround(mufuSin(turnsOf(r1[i]!)) * out[i]!);
+}
+
+/** Outputs 0 and 1 of Philox4x32-10 for counters (c0, c1, i, 0), i < numel. */
+function philoxWave(r0: Uint32Array, r1: Uint32Array, numel: number, c0: number, c1: number, key0: number, key1: number): void {
+  // int32 state (| 0) keeps V8 on machine integers; the high word of each product is taken from the
+  // float64 product of the unsigned values.
+  const w0 = W0 | 0;
+  const w1 = W1 | 0;
+  for (let i = 0; i < numel; i++) {
+    let x0 = c0 | 0;
+    let x1 = c1 | 0;
+    let x2 = i | 0;
+    let x3 = 0;
+    let k0 = key0 | 0;
+    let k1 = key1 | 0;
+    for (let r = 0; r < 10; r++) {
+      const lo0 = Math.imul(M0, x0);
+      const hi0 = Math.round((M0 * (x0 >>> 0) - (lo0 >>> 0)) * 2.3283064365386963e-10) | 0;
+      const lo1 = Math.imul(M1, x2);
+      const hi1 = Math.round((M1 * (x2 >>> 0) - (lo1 >>> 0)) * 2.3283064365386963e-10) | 0;
+      x0 = hi1 ^ x1 ^ k0;
+      x1 = lo1;
+      x2 = hi0 ^ x3 ^ k1;
+      x3 = lo0;
+      k0 = (k0 + w0) | 0;
+      k1 = (k1 + w1) | 0;
+    }
+    r0[i] = x0;
+    r1[i] = x1;
+  }
 }
 
 export interface PhiloxOptions {
@@ -130,13 +190,12 @@ export class PhiloxGenerator {
     const base = this.offset / 4;
     const block = new Uint32Array(4);
     const pair = new Float32Array(4);
+    mufuTable(); // decode once before the loop
     if (numel <= threads) {
-      // One wave: element i = component 0 (r sin) of thread i's first curand_normal4.
-      for (let i = 0; i < numel; i++) {
-        philox4x32(base >>> 0, Math.floor(base / 4294967296), i, 0, this.k0, this.k1, block);
-        boxMuller(block[0]!, block[1]!, pair, 0);
-        out[i] = pair[0]!;
-      }
+      // One wave: element i = component 0 (s sin) of thread i's first curand_normal4.
+      const c0 = base >>> 0;
+      const c1 = Math.floor(base / 4294967296) >>> 0;
+      fillOneWave(out, numel, c0, c1, this.k0, this.k1);
     } else {
       const perIter = threads * 4;
       for (let k = 0; k * perIter < numel; k++) {
