@@ -58,9 +58,8 @@ test('batches use seeds s, s+1, ... per image (A1111)', () => {
 });
 
 test('a generator continues its stream like torch: cpu normal cache and philox offset', () => {
-  // cpu, size < 16: randn(15) then randn(2) = the first 17 of one stream only through the cached
-  // Box-Muller pair; the >= 16 path consumes whole uniforms. Check the documented structure with the
-  // goldens: randn(1) is the first value of randn(15) (both use the scalar path).
+  // cpu, fewer than 16 values: normal_distribution<double> returns r cos and caches r sin for the next
+  // call, so randn(1) twice gives the first two values of randn(15) (both goldens use that path).
   const e = tensors.get('cpu.seed1.e').data, f = tensors.get('cpu.seed1.f').data;
   assert.equal(e[0], f[0]);
   const g = new R.TorchCpuGenerator(1);
@@ -87,6 +86,23 @@ test('more elements than one wave of threads: element layout follows torch\'s gr
   R.boxMuller(block[0], block[1], pair, 0);
   R.boxMuller(block[2], block[3], pair, 2);
   assert.deepEqual([narrow[5], narrow[261], narrow[517], narrow[773]], Array.from(pair));
+});
+
+test('ImageRng: first() is the batch noise of seeds s, s+1; next() continues each image\'s generator', () => {
+  const rngs = R.ImageRng.forBatch([4, 8, 8], 0, 2, 'philox');
+  const first = rngs.first();
+  assertBitEqual(first.subarray(0, 256), tensors.get('cuda.seed0.b').data, 'image 0 first');
+  assertBitEqual(first.subarray(256), tensors.get('cuda.seed1.b').data, 'image 1 first');
+  const g0 = new R.PhiloxGenerator(0), g1 = new R.PhiloxGenerator(1);
+  g0.randn(256); g1.randn(256);
+  const step = rngs.next();
+  assertBitEqual(step.subarray(0, 256), g0.randn(256), 'image 0 step');
+  assertBitEqual(step.subarray(256), g1.randn(256), 'image 1 step');
+  // ENSD: step noise from fresh generators seeded seed + b + delta.
+  const ensd = new R.ImageRng([4, 8, 8], [42], 'cpu', { noiseSeedDelta: 31337 });
+  assertBitEqual(ensd.first(), tensors.get('cpu.seed42.b').data, 'ensd first');
+  assertBitEqual(ensd.next(), R.randn([256], 42 + 31337, 'cpu'), 'ensd step');
+  assert.throws(() => ensd.first(), /once/);
 });
 
 test('bad arguments throw RangeError/TypeError naming the field', () => {
