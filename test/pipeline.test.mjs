@@ -58,6 +58,19 @@ describe('tiny-sd15 e2e golden through generate() (f32 weights, CPU)', { skip: S
       'a photo of a cat\nSteps: 4, Sampler: Euler, CFG scale: 7.5, Seed: 1234, Size: 64x64, Model: tiny-sd15, Version: sdnode 0.1.0');
   });
 
+  test('an f16 file loaded as stored meets the same tolerances (its weights are fp16-exact)', async () => {
+    const sd16 = await StableDiffusion.load(tinyModelPath('f16'), { backend: 'cpu', threads: 2 });
+    try {
+      const r = await generate(sd16, { prompt: 'a photo of a cat', width: 64, height: 64, steps: 4, cfgScale: 7.5, sampler: 'euler', noise: g('e2e.noise').data });
+      const el = relErr(r.latent.data, g('e2e.latent').data);
+      const ei = relErr(r.image.data, g('e2e.image').data);
+      console.log(`# f16 file: e2e.latent err ${el.toExponential(2)}, e2e.image err ${ei.toExponential(2)}`);
+      assert.ok(el <= 5e-5 && ei <= 2e-4, `${el}, ${ei}`);
+    } finally {
+      await sd16.dispose();
+    }
+  });
+
   test('the model stays usable after a cancelled run', async () => {
     const ac = new AbortController();
     await assert.rejects(generate(sd, {

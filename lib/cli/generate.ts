@@ -222,6 +222,10 @@ export async function runGenerate(argv: readonly string[], io: CliIO): Promise<n
   if (a.maskPath) a.options.mask = readFileSync(a.maskPath);
 
   let sd: CliModel | undefined;
+  // Ctrl-C cancels before the next network call, so the model is disposed cleanly.
+  const ac = new AbortController();
+  const onSigint = (): void => { io.err('\ncancelling...'); ac.abort(); };
+  if (!io.load) process.once('SIGINT', onSigint);
   try {
     const load = io.load ?? (async (path, opts) => {
       const { StableDiffusion } = await import('../sd.js');
@@ -237,6 +241,7 @@ export async function runGenerate(argv: readonly string[], io: CliIO): Promise<n
       modelName: basename(a.model).replace(/\.(safetensors|ckpt|pt|pth|gguf)$/i, ''),
       modelHash: hash ? (await hash).slice(0, 10) : undefined,
       onProgress,
+      signal: ac.signal,
     });
     for (const w of res.warnings) io.err(`warning: ${w}`);
     res.images.forEach((img, b) => {
@@ -251,9 +256,11 @@ export async function runGenerate(argv: readonly string[], io: CliIO): Promise<n
     return 0;
   } catch (e) {
     const err = e as Error;
+    if (ac.signal.aborted) return fail(130, 'cancelled');
     const code = err instanceof RangeError || err instanceof TypeError ? 2 : 1;
     return fail(code, err.message);
   } finally {
+    process.off('SIGINT', onSigint);
     await sd?.dispose();
   }
 }
