@@ -106,7 +106,8 @@ void attention_tile(const AttnProblem& p, int64_t b, int64_t h, int64_t q0, floa
 size_t attn_scratch_floats(int64_t Nk, int64_t D) {
   const int64_t dp = (D + 15) / 16 * 16, tq = kAttnTq + kAttnRowPad;
   const int64_t nkp = (Nk + kAttnTk - 1) / kAttnTk * kAttnTk;
-  const int64_t simd = 16 + nkp * D + nkp * dp + tq * kAttnTk + tq * dp + 4 * tq + 64;
+  const int64_t rows = kAttnQChunk + kAttnRowPad;  // O, m, l for a whole query chunk
+  const int64_t simd = 16 + nkp * D + nkp * dp + tq * kAttnTk + rows * dp + 2 * rows + 64;
   return static_cast<size_t>(simd > 2 * D + 16 ? simd : 2 * D + 16);
 }
 

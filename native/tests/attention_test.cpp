@@ -91,6 +91,7 @@ SD_TEST(attention_self_and_cross_match_naive) {
   check_attention({2, 100, 100, 2, 40, false}, 1.f, 0, 100);  // UNet self-attention head size
   check_attention({2, 130, 77, 2, 80, false}, 1.f, 0, 130);   // cross-attention over 77 tokens
   check_attention({1, 70, 154, 1, 160, false}, 1.f, 0, 70);   // 2 x 77 prompt chunks
+  check_attention({2, 300, 231, 2, 160, false}, 1.f, 0, 300); // 3 x 77, two query chunks
   check_attention({1, 65, 65, 1, 512, false}, 0.3f, 0, 65);   // VAE mid-block: one head of 512
   check_attention({3, 9, 5, 3, 3, false}, 1.f, 0, 9);         // odd tiny head
   check_attention({1, 17, 1, 2, 8, false}, 1.f, 0, 17);       // a single key
@@ -99,6 +100,7 @@ SD_TEST(attention_self_and_cross_match_naive) {
 SD_TEST(attention_causal_matches_naive) {
   check_attention({2, 77, 77, 3, 64, true}, 1.f, 0, 77);  // CLIP text encoder (fewer heads)
   check_attention({1, 300, 300, 1, 24, true}, 2.f, 0, 300);  // spans two query chunks
+  check_attention({1, 300, 300, 1, 112, true}, 1.f, 0, 300);  // big-head path (key tiles outer)
 }
 
 SD_TEST(attention_peaked_scores_match_naive) {
