@@ -17,7 +17,7 @@ echo "build: $(( $(date +%s) - t0 )) s"
 export SDNODE_CUDA_LIB="$PWD/build-gpu/native/cuda/sdnode_cuda.so"
 rc=0
 echo "== CUDA ops vs CPU backend"
-./build-gpu/sdcuda_tests --bench || rc=1
+./build-gpu/native/cuda/sdcuda_tests --bench || rc=1
 echo "== tiny-model goldens on CUDA"
 SDNODE_TEST_BACKEND=cuda ./build-gpu/sdcore_tests models_ || rc=1
 echo "gpu-check: total $(( $(date +%s) - t0 )) s, rc=$rc"
