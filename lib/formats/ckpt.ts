@@ -7,7 +7,7 @@
 // The state dict is `obj['state_dict']` when present, else the top-level dict. Top-level scalar
 // values (global_step, epoch, ...) go into metadata.
 import { BufferSource, Cursor, withFile, type ByteSource } from './io.js';
-import { PyDict, PyGlobal, PyInstance, PyTuple, unpickle, type Callables } from './pickle.js';
+import { PyDict, PyGlobal, PyInstance, unpickle, type Callables } from './pickle.js';
 import { DTYPE_INFO, isContiguous, ModelFileError, numelOf, validateTable, type DType, type TensorEntry, type TensorTable } from './tensor-table.js';
 import { isZip, readZipDirectory, readZipEntry } from './zip.js';
 import { looksLikePickle } from './pickle.js';
@@ -53,7 +53,7 @@ function checkpointCallables(file: string): Callables {
       if (!impl || !Array.isArray(args)) throw new ModelFileError(file, 'refusing to load: _rebuild_from_type_v2 of a function not on the allow-list');
       return impl(args);
     },
-    'torch.Size': (a) => { const t = new PyTuple(); if (Array.isArray(a[0])) t.push(...(a[0] as unknown[])); return t; },
+    'torch.Size': (a) => Object.freeze(Array.isArray(a[0]) ? [...(a[0] as unknown[])] : []),
     'torch.device': (a) => String(a[0]),
     '_codecs.encode': (a) => Buffer.from(String(a[0]), a[1] === 'latin1' || a[1] === 'latin-1' ? 'latin1' : 'utf8'),
     'builtins.set': (a) => new Set(Array.isArray(a[0]) ? a[0] : []),

@@ -31,7 +31,8 @@ export class PyDict {
   readonly map = new Map<unknown, unknown>();
   get(key: unknown): unknown { return this.map.get(key); }
 }
-export class PyTuple extends Array<unknown> {}
+/** Tuples are frozen arrays (lists are plain arrays): cheap to build, and APPEND can tell them apart. */
+export const isTuple = (v: unknown): boolean => Array.isArray(v) && Object.isFrozen(v);
 
 /** Allow-listed constructors: `qualname -> implementation` (arguments are pickled values). */
 export type Callables = Record<string, (args: unknown[], kw?: unknown) => unknown>;
@@ -93,11 +94,14 @@ export function unpickle(cur: Cursor, opts: UnpickleOptions = {}): unknown {
     return buf.subarray(0, nl).toString('latin1');
   };
   const global = (module: string, name: string): unknown => {
-    const reason = refuseReason(module, name);
-    if (reason) fail(`refusing to load: the pickle references ${reason}, which a model checkpoint never needs (possible malicious file)`);
     const q = `${module}.${name}`;
     let g = globals.get(q);
-    if (!g) { g = new PyGlobal(module, name); globals.set(q, g); }
+    if (!g) {
+      const reason = refuseReason(module, name);
+      if (reason) fail(`refusing to load: the pickle references ${reason}, which a model checkpoint never needs (possible malicious file)`);
+      g = new PyGlobal(module, name);
+      globals.set(q, g);
+    }
     return g;
   };
   const call = (fn: unknown, args: unknown, what: string): unknown => {
@@ -123,11 +127,11 @@ export function unpickle(cur: Cursor, opts: UnpickleOptions = {}): unknown {
     else if (!(d instanceof PyInstance)) fail('SETITEM on a non-dict');
   };
   const append = (l: unknown, items: unknown[]): void => {
-    if (Array.isArray(l) && !(l instanceof PyTuple)) l.push(...items);
+    if (Array.isArray(l) && !Object.isFrozen(l)) { for (const i of items) l.push(i); }
     else if (!(l instanceof PyInstance)) fail('APPEND on a non-list');
   };
   const memoGet = (i: number): unknown => (memo.has(i) ? memo.get(i) : fail(`memo key ${i} missing`));
-  const tuple = (items: unknown[]): PyTuple => { const t = new PyTuple(); t.push(...items); return t; };
+  const tuple = (items: unknown[]): readonly unknown[] => Object.freeze(items);
   const sized = (n: number | bigint): number => {
     if (BigInt(n) > BigInt(cur.remaining)) fail(`length ${n} runs past the end of the data`);
     return Number(n);
@@ -184,7 +188,7 @@ export function unpickle(cur: Cursor, opts: UnpickleOptions = {}): unknown {
       case 0x97: case 0x98: fail('out-of-band buffers are not supported'); break;
       case 0x7d: stack.push(new PyDict()); break; // EMPTY_DICT
       case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x29: stack.push(new PyTuple()); break; // EMPTY_TUPLE
+      case 0x29: stack.push(tuple([])); break; // EMPTY_TUPLE
       case 0x8f: stack.push(new Set()); break; // EMPTY_SET
       case 0x90: { const items = popMark(); const s = top(); if (!(s instanceof Set)) fail('ADDITEMS on a non-set'); for (const i of items) (s as Set<unknown>).add(i); break; }
       case 0x91: stack.push(new Set(popMark())); break; // FROZENSET
