@@ -75,6 +75,24 @@ test('a generator continues its stream like torch: cpu normal cache and philox o
   assert.equal(p.offset, 8);
 });
 
+test('torch.randn call sequences on one CUDA generator, incl. tensors over one wave (H100 reference)', () => {
+  // test/fixtures/rng/cuda-waves.safetensors: torch 2.11 on an H100 (132 SMs x 2048 threads), sampled
+  // elements (every 61st, plus +-2048 around each wave boundary and the ends) of consecutive calls.
+  const waves = readSafetensorsF32(new URL('./fixtures/rng/cuda-waves.safetensors', import.meta.url));
+  assert.equal(waves.metadata.sms, '132');
+  const maxThreads = 132 * 2048;
+  for (const [seed, calls] of [[123, [1200000, 600000, 1000]], [7, [16, 16, 16384]]]) {
+    const g = new R.PhiloxGenerator(seed, { maxThreads });
+    calls.forEach((n, k) => {
+      const ours = g.randn(n);
+      const name = `seed${seed}.call${k}.n${n}`;
+      const idx = waves.tensors.get(`${name}.index`).data;
+      const ref = waves.tensors.get(`${name}.value`).data;
+      assertBitEqual(Float32Array.from(idx, (i) => ours[i]), ref, name);
+    });
+  }
+});
+
 test('more elements than one wave of threads: element layout follows torch\'s grid-stride loop', () => {
   // With maxThreads = 256 and 1000 elements: thread idx's first curand_normal4 gives elements
   // idx, idx+256, idx+512, idx+768 (components 0..3); the first 256 equal the one-wave values.
