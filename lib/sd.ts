@@ -91,7 +91,9 @@ function tileOption(fn: string, options: VaeOptions | undefined): number {
 
 export class StableDiffusion {
   #model: NativeModel | null;
-  #pending = new Set<Promise<unknown>>();
+  // Calls run one after another: the native model serialises them anyway, and queueing here keeps
+  // waiting jobs from occupying libuv's worker threads (which fs and dns also need).
+  #queue: Promise<unknown> = Promise.resolve();
   /** What was loaded: backend, weight bytes and the widths read from the weights. */
   readonly info: ModelInfo;
 
@@ -151,7 +153,8 @@ export class StableDiffusion {
       const id = tokens.data[i]!;
       if (id < 0 || id >= vocab) throw new RangeError(`${fn}: tokens.data[${i}] = ${id} is outside [0, ${vocab})`);
     }
-    const data = await this.#track(m.encodeText(tokens.data, B, L, skip));
+    const ids = tokens.data.slice();
+    const data = await this.#run(() => m.encodeText(ids, B, L, skip));
     return { data, shape: [B, L, this.info.clip.hidden] };
   }
 
@@ -172,7 +175,8 @@ export class StableDiffusion {
     if (Bc !== B) throw new RangeError(`${fn}: context.shape[0] (${Bc}) must equal x.shape[0] (${B})`);
     if (L % CHUNK !== 0) throw new RangeError(`${fn}: context.shape[1] must be a multiple of 77, got ${L}`);
     if (D !== u.contextDim) throw new RangeError(`${fn}: context.shape[2] must be ${u.contextDim}, got ${D}`);
-    const data = await this.#track(m.unet(x.data, B, C, h, w, t, context.data, L, D));
+    const [xd, td, cd] = [x.data.slice(), t.slice(), context.data.slice()];
+    const data = await this.#run(() => m.unet(xd, B, C, h, w, td, cd, L, D));
     return { data, shape: [B, u.outChannels, h, w] };
   }
 
@@ -185,7 +189,8 @@ export class StableDiffusion {
     const [B, C, h, w] = checkTensor(fn, 'z', z, 4, 'Float32Array') as [number, number, number, number];
     if (C !== v.zChannels) throw new RangeError(`${fn}: z.shape[1] must be ${v.zChannels}, got ${C}`);
     const tile = tileOption(fn, options) / v.factor;
-    const data = await this.#track(m.vaeDecode(z.data, B, h, w, tile));
+    const zd = z.data.slice();
+    const data = await this.#run(() => m.vaeDecode(zd, B, h, w, tile));
     return { data, shape: [B, 3, h * v.factor, w * v.factor] };
   }
 
@@ -201,17 +206,18 @@ export class StableDiffusion {
       throw new RangeError(`${fn}: image height and width must be multiples of ${v.factor}, got ${H}x${W}`);
     }
     const tile = tileOption(fn, options) / v.factor;
-    const data = await this.#track(m.vaeEncode(image.data, B, H, W, tile));
+    const id = image.data.slice();
+    const data = await this.#run(() => m.vaeEncode(id, B, H, W, tile));
     return { data, shape: [B, 2 * v.zChannels, H / v.factor, W / v.factor] };
   }
 
-  /** Frees the weights and activations once running calls finish. Later calls throw an Error. */
+  /** Frees the weights and activations once the calls already made finish. Later calls throw an Error. */
   async dispose(): Promise<void> {
     const m = this.#model;
     if (!m) return;
     this.#model = null;
+    await this.#queue;
     m.dispose();
-    await Promise.allSettled([...this.#pending]);
   }
 
   get disposed(): boolean {
@@ -223,10 +229,10 @@ export class StableDiffusion {
     return this.#model;
   }
 
-  #track<T>(p: Promise<T>): Promise<T> {
-    this.#pending.add(p);
-    const done = () => { this.#pending.delete(p); };
-    p.then(done, done);
+  // Inputs are copied when the call is made (the job may start later), so callers may reuse buffers.
+  #run<T>(job: () => Promise<T>): Promise<T> {
+    const p = this.#queue.then(job);
+    this.#queue = p.catch(() => undefined);
     return p;
   }
 }

@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StableDiffusion } from '../dist/sd.js';
-import { cleanup, g, tinyModelPath } from './helpers/tiny-model.mjs';
+import { cleanup, g, relErr, tinyModelPath } from './helpers/tiny-model.mjs';
 
 let path;
 before(() => { path = tinyModelPath('f16'); });
@@ -17,6 +17,12 @@ describe('StableDiffusion.load', () => {
     await assert.rejects(StableDiffusion.load(path, { weights: 8 }), { name: 'TypeError', message: /options\.weights/ });
     await assert.rejects(StableDiffusion.load(path, { threads: 0 }), { name: 'RangeError', message: /options\.threads/ });
     await assert.rejects(StableDiffusion.load(path, { threads: '2' }), { name: 'TypeError', message: /options\.threads/ });
+  });
+  test("backend 'auto' picks a backend and says why", async () => {
+    const sd = await StableDiffusion.load(path, { backend: 'auto', threads: 2 });
+    assert.ok(['cpu', 'cuda'].includes(sd.info.backend));
+    assert.equal(typeof sd.info.backendReason, 'string');
+    await sd.dispose();
   });
   test('a missing file is an Error naming it', async () => {
     await assert.rejects(StableDiffusion.load('/nonexistent/model.safetensors'), /nonexistent/);
@@ -66,5 +72,17 @@ describe('dispose', () => {
     await assert.rejects(sd.unet(g('unet.x'), g('unet.t').data, g('unet.ctx')), (e) => e.constructor === Error && /disposed/.test(e.message));
     await assert.rejects(sd.encodeText(g('clip.tokens')), /disposed/);
     await sd.dispose();  // twice is fine
+  });
+
+  test('calls queued before dispose all complete, with the inputs they were given', async () => {
+    const sd = await StableDiffusion.load(path, { backend: 'cpu', threads: 2 });
+    const z = g('vae.z');
+    const a = sd.vaeDecode(z);
+    const b = sd.encodeText(g('clip.tokens'));
+    z.data.fill(0);  // the queued call must not see this
+    const gone = sd.dispose();
+    const [ra, rb] = await Promise.all([a, b, gone]);
+    assert.ok(relErr(ra.data, g('vae.dec').data) <= 2e-5);
+    assert.deepEqual(rb.shape, [2, 77, 128]);
   });
 });
