@@ -13,6 +13,8 @@
 #include "core/backend_loader.h"
 #include "core/quant.h"
 
+int run_cuda_model_goldens();
+
 namespace {
 
 int g_pass = 0, g_fail = 0;
@@ -253,6 +255,8 @@ int main(int argc, char** argv) {
       std::printf("bench attention 2x4096x8x40: %.3f ms, %.2f TFLOP/s\n", s * 1e3, 4.0 * B * H * Nq * Nq * D / s / 1e12);
     }
   }
-  std::printf("sdcuda: %d passed, %d failed\n", g_pass, g_fail);
-  return g_fail ? 1 : 0;
+  std::printf("sdcuda ops: %d passed, %d failed\n", g_pass, g_fail);
+  const int model_failures = run_cuda_model_goldens();
+  std::printf("sdcuda: %d passed, %d failed\n", g_pass, g_fail + model_failures);
+  return g_fail || model_failures ? 1 : 0;
 }
