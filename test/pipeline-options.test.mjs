@@ -28,6 +28,7 @@ const cases = [
   [{ seed: '1' }, TypeError, /"seed" must be a number/],
   [{ seed: Number.MAX_SAFE_INTEGER, batchSize: 2 }, RangeError, /"seed" \+ batchSize/],
   [{ rng: 'gpu' }, RangeError, /"rng" must be "philox" or "cpu" \("philox" is the GPU one\)/],
+  [{ noiseSeedDelta: -1 }, RangeError, /"noiseSeedDelta" must be an integer from 0/],
   [{ batchSize: 0 }, RangeError, /"batchSize" must be an integer from 1/],
   [{ clipSkip: 3 }, RangeError, /"clipSkip" must be an integer from 1 to 2/],
   [{ eta: -1 }, RangeError, /"eta" must be a finite number >= 0/],

@@ -174,6 +174,19 @@ describe('txt2img on a fake model', () => {
     }
   });
 
+  test('injected noise equal to the seed draw reproduces the seeded run (step noise stays the seed stream); ENSD', async () => {
+    const opts = { prompt: 'a cat', width: 24, height: 16, steps: 3, cfgScale: 5, sampler: 'euler_a', seed: 5 };
+    const seeded = await generate(fakeModel(), opts);
+    const injected = await generate(fakeModel(), { ...opts, noise: randn([1, 4, h, w], 5, 'philox') });
+    assert.deepEqual(injected.latent.data, seeded.latent.data);
+    const ensd = await generate(fakeModel(), { ...opts, noiseSeedDelta: 31337 });
+    assert.notDeepEqual(ensd.latent.data, seeded.latent.data);
+    assert.match(ensd.parameters, /Seed: 5, Size: 24x16, ENSD: 31337, Version/);
+    const euler = await generate(fakeModel(), { ...opts, sampler: 'euler' });
+    const eulerEnsd = await generate(fakeModel(), { ...opts, sampler: 'euler', noiseSeedDelta: 31337 });
+    assert.deepEqual(eulerEnsd.latent.data, euler.latent.data, 'ENSD changes only step noise');
+  });
+
   test('no seed: a random one is used and reported', async () => {
     const res = await generate(fakeModel(), { prompt: 'x', width: 8, height: 8, steps: 1, sampler: 'euler' });
     assert.ok(Number.isInteger(res.seed) && res.seed >= 0 && res.seed < 2 ** 32);

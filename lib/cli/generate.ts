@@ -25,6 +25,7 @@ Makes images from a text prompt with a Stable Diffusion 1.x checkpoint (.safeten
   -s, --seed N              random seed; image b of a batch uses N + b (default: random, printed)
   -b, --batch-count N       images made together (default 1; alias --batch)
       --rng R               philox (default, = torch CUDA / A1111 on NVIDIA) or cpu (= torch CPU / diffusers)
+      --ensd N              A1111's eta noise seed delta for the step noise of ancestral samplers (default 0)
       --clip-skip N         1 (default) or 2 (some anime models want 2)
       --eta X               noise of ddim / euler_a / dpm++2s_a (default: the sampler's)
   -i, --init-img FILE       img2img: start from this PNG (resized bilinearly to -W x -H)
@@ -62,6 +63,7 @@ const OPTIONS = {
   'batch-count': { type: 'string', short: 'b' },
   batch: { type: 'string' },
   rng: { type: 'string' },
+  ensd: { type: 'string' },
   'clip-skip': { type: 'string' },
   eta: { type: 'string' },
   'init-img': { type: 'string', short: 'i' },
@@ -164,6 +166,7 @@ export function parseGenerateArgs(argv: readonly string[]): { help: boolean; mod
     batchSize: number('batch-count', v['batch-count'] ?? v.batch),
     rng: v.rng === 'cuda' ? 'philox' : v.rng,
     clipSkip: number('clip-skip', v['clip-skip']),
+    noiseSeedDelta: number('ensd', v.ensd),
     eta: number('eta', v.eta),
     strength: number('strength', v.strength),
     loraTags: v['lora-tags'] as GenerateOptions['loraTags'],
@@ -177,7 +180,7 @@ export function parseGenerateArgs(argv: readonly string[]): { help: boolean; mod
     if (e instanceof TypeError || e instanceof RangeError) {
       const flag: Record<string, string> = {
         negativePrompt: '--negative-prompt', cfgScale: '--cfg-scale', sampler: '--sampling-method', batchSize: '--batch-count',
-        clipSkip: '--clip-skip', initImage: '--init-img', loraTags: '--lora-tags',
+        clipSkip: '--clip-skip', noiseSeedDelta: '--ensd', initImage: '--init-img', loraTags: '--lora-tags',
       };
       throw new UsageError(e.message.replace(/^generate: /, '').replace(/"(\w+)"/g, (m, f: string) => flag[f] ?? (f in options ? `--${f}` : m)));
     }

@@ -3,7 +3,7 @@
 //   img2img:  initImage -> VAE mean * 0.18215, noised to the start of the last `strength` part
 //   inpaint:  + mask: latent blending (4-channel UNet) or the 9-channel UNet input (inpainting models)
 import { encodePng, formatParameters } from '../image.js';
-import { batchSeeds } from '../rng/index.js';
+import { batchSeeds, ImageRng } from '../rng/index.js';
 import { planSampling, SAMPLERS } from '../samplers/index.js';
 import { encodeConditioning } from './conditioning.js';
 import { guidedEps, type EpsTap } from './guidance.js';
@@ -11,7 +11,7 @@ import { LATENT_SCALE, latentMask, readImage, readMask, resizeBilinear } from '.
 import { encodeImage, repeatBatch } from './img2img.js';
 import { inpaintChannels, latentBlender } from './inpaint.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
-import { BatchNoise, sampleLatent } from './txt2img.js';
+import { sampleLatent } from './txt2img.js';
 import type { GenerateOptions, GenerateResult, PipelineModel, Tensor } from './types.js';
 
 export const PIPELINE_VERSION = 'sdnode 0.1.0';
@@ -50,6 +50,7 @@ export function parametersText(r: ResolvedOptions, seed: number, W: number, H: n
   if (r.clipSkip !== 1) s['Clip skip'] = r.clipSkip;
   if (r.eta !== undefined) s.Eta = r.eta;
   if (r.rng === 'cpu') s.RNG = 'CPU';
+  if (r.noiseSeedDelta) s.ENSD = r.noiseSeedDelta;
   s.Version = PIPELINE_VERSION;
   // Prompts are single-line in A1111's format only by convention; newlines would break readers.
   return formatParameters(r.prompt, r.negativePrompt, s);
@@ -88,8 +89,11 @@ export async function generate(model: PipelineModel, options: GenerateOptions, i
   signal?.throwIfAborted();
 
   const seeds = batchSeeds(r.seed, B);
-  const rng = new BatchNoise(seeds, r.rng);
-  const noise = r.noise ?? rng.next(n);
+  // A1111's ImageRNG: per-image streams; the first draw is the start noise, later draws the step noise.
+  // The seeded start noise is drawn even when `noise` / `latents` replace it, so step noise stays the seed's.
+  const rng = new ImageRng([4, h, w], seeds, r.rng, { noiseSeedDelta: r.noiseSeedDelta });
+  const seeded = rng.first();
+  const noise = r.noise ?? seeded;
   let init: Float32Array | undefined;
   if (image) init = repeatBatch(await encodeImage(sd, image), B);
   const mask = pixelMask ? latentMask(pixelMask) : undefined;
@@ -99,7 +103,7 @@ export async function generate(model: PipelineModel, options: GenerateOptions, i
 
   const eps = guidedEps(sd, cond, { batchSize: B, h, w, cfgScale: r.cfgScale, concat, concatChannels: 5 }, internals.tap);
   const latent = await sampleLatent({
-    plan, eps, noise, init, latents: r.latents, stepNoise: rng.source(), eta: r.eta, batchSize: B, h, w,
+    plan, eps, noise, init, latents: r.latents, stepNoise: () => rng.next(), eta: r.eta, batchSize: B, h, w,
     afterStep: mask && init && inChannels === 4 ? latentBlender(plan, init, noise, mask, B) : undefined,
     onProgress: r.onProgress, signal, startedAt: t0,
   });

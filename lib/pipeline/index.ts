@@ -5,7 +5,6 @@ export { encodeConditioning, type Conditioning, type ConditioningOptions } from 
 export { guidedEps, skipsUncond, type GuidanceOptions } from './guidance.js';
 export { LATENT_SCALE, previewLatent, resizeBilinear, latentMask } from './images.js';
 export { encodeImage } from './img2img.js';
-export { BatchNoise } from './txt2img.js';
 export type {
   GenerateOptions, GenerateResult, GeneratedImage, ImageInput, PipelineModel, Progress, Tensor as PipelineTensor,
 } from './types.js';

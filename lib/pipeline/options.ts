@@ -26,6 +26,7 @@ export interface ResolvedOptions {
   seed: number;
   seedWasRandom: boolean;
   rng: RngName;
+  noiseSeedDelta: number;
   batchSize: number;
   clipSkip: 1 | 2;
   eta: number | undefined;
@@ -43,7 +44,7 @@ export interface ResolvedOptions {
 }
 
 const KNOWN = new Set([
-  'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'schedule', 'seed', 'rng', 'batchSize',
+  'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'schedule', 'seed', 'rng', 'noiseSeedDelta', 'batchSize',
   'clipSkip', 'eta', 'emphasis', 'initImage', 'strength', 'mask', 'noise', 'latents', 'loraTags', 'modelName', 'modelHash',
   'onProgress', 'signal',
 ]);
@@ -125,6 +126,8 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
   }
   const rng = o.rng === undefined ? DEFAULTS.rng : checkRng(o.rng, 'rng');
 
+  const noiseSeedDelta = int(o, 'noiseSeedDelta', 0, MAX_SEED, 0);
+  if (seed > MAX_SEED - (batchSize - 1) - noiseSeedDelta) throw new RangeError(`generate: "seed" + batchSize - 1 + "noiseSeedDelta" exceeds ${MAX_SEED}`);
   const clipSkip = int(o, 'clipSkip', 1, 2, DEFAULTS.clipSkip) as 1 | 2;
   const eta = num(o, 'eta');
   if (eta !== undefined && !(Number.isFinite(eta) && eta >= 0)) throw new RangeError(`generate: "eta" must be a finite number >= 0, got ${eta}`);
@@ -160,7 +163,7 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('generate: "signal" must be an AbortSignal');
 
   return {
-    prompt, negativePrompt, width, height, steps, cfgScale, sampler, schedule, seed, seedWasRandom, rng, batchSize, clipSkip,
+    prompt, negativePrompt, width, height, steps, cfgScale, sampler, schedule, seed, seedWasRandom, rng, noiseSeedDelta, batchSize, clipSkip,
     eta, emphasis, initImage, strength, mask, noise, latents, loraTags, modelName, modelHash,
     onProgress: onProgress as ResolvedOptions['onProgress'], signal: signal as AbortSignal | undefined,
   };

@@ -1,34 +1,10 @@
 // The sampling run shared by txt2img, img2img and inpainting: seeded noise per batch image, the
 // start latent, the sampler loop with guidance, progress and cancellation.
-import { createGenerator, type RngName } from '../rng/index.js';
 import {
   runSampler, SAMPLERS, startLatent, throwIfAborted, type EpsModel, type NoiseSource, type SamplingPlan, type StepInfo,
 } from '../samplers/index.js';
 import { previewLatent } from './images.js';
 import type { Progress } from './types.js';
-
-/**
- * Per-image generators seeded seed, seed + 1, ...; each continues its own stream, so the first draw is
- * the initial noise and later draws are the ancestral samplers' step noise, as A1111's ImageRNG does.
- */
-export class BatchNoise {
-  readonly #gens: Array<{ randn(n: number): Float32Array }>;
-
-  constructor(seeds: readonly number[], rng: RngName) {
-    this.#gens = seeds.map((s) => createGenerator(s, rng));
-  }
-
-  /** n values per image, images concatenated. */
-  next(perImage: number): Float32Array {
-    const out = new Float32Array(perImage * this.#gens.length);
-    this.#gens.forEach((g, b) => out.set(g.randn(perImage), b * perImage));
-    return out;
-  }
-
-  source(): NoiseSource {
-    return (_step, length) => this.next(length / this.#gens.length);
-  }
-}
 
 export interface SampleRun {
   plan: SamplingPlan;

@@ -57,6 +57,8 @@ export interface GenerateOptions {
   seed?: number;
   /** 'philox' (default): torch CUDA randn, like AUTOMATIC1111 on NVIDIA. 'cpu': torch CPU randn. */
   rng?: string;
+  /** A1111's "Eta noise seed delta" (ENSD): step noise of image b comes from seed + b + delta. Default 0. */
+  noiseSeedDelta?: number;
   /** Images generated together in one UNet batch. Default 1. */
   batchSize?: number;
   /** 1 (default) or 2 (penultimate CLIP layer). */
