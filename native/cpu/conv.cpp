@@ -1,6 +1,12 @@
 // conv2d as implicit GEMM over NCHW: y[n][Co, P] = W[Co, K] . patches[K, P]. Work is split into
-// tasks of (pixel panels x output-channel rows); inside a task, for each K block the patches of its
-// panels are packed once (KC x NR per panel) and every MR-row weight micro-panel runs over them.
+// tasks of (pixel block x output-channel rows). Inside a task, for each K block, B is made ready
+// once and every MR-row weight micro-panel runs over its NR-pixel panels. B comes in three ways:
+//   Grid   (stride 1): the block's input rows are copied once into a zero-padded tile of width
+//          Wo + k - 1; tap (ci, ky, kx) of a panel is then the tile read at a fixed offset, so the
+//          kernel reads B in place (no 9x im2col copy). Panels follow output rows when NR divides
+//          Wo, else they run across the tile's rows and the two junk columns are dropped on store.
+//   Direct (1x1, stride 1, no padding): B rows are the input channel rows themselves.
+//   Pack   (stride 2, tiny images): im2col of KC x NR per panel.
 #include "cpu/conv.h"
 
 #include <algorithm>
@@ -25,13 +31,14 @@ int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
 // Portable micro-kernel (also the Scalar level): MR x NR with float accumulation.
 constexpr int kMrScalar = 4, kNrScalar = 8;
-void conv_ukr_scalar(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
-                     int64_t ldc, const float* init, bool accumulate) {
+void conv_ukr_scalar(int64_t kc, const float* a, int64_t lda, const float* b,
+                     const int64_t* boff, float* c, int64_t ldc, const float* init,
+                     bool accumulate) {
   float acc[kMrScalar][kNrScalar];
   for (int r = 0; r < kMrScalar; ++r)
     for (int j = 0; j < kNrScalar; ++j) acc[r][j] = accumulate ? c[r * ldc + j] : init[r];
   for (int64_t kk = 0; kk < kc; ++kk) {
-    const float* bk = b + kk * kNrScalar;
+    const float* bk = b + boff[kk];
     for (int r = 0; r < kMrScalar; ++r) {
       const float av = a[r * lda + kk];
       for (int j = 0; j < kNrScalar; ++j) acc[r][j] += av * bk[j];
@@ -79,13 +86,72 @@ Kernels pick_kernels() {
   return k;
 }
 
-// Packs patches[k0 .. k0+kc, p0 .. p0+nv) of image `xn` ([Ci, H, W]) as dst[kk * nr + j], zero
-// beyond nv and outside the (padded) input.
-void pack_patches(const ConvGeom& g, const float* xn, int64_t k0, int64_t kc, int64_t p0,
-                  int64_t nv, int nr, float* dst) {
-  const int64_t HW = g.H * g.W;
+enum class Mode { Pack, Grid, Direct };
+
+// How a call is cut into pixel blocks and how B is made; shared read-only by all tasks.
+struct Layout {
+  Mode mode;
+  int mr, nr;
+  int64_t K, P, HW, kk2;
+  int64_t n_blocks;
+  int64_t blocks_per_image;       // Grid; Pack/Direct blocks run across images (batch 2 at 8x8
+  int64_t ppi, ppb;               // reads the weights once): panels per image, per block
+  int64_t rows, tw, cs, max_ch;   // Grid: output rows per block, tile width, floats per channel
+  bool row_aligned;               // Grid: NR divides Wo, panels never cross output rows
+};
+
+Layout make_layout(const ConvGeom& g, int mr, int nr) {
+  Layout L{};
+  L.mr = mr;
+  L.nr = nr;
+  L.kk2 = g.k * g.k;
+  L.K = g.Ci * L.kk2;
+  L.P = g.Ho * g.Wo;
+  L.HW = g.H * g.W;
   if (g.k == 1 && g.stride == 1 && g.pad_top == 0 && g.pad_left == 0 && g.Ho == g.H &&
       g.Wo == g.W) {
+    L.mode = Mode::Direct;
+  } else if (g.stride == 1 && (g.Wo % nr == 0 || g.Wo >= 40)) {
+    // Rows that NR does not divide put k - 1 junk columns per row into the panels, and a tile
+    // holds one image, so the weights are streamed once per image; below ~40 columns packing
+    // (whose blocks span the batch) wins: 16x16, Co 1280, batch 2 measured 120 vs 98 GFLOP/s.
+    L.mode = Mode::Grid;
+  } else {
+    L.mode = Mode::Pack;
+  }
+  if (L.mode == Mode::Grid) {
+    L.tw = g.Wo + g.k - 1;
+    L.row_aligned = g.Wo % nr == 0;
+    // About 1024 tile pixels per block: the tile (KC/9 channels) stays in L2, and rows split
+    // evenly so the last block is not a sliver.
+    const int64_t nblk = std::max<int64_t>(1, (g.Ho * L.tw + 1023) / 1024);
+    L.rows = (g.Ho + nblk - 1) / nblk;
+    L.blocks_per_image = (g.Ho + L.rows - 1) / L.rows;
+    L.n_blocks = g.N * L.blocks_per_image;
+    // Rows of the tile plus room for the last panel's overhang, all zero.
+    L.cs = round_up((L.rows + g.k - 1) * L.tw + nr + g.k, 16);
+    L.max_ch = std::min<int64_t>(g.Ci, (kKc + L.kk2 - 2) / L.kk2 + 1);
+  } else {
+    L.ppi = (L.P + nr - 1) / nr;
+    L.ppb = std::min<int64_t>(g.N * L.ppi, std::max<int64_t>(1, 512 / nr));
+    L.n_blocks = (g.N * L.ppi + L.ppb - 1) / L.ppb;
+  }
+  return L;
+}
+
+// Where the NR outputs of a panel go in y's image plane: runs of consecutive pixels.
+struct Runs {
+  int n = 0;
+  int64_t j0[8], len[8], pix[8];
+  bool full(int nr) const { return n == 1 && len[0] == nr; }
+};
+
+// Packs patches[k0 .. k0+kc, p0 .. p0+nv) of image `xn` ([Ci, H, W]) as dst[kk * nr + j], zero
+// beyond nv and outside the input.
+void pack_patches(const ConvGeom& g, const float* xn, int64_t k0, int64_t kc, int64_t p0,
+                  int64_t nv, int nr, float* dst) {
+  const int64_t HW = g.H * g.W, s = g.stride;
+  if (g.k == 1 && s == 1 && g.pad_top == 0 && g.pad_left == 0 && g.Ho == g.H && g.Wo == g.W) {
     for (int64_t kk = 0; kk < kc; ++kk) {
       float* d = dst + kk * nr;
       std::memcpy(d, xn + (k0 + kk) * HW + p0, static_cast<size_t>(nv) * 4);
@@ -103,15 +169,18 @@ void pack_patches(const ConvGeom& g, const float* xn, int64_t k0, int64_t kc, in
     segs[nseg++] = {oy, ox, len, j};
     j += len;
   }
-  const int64_t s = g.stride;
+  // Output columns whose input column ox*s + kx - pad_left lies inside [0, W), per kx.
+  int64_t ox_lo[3], ox_hi[3];
+  for (int kx = 0; kx < g.k; ++kx) {
+    const int64_t off = kx - g.pad_left;
+    ox_lo[kx] = ceil_div(-off, s);
+    ox_hi[kx] = floor_div(g.W - 1 - off, s);
+  }
   const int kk2 = g.k * g.k;
   int64_t ci = k0 / kk2, ky = (k0 % kk2) / g.k, kx = k0 % g.k;
   for (int64_t kk = 0; kk < kc; ++kk) {
     float* d = dst + kk * nr;
-    const float* xc = xn + ci * HW;
-    // Output columns whose input column ox*s + kx - pad_left lies inside [0, W).
-    const int64_t off = kx - g.pad_left;
-    const int64_t ox_lo = ceil_div(-off, s), ox_hi = floor_div(g.W - 1 - off, s);
+    const float* xc = xn + ci * HW + (kx - g.pad_left);
     for (int i = 0; i < nseg; ++i) {
       const Seg& sg = segs[i];
       float* o = d + sg.j0;
@@ -120,19 +189,16 @@ void pack_patches(const ConvGeom& g, const float* xn, int64_t k0, int64_t kc, in
         for (int64_t t = 0; t < sg.len; ++t) o[t] = 0.0f;
         continue;
       }
-      const float* row = xc + iy * g.W + off;
-      const int64_t lo = std::max(sg.ox0, ox_lo) - sg.ox0;
-      const int64_t hi = std::min(sg.ox0 + sg.len - 1, ox_hi) - sg.ox0 + 1;  // exclusive
-      int64_t t = 0;
-      for (; t < lo && t < sg.len; ++t) o[t] = 0.0f;
+      const float* src = xc + iy * g.W + sg.ox0 * s;
+      const int64_t lo = std::max<int64_t>(0, std::min(sg.len, ox_lo[kx] - sg.ox0));
+      const int64_t hi = std::max(lo, std::min(sg.len, ox_hi[kx] - sg.ox0 + 1));
+      for (int64_t t = 0; t < lo; ++t) o[t] = 0.0f;
       if (s == 1) {
-        const float* src = row + sg.ox0;
-        for (; t < hi; ++t) o[t] = src[t];
+        for (int64_t t = lo; t < hi; ++t) o[t] = src[t];
       } else {
-        const float* src = row + sg.ox0 * s;
-        for (; t < hi; ++t) o[t] = src[t * s];
+        for (int64_t t = lo; t < hi; ++t) o[t] = src[t * s];
       }
-      for (; t < sg.len; ++t) o[t] = 0.0f;
+      for (int64_t t = hi; t < sg.len; ++t) o[t] = 0.0f;
     }
     for (int64_t j = nv; j < nr; ++j) d[j] = 0.0f;
     if (++kx == g.k) {
@@ -142,38 +208,62 @@ void pack_patches(const ConvGeom& g, const float* xn, int64_t k0, int64_t kc, in
   }
 }
 
+// Grid mode: copies input channels [ci_lo, ci_lo + nch) of image xn, rows oy0 - pad_top ..
+// (R + k - 1 of them), into tile[c * cs + r * tw + col] with input column col - pad_left; zero
+// outside the input and after the last row.
+void fill_tile(const ConvGeom& g, const Layout& L, const float* xn, int64_t ci_lo, int64_t nch,
+               int64_t oy0, int64_t R, float* tile) {
+  const int64_t trows = R + g.k - 1;
+  const int64_t c_lo = std::min<int64_t>(g.pad_left, L.tw);
+  const int64_t c_hi = std::min<int64_t>(g.pad_left + g.W, L.tw);  // input columns [c_lo, c_hi)
+  for (int64_t c = 0; c < nch; ++c) {
+    float* t = tile + c * L.cs;
+    const float* xc = xn + (ci_lo + c) * L.HW;
+    for (int64_t r = 0; r < trows; ++r, t += L.tw) {
+      const int64_t iy = oy0 - g.pad_top + r;
+      if (iy < 0 || iy >= g.H) {
+        std::memset(t, 0, static_cast<size_t>(L.tw) * 4);
+        continue;
+      }
+      for (int64_t col = 0; col < c_lo; ++col) t[col] = 0.0f;
+      std::memcpy(t + c_lo, xc + iy * g.W + (c_lo - g.pad_left),
+                  static_cast<size_t>(c_hi - c_lo) * 4);
+      for (int64_t col = c_hi; col < L.tw; ++col) t[col] = 0.0f;
+    }
+    std::memset(t, 0, static_cast<size_t>(L.cs - trows * L.tw) * 4);
+  }
+}
+
 }  // namespace
 
 void conv2d_cpu(CpuBackend& be, const ConvGeom& g, const float* x, const void* w, DType wtype,
                 const float* bias, float* y) {
   const Kernels kn = pick_kernels();
   const int mr = kn.mr, nr = kn.nr;
-  const int64_t K = g.Ci * g.k * g.k, P = g.Ho * g.Wo, HW = g.H * g.W;
+  const Layout L = make_layout(g, mr, nr);
+  const int64_t K = L.K, P = L.P;
   const size_t row_bytes = dtype_row_bytes(wtype, K);
   const ConvDequant deq = wtype == DType::F16 ? kn.f16 : wtype == DType::Q8_0 ? kn.q8 : kn.q4;
   const auto* wb = static_cast<const uint8_t*>(w);
 
-  // Pixel panels never straddle images; a task takes a run of panels and a range of channels.
-  // The split only changes which task computes an element, never how, so any split gives the
-  // same bits; it is sized for cache reuse and then cut finer until every thread has work.
-  const int64_t ppi = (P + nr - 1) / nr, n_panels = g.N * ppi;
+  // The split only changes which task computes an element, never how (same kernel, same K
+  // blocks), so any split gives the same bits; it is cut finer until every thread has work.
   const int threads = be.threads();
-  int64_t panels_per_task = std::max<int64_t>(1, 512 / nr);
+  const int64_t n_blocks = L.n_blocks;
   int64_t mc = round_up(g.Co, mr);
-  auto n_tasks = [&] {
-    return ((n_panels + panels_per_task - 1) / panels_per_task) * ((g.Co + mc - 1) / mc);
-  };
-  while (n_tasks() < 4 * threads && mc > 4 * mr) mc = round_up(mc / 2, mr);
-  while (n_tasks() < 2 * threads && panels_per_task > 1) panels_per_task = (panels_per_task + 1) / 2;
+  auto n_tasks = [&] { return n_blocks * ((g.Co + mc - 1) / mc); };
+  while (n_tasks() < 4 * threads && mc > 8 * mr) mc = round_up(mc / 2, mr);
   const int64_t co_tasks = (g.Co + mc - 1) / mc;
+
   const int64_t kcmax = std::min(kKc, K);
-  const size_t b_floats = static_cast<size_t>(kcmax * nr * panels_per_task);
+  const size_t b_floats = static_cast<size_t>(
+      L.mode == Mode::Grid ? L.max_ch * L.cs : L.ppb * kcmax * nr);
   const size_t a_floats = static_cast<size_t>(mr * kcmax);
-  const size_t scratch_bytes = (b_floats + a_floats + 2 * static_cast<size_t>(mr * nr)) * 4 + 256;
+  const size_t t_floats = static_cast<size_t>(mr * nr + 16);
+  const size_t scratch_bytes = (b_floats + a_floats + t_floats) * 4 + 2 * kcmax * 8 + 128;
 
   be.pool().run(n_tasks(), [&](int64_t task, int thread) {
-    const int64_t pt = task / co_tasks, ct = task % co_tasks;
-    const int64_t pan0 = pt * panels_per_task, pan1 = std::min(n_panels, pan0 + panels_per_task);
+    const int64_t blk = task / co_tasks, ct = task % co_tasks;
     const int64_t m_begin = ct * mc, m_end = std::min(g.Co, m_begin + mc);
     auto* base = reinterpret_cast<float*>(
         (reinterpret_cast<uintptr_t>(be.scratch(thread, scratch_bytes)) + 63) & ~uintptr_t(63));
@@ -181,13 +271,90 @@ void conv2d_cpu(CpuBackend& be, const ConvGeom& g, const float* x, const void* w
     float* abuf = bbuf + b_floats;
     float* tile = abuf + a_floats;
     float* init = tile + mr * nr;
+    auto* off_main = reinterpret_cast<int64_t*>(init + 16);
+    int64_t* off_pack = off_main + kcmax;
+    for (int64_t kk = 0; kk < kcmax; ++kk) off_pack[kk] = kk * nr;
+
+    // This block's panels: B base pointer (set per K block) and output runs.
+    int64_t n_pan, oy0 = 0, R = 0, pan0 = 0, grid_n = 0;
+    if (L.mode == Mode::Grid) {
+      grid_n = blk / L.blocks_per_image;
+      oy0 = (blk % L.blocks_per_image) * L.rows;
+      R = std::min(L.rows, g.Ho - oy0);
+      n_pan = L.row_aligned ? R * (g.Wo / nr) : ((R - 1) * L.tw + g.Wo + nr - 1) / nr;
+    } else {
+      pan0 = blk * L.ppb;
+      n_pan = std::min(g.N * L.ppi, pan0 + L.ppb) - pan0;
+    }
+    // Image of panel i, and its position: Grid: offset in the tile; Pack/Direct: first pixel.
+    auto panel_img = [&](int64_t i) -> int64_t {
+      return L.mode == Mode::Grid ? grid_n : (pan0 + i) / L.ppi;
+    };
+    auto panel_pos = [&](int64_t i) -> int64_t {
+      if (L.mode != Mode::Grid) return ((pan0 + i) % L.ppi) * nr;
+      if (!L.row_aligned) return i * nr;
+      const int64_t per_row = g.Wo / nr;
+      return (i / per_row) * L.tw + (i % per_row) * nr;
+    };
+    auto panel_runs = [&](int64_t pos, Runs* rs) {
+      rs->n = 0;
+      if (L.mode != Mode::Grid) {
+        rs->j0[0] = 0;
+        rs->len[0] = std::min<int64_t>(nr, P - pos);
+        rs->pix[0] = pos;
+        rs->n = 1;
+        return;
+      }
+      int64_t r = pos / L.tw, col = pos % L.tw;
+      for (int64_t j = 0; j < nr && r < R; ++r, col = 0) {
+        const int64_t len = std::min<int64_t>(nr - j, L.tw - col);
+        if (col < g.Wo) {
+          rs->j0[rs->n] = j;
+          rs->len[rs->n] = std::min(len, g.Wo - col);
+          rs->pix[rs->n] = (oy0 + r) * g.Wo + col;
+          ++rs->n;
+        }
+        j += len;
+      }
+    };
+
     for (int64_t k0 = 0; k0 < K; k0 += kKc) {
       const int64_t kc = std::min(kKc, K - k0);
-      for (int64_t pan = pan0; pan < pan1; ++pan) {
-        const int64_t n = pan / ppi, p0 = (pan % ppi) * nr;
-        pack_patches(g, x + n * g.Ci * HW, k0, kc, p0, std::min<int64_t>(nr, P - p0), nr,
-                     bbuf + (pan - pan0) * kc * nr);
+      // Make B ready for this K block.
+      if (L.mode == Mode::Grid) {
+        const int64_t ci_lo = k0 / L.kk2, ci_hi = (k0 + kc - 1) / L.kk2;
+        fill_tile(g, L, x + grid_n * g.Ci * L.HW, ci_lo, ci_hi - ci_lo + 1, oy0, R, bbuf);
+        int64_t ci = ci_lo, r = k0 % L.kk2;
+        int64_t ky = r / g.k, kx = r % g.k;
+        for (int64_t kk = 0; kk < kc; ++kk) {
+          off_main[kk] = (ci - ci_lo) * L.cs + ky * L.tw + kx;
+          if (++kx == g.k) {
+            kx = 0;
+            if (++ky == g.k) { ky = 0; ++ci; }
+          }
+        }
+      } else if (L.mode == Mode::Direct) {
+        for (int64_t kk = 0; kk < kc; ++kk) off_main[kk] = (k0 + kk) * L.HW;
       }
+      if (L.mode != Mode::Grid) {
+        // Pack: every panel; Direct: only an image's last, partial panel.
+        for (int64_t i = 0; i < n_pan; ++i) {
+          const int64_t p0 = panel_pos(i);
+          if (L.mode == Mode::Direct && P - p0 >= nr) continue;
+          pack_patches(g, x + panel_img(i) * g.Ci * L.HW, k0, kc, p0,
+                       std::min<int64_t>(nr, P - p0), nr, bbuf + i * kc * nr);
+        }
+      }
+      auto panel_b = [&](int64_t i, int64_t pos, const int64_t** off) -> const float* {
+        if (L.mode == Mode::Grid) { *off = off_main; return bbuf + pos; }
+        if (L.mode == Mode::Direct && P - pos >= nr) {
+          *off = off_main;
+          return x + panel_img(i) * g.Ci * L.HW + pos;
+        }
+        *off = off_pack;
+        return bbuf + i * kc * nr;
+      };
+
       for (int64_t m0 = m_begin; m0 < m_end; m0 += mr) {
         const int64_t rows = std::min<int64_t>(mr, m_end - m0);
         const float* a;
@@ -208,57 +375,33 @@ void conv2d_cpu(CpuBackend& be, const ConvGeom& g, const float* x, const void* w
         }
         for (int r = 0; r < mr; ++r) init[r] = (bias && r < rows) ? bias[m0 + r] : 0.0f;
         const bool acc = k0 > 0;
-        for (int64_t pan = pan0; pan < pan1; ++pan) {
-          const int64_t n = pan / ppi, p0 = (pan % ppi) * nr;
-          const int64_t nv = std::min<int64_t>(nr, P - p0);
-          const float* bp = bbuf + (pan - pan0) * kc * nr;
-          float* c = y + (n * g.Co + m0) * P + p0;
-          if (rows == mr && nv == nr) {
-            kn.ukr(kc, a, lda, bp, c, P, init, acc);
+        for (int64_t i = 0; i < n_pan; ++i) {
+          const int64_t pos = panel_pos(i);
+          float* cm = y + (panel_img(i) * g.Co + m0) * P;
+          const int64_t* off;
+          const float* b = panel_b(i, pos, &off);
+          Runs rs;
+          panel_runs(pos, &rs);
+          if (rows == mr && rs.full(nr)) {
+            kn.ukr(kc, a, lda, b, off, cm + rs.pix[0], P, init, acc);
             continue;
           }
-          // Edge tile: run the same kernel on a full-size copy so edge outputs get identical bits.
+          // Edge or split panel: the same kernel on a full-size tile, so every output gets the
+          // same bits as it would in a full panel.
           if (acc)
             for (int64_t r = 0; r < rows; ++r)
-              std::memcpy(tile + r * nr, c + r * P, static_cast<size_t>(nv) * 4);
-          kn.ukr(kc, a, lda, bp, tile, nr, init, acc);
+              for (int q = 0; q < rs.n; ++q)
+                std::memcpy(tile + r * nr + rs.j0[q], cm + r * P + rs.pix[q],
+                            static_cast<size_t>(rs.len[q]) * 4);
+          kn.ukr(kc, a, lda, b, off, tile, nr, init, acc);
           for (int64_t r = 0; r < rows; ++r)
-            std::memcpy(c + r * P, tile + r * nr, static_cast<size_t>(nv) * 4);
+            for (int q = 0; q < rs.n; ++q)
+              std::memcpy(cm + r * P + rs.pix[q], tile + r * nr + rs.j0[q],
+                          static_cast<size_t>(rs.len[q]) * 4);
         }
       }
     }
   });
-}
-
-void conv2d_reference(const ConvGeom& g, const float* x, const void* w, DType wtype,
-                      const float* bias, float* y, double* abs_sum) {
-  const int64_t K = g.Ci * g.k * g.k;
-  const size_t row_bytes = dtype_row_bytes(wtype, K);
-  std::vector<float> wf(static_cast<size_t>(g.Co * K));
-  for (int64_t co = 0; co < g.Co; ++co)
-    to_f32_row(wtype, static_cast<const uint8_t*>(w) + co * row_bytes, wf.data() + co * K, K);
-  for (int64_t n = 0; n < g.N; ++n)
-    for (int64_t co = 0; co < g.Co; ++co)
-      for (int64_t oy = 0; oy < g.Ho; ++oy)
-        for (int64_t ox = 0; ox < g.Wo; ++ox) {
-          double acc = bias ? bias[co] : 0.0, mag = bias ? std::abs(double(bias[co])) : 0.0;
-          for (int64_t ci = 0; ci < g.Ci; ++ci)
-            for (int ky = 0; ky < g.k; ++ky) {
-              const int64_t iy = oy * g.stride + ky - g.pad_top;
-              if (iy < 0 || iy >= g.H) continue;
-              for (int kx = 0; kx < g.k; ++kx) {
-                const int64_t ix = ox * g.stride + kx - g.pad_left;
-                if (ix < 0 || ix >= g.W) continue;
-                const double p = double(x[((n * g.Ci + ci) * g.H + iy) * g.W + ix]) *
-                                 wf[co * K + (ci * g.k + ky) * g.k + kx];
-                acc += p;
-                mag += std::abs(p);
-              }
-            }
-          const int64_t o = ((n * g.Co + co) * g.Ho + oy) * g.Wo + ox;
-          y[o] = static_cast<float>(acc);
-          if (abs_sum) abs_sum[o] = mag;
-        }
 }
 
 void CpuBackend::do_conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias,

@@ -34,17 +34,19 @@ void conv2d_reference(const ConvGeom& g, const float* x, const void* w, DType wt
 
 // ---- kernels (ISA translation units export these plain functions) ------------------------------
 // Micro-kernel: C[r, j] (r < MR, j < NR; row stride ldc) = (accumulate ? C : init[r]) +
-//   sum_{kk < kc} A[r * lda + kk] * B[kk * NR + j].
-// A: MR weight rows (f32), B: a packed patch panel, kc >= 1.
-using ConvUkr = void (*)(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
-                         int64_t ldc, const float* init, bool accumulate);
+//   sum_{kk < kc} A[r * lda + kk] * b[boff[kk] + j].
+// A: MR weight rows (f32). B row kk is NR floats at b + boff[kk]: a packed panel (boff = kk * NR)
+// or taps read in place from a zero-padded input tile (boff = channel/row/column offset). kc >= 1.
+using ConvUkr = void (*)(int64_t kc, const float* a, int64_t lda, const float* b,
+                         const int64_t* boff, float* c, int64_t ldc, const float* init,
+                         bool accumulate);
 // Weight row -> f32 (n elements, a multiple of 32 for the block types; `x` points at the row start).
 using ConvDequant = void (*)(const void* x, float* y, int64_t n);
 
 #if defined(SDNODE_HAVE_AVX2)
 constexpr int kConvMrAvx2 = 6, kConvNrAvx2 = 16;
-void conv_ukr_avx2(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
-                   const float* init, bool accumulate);
+void conv_ukr_avx2(int64_t kc, const float* a, int64_t lda, const float* b, const int64_t* boff,
+                   float* c, int64_t ldc, const float* init, bool accumulate);
 void conv_dequant_f16_avx2(const void* x, float* y, int64_t n);
 void conv_dequant_q8_0_avx2(const void* x, float* y, int64_t n);
 void conv_dequant_q4_0_avx2(const void* x, float* y, int64_t n);
@@ -53,15 +55,16 @@ float conv_fma_probe_avx2(int64_t iters);
 #endif
 #if defined(SDNODE_HAVE_AVX512)
 constexpr int kConvMrAvx512 = 12, kConvNrAvx512 = 32;
-void conv_ukr_avx512(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
-                     int64_t ldc, const float* init, bool accumulate);
+void conv_ukr_avx512(int64_t kc, const float* a, int64_t lda, const float* b,
+                     const int64_t* boff, float* c, int64_t ldc, const float* init,
+                     bool accumulate);
 // iters x 24 independent 16-wide FMAs.
 float conv_fma_probe_avx512(int64_t iters);
 #endif
 #if defined(SDNODE_HAVE_NEON)
 constexpr int kConvMrNeon = 6, kConvNrNeon = 16;
-void conv_ukr_neon(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
-                   const float* init, bool accumulate);
+void conv_ukr_neon(int64_t kc, const float* a, int64_t lda, const float* b, const int64_t* boff,
+                   float* c, int64_t ldc, const float* init, bool accumulate);
 #endif
 
 }  // namespace sd

@@ -18,8 +18,8 @@ inline float half_scale(const uint8_t* p) {
 
 }  // namespace
 
-void conv_ukr_avx2(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
-                   const float* init, bool accumulate) {
+void conv_ukr_avx2(int64_t kc, const float* a, int64_t lda, const float* b, const int64_t* boff,
+                   float* c, int64_t ldc, const float* init, bool accumulate) {
   __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
   if (accumulate) {
     c00 = _mm256_loadu_ps(c + 0 * ldc); c01 = _mm256_loadu_ps(c + 0 * ldc + 8);
@@ -39,8 +39,8 @@ void conv_ukr_avx2(int64_t kc, const float* a, int64_t lda, const float* b, floa
   const float* a0 = a;
   const float* a3 = a + 3 * lda;
   for (int64_t kk = 0; kk < kc; ++kk) {
-    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-    b += 16;
+    const float* bk = b + boff[kk];
+    const __m256 b0 = _mm256_loadu_ps(bk), b1 = _mm256_loadu_ps(bk + 8);
     __m256 w = _mm256_broadcast_ss(a0 + kk);
     c00 = _mm256_fmadd_ps(w, b0, c00); c01 = _mm256_fmadd_ps(w, b1, c01);
     w = _mm256_broadcast_ss(a0 + lda + kk);

@@ -8,8 +8,9 @@
 
 namespace sd {
 
-void conv_ukr_avx512(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
-                     int64_t ldc, const float* init, bool accumulate) {
+void conv_ukr_avx512(int64_t kc, const float* a, int64_t lda, const float* b,
+                     const int64_t* boff, float* c, int64_t ldc, const float* init,
+                     bool accumulate) {
   constexpr int MR = kConvMrAvx512;
   __m512 acc[MR][2];
   if (accumulate) {
@@ -24,8 +25,8 @@ void conv_ukr_avx512(int64_t kc, const float* a, int64_t lda, const float* b, fl
   const float* a4 = a + 4 * lda;
   const float* a8 = a + 8 * lda;
   for (int64_t kk = 0; kk < kc; ++kk) {
-    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-    b += 32;
+    const float* bk = b + boff[kk];
+    const __m512 b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16);
 #define SD_ROW(r, base, i)                                   \
   {                                                          \
     const __m512 w = _mm512_set1_ps(base[(i) * lda + kk]);  \

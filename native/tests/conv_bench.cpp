@@ -2,7 +2,8 @@
 //   SDNODE_BENCH=conv ./build/sdcore_tests conv_bench       (SDNODE_ISA=avx2 to lower the level)
 // Prints the median GFLOP/s of SD 1.5's 3x3 convs (UNet at 512x512 with CFG: batch 2; VAE decoder:
 // batch 1) per weight dtype on 2 threads, and the fraction of the measured FMA peak of the active
-// ISA level on the same 2 threads. SDNODE_BENCH_REPS sets the timed repetitions (default 3).
+// ISA level on the same 2 threads. SDNODE_BENCH_REPS sets the timed repetitions (default 3),
+// SDNODE_BENCH_SHAPE picks shapes by substring (e.g. "vae 128").
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -38,13 +39,12 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// FMA peak of the active level on the pool's threads, in GFLOP/s (medians of 5).
-Rate fma_peak(sd::CpuBackend& be) {
+// FMA peak of the active level on the pool's threads, in GFLOP/s (medians of `reps`).
+Rate fma_peak(sd::CpuBackend& be, int reps, int64_t iters) {
   const sd::Isa isa = sd::isa_active();
   (void)isa;
   std::vector<double> runs, cpu_runs;
-  for (int rep = 0; rep < 5; ++rep) {
-    const int64_t iters = 20000000;
+  for (int rep = 0; rep < reps; ++rep) {
     double flops_per_iter = 0;
     volatile float sink = 0;
     const double t0 = now_s(), c0 = cpu_s();
@@ -79,11 +79,12 @@ SD_TEST(conv_bench) {
   const char* reps_env = std::getenv("SDNODE_BENCH_REPS");
   const int reps = reps_env ? std::max(1, std::atoi(reps_env)) : 3;
   sd::CpuBackend be(2);
-  const Rate peak = fma_peak(be);
+  const Rate peak = fma_peak(be, 5, 20000000);
   std::printf("conv2d bench: isa %s, %d threads, median of %d. FMA peak: %.1f GFLOP/s wall, %.1f "
               "per CPU time\n", sd::isa_name(sd::isa_active()), be.threads(), reps, peak.wall_gf,
               peak.cpu_gf);
-  std::printf("each cell: GFLOP/s wall / GFLOP/s per CPU time (x threads) and %% of the CPU-time peak\n");
+  std::printf("each cell: GFLOP/s wall / per CPU time (x threads) and %% of the CPU-time FMA peak\n"
+              "measured again just before the row (the machine is shared; last column)\n");
   const BenchShape shapes[] = {
       {"unet 320 @64x64 b2", 2, 320, 64},  {"unet 640 @32x32 b2", 2, 640, 32},
       {"unet 1280 @16x16 b2", 2, 1280, 16}, {"unet 1280 @8x8 b2", 2, 1280, 8},
@@ -92,7 +93,9 @@ SD_TEST(conv_bench) {
   };
   const sd::DType dtypes[] = {sd::DType::F32, sd::DType::F16, sd::DType::Q8_0, sd::DType::Q4_0};
   std::printf("%-22s %22s %22s %22s %22s\n", "shape (3x3 s1 p1)", "f32", "f16", "q8_0", "q4_0");
+  const char* only = std::getenv("SDNODE_BENCH_SHAPE");  // substring filter for tuning runs
   for (const BenchShape& s : shapes) {
+    if (only && !std::strstr(s.what, only)) continue;
     const int64_t K = s.c * 9, P = s.hw * s.hw;
     sdtest::Rng rng(1);
     const std::vector<float> x = rng.vec(static_cast<size_t>(s.n * s.c * P));
@@ -101,6 +104,7 @@ SD_TEST(conv_bench) {
     std::vector<float> y(static_cast<size_t>(s.n * s.c * P));
     const sd::ConvGeom g{s.n, s.c, s.hw, s.hw, s.c, s.hw, s.hw, 3, 1, 1, 1};
     const double flops = 2.0 * s.n * s.c * K * P;
+    const Rate row_peak = fma_peak(be, 3, 5000000);
     std::printf("%-22s", s.what);
     for (sd::DType t : dtypes) {
       const size_t rb = sd::dtype_row_bytes(t, K);
@@ -115,9 +119,9 @@ SD_TEST(conv_bench) {
         cpu_times.push_back((cpu_s() - c0) / be.threads());
       }
       const double gf = flops / median(times) * 1e-9, cgf = flops / median(cpu_times) * 1e-9;
-      std::printf("   %6.1f /%6.1f (%3.0f%%)", gf, cgf, 100.0 * cgf / peak.cpu_gf);
+      std::printf("   %6.1f /%6.1f (%3.0f%%)", gf, cgf, 100.0 * cgf / row_peak.cpu_gf);
       std::fflush(stdout);
     }
-    std::printf("\n");
+    std::printf("   peak %.0f\n", row_peak.cpu_gf);
   }
 }

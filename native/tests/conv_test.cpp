@@ -78,8 +78,11 @@ struct Shape { int64_t ci, co, h, w; };
 
 SD_TEST(conv2d_matches_reference) {
   IsaGuard guard;
-  const Shape shapes[] = {{32, 13, 7, 5}, {64, 20, 13, 9}, {96, 14, 11, 6}, {40, 7, 9, 12},
-                          {4, 5, 64, 64}};
+  // Widths < 40 take the packed path (stride 1 too); 6x41 the padded-tile path with panels
+  // crossing rows; 64x64 the padded-tile path with row-aligned panels (and Ci = 4: K = 36, not
+  // blockable). K = 864 and 360 span several K blocks, 360 with a partial one.
+  const Shape shapes[] = {{32, 13, 7, 5},  {64, 20, 13, 9},  {96, 14, 11, 6}, {40, 7, 9, 12},
+                          {32, 10, 15, 19}, {32, 10, 6, 41}, {4, 5, 64, 64}};
   const DType dtypes[] = {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0};
   sd::CpuBackend be1(1), be3(3);
   int runs = 0;
