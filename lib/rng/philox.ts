@@ -14,7 +14,8 @@
 //   u = fmaf(float(x0), 2^-32, 2^-33); s = sqrtf(-2 logf(u))     (libdevice logf, ported exactly)
 //   v = fmaf(float(x1), 2pi 2^-32, pi 2^-32)                        (contracted multiply-add)
 //   __sincosf(v): FMUL.RZ v * (1/2pi), then the MUFU.SIN / MUFU.COS hardware units on that angle in
-//   revolutions, quantized to 2^-25 of a turn.
+//   revolutions, quantized to 2^-25 of a turn (a measured table, see mufu.ts).
+//   s * sin is rounded once (FMUL); sqrtf is correctly rounded.
 import { fmaf, fmulRz, floatBits, bitsToFloat, fround } from './float32.js';
 import { mufuCos, mufuSin, mufuTable } from './mufu.js';
 
@@ -156,9 +157,10 @@ function philoxWave(r0: Uint32Array, r1: Uint32Array, numel: number, c0: number,
 
 export interface PhiloxOptions {
   /**
-   * Threads one wave of torch's kernel launches on the GPU to imitate: multiProcessorCount *
-   * maxThreadsPerMultiProcessor (H100/H200: 132 * 2048). Only tensors larger than this depend on it.
-   * Default: unlimited (as if every tensor fit one wave).
+   * Threads in one wave of torch's launch on the GPU to imitate: multiProcessorCount *
+   * maxThreadsPerMultiProcessor (torch.cuda.get_device_properties; H100: 132 * 2048, checked against
+   * torch for 1.2M elements). Only tensors with more elements than this depend on it.
+   * Default: unlimited (as if every tensor fit in one wave).
    */
   maxThreads?: number;
 }
