@@ -69,8 +69,8 @@ export function detectModel(tensors: readonly Pick<TensorEntry, 'name' | 'shape'
   }
   const variant = unet?.inChannels === 9 ? 'inpaint' : 'txt2img';
   const complete = Boolean(unet && clip && vae?.decoder);
-  const missing = [!unet && 'UNet', !clip && 'text encoder', !(vae?.decoder) && 'VAE decoder'].filter(Boolean);
-  const w = unet ? `UNet ${unet.modelChannels}x[${unet.channelMult.join(',')}], context ${unet.contextDim}` : '';
+  const missing = [!(unet && unet.channelMult.length) && 'UNet', !clip && 'text encoder', !(vae?.decoder) && 'VAE decoder'].filter(Boolean);
+  const w = unet && unet.channelMult.length && unet.contextDim ? `UNet ${unet.modelChannels}x[${unet.channelMult.join(',')}], context ${unet.contextDim}` : '';
   const message = `SD 1.x${variant === 'inpaint' ? ' inpainting (9-channel UNet)' : ''}${w ? ` (${w})` : ''}` +
     (missing.length ? `; missing: ${missing.join(', ')}` : '');
   return { family: 'sd1', variant, parts, unet, clip, vae, complete, message };
