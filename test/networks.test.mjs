@@ -6,6 +6,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { StableDiffusion } from '../dist/sd.js';
 import { convertModel } from '../dist/model/convert.js';
+import { readTensorTable, readTensorBytes } from '../dist/formats/index.js';
+import { writeTorchZip } from '../dist/formats/ckpt-write.js';
 import { quantize } from '../dist/quant.js';
 import { cleanup, g, relErr, sharedFixtures, tinyModelPath, scratchPath } from './helpers/tiny-model.mjs';
 
@@ -115,9 +117,26 @@ describe('checkpoint formats', () => {
     const a = await StableDiffusion.load(path, { backend: 'cpu', weights: 'f32', threads: 2 });
     const b = await StableDiffusion.load(gguf, { backend: 'cpu', threads: 2 });
     try {
-      for (const [label, run] of cases.map(([l, r]) => [l, r])) {
+      for (const [label, run] of cases) {
         const [x, y] = [await run(a), await run(b)];
         assert.deepEqual(y.data, x.data, `${label} differs between .safetensors and .gguf`);
+      }
+    } finally {
+      await a.dispose();
+      await b.dispose();
+    }
+  });
+
+  test('a torch .ckpt (zip) gives results identical to the .safetensors', async () => {
+    const ckpt = scratchPath('tiny.ckpt');
+    const table = readTensorTable(path);
+    writeTorchZip(ckpt, table.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: () => readTensorBytes(table, t) })));
+    const a = await StableDiffusion.load(path, { backend: 'cpu', threads: 2 });
+    const b = await StableDiffusion.load(ckpt, { backend: 'cpu', threads: 2 });
+    try {
+      for (const [label, run] of cases) {
+        const [x, y] = [await run(a), await run(b)];
+        assert.deepEqual(y.data, x.data, `${label} differs between .safetensors and .ckpt`);
       }
     } finally {
       await a.dispose();
