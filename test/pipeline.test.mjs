@@ -19,13 +19,16 @@ try {
 
 describe('tiny-sd15 e2e golden through generate() (f32 weights, CPU)', { skip: StableDiffusion ? false : 'addon not built' }, () => {
   let sd, res;
-  const taps = [];
+  const taps = [], steps = [];
   before(async () => {
     sd = await StableDiffusion.load(tinyModelPath('f32'), { backend: 'cpu', weights: 'f32', threads: 2 });
     res = await generate(sd, {
       prompt: 'a photo of a cat', negativePrompt: '', width: 64, height: 64, steps: 4, cfgScale: 7.5,
       sampler: 'euler', schedule: 'discrete', seed: 1234, noise: g('e2e.noise').data, modelName: 'tiny-sd15',
-    }, { tap: (i) => taps.push({ t: i.t, cond: Float32Array.from(i.cond), uncond: Float32Array.from(i.uncond) }) });
+    }, {
+      tap: (i) => taps.push({ t: i.t, cond: Float32Array.from(i.cond), uncond: Float32Array.from(i.uncond) }),
+      onStep: (i) => steps.push({ x: Float32Array.from(i.x), denoised: Float32Array.from(i.denoised) }),
+    });
   });
   after(async () => { await sd?.dispose(); cleanup(); });
 
@@ -38,6 +41,16 @@ describe('tiny-sd15 e2e golden through generate() (f32 weights, CPU)', { skip: S
       const eu = relErr(taps[i].uncond, g(`e2e.eps_uncond.${i}`).data);
       console.log(`# step ${i}: eps_cond err ${ec.toExponential(2)}, eps_uncond err ${eu.toExponential(2)}`);
       assert.ok(ec <= 2e-5 && eu <= 2e-5, `step ${i}: ${ec}, ${eu}`);
+    }
+  });
+
+  test('per-step denoised and x match (latent tolerance 5e-5)', () => {
+    assert.equal(steps.length, 4);
+    for (let i = 0; i < 4; i++) {
+      const ed = relErr(steps[i].denoised, g(`e2e.denoised.${i}`).data);
+      const ex = relErr(steps[i].x, g(`e2e.x.${i}`).data);
+      console.log(`# step ${i}: denoised err ${ed.toExponential(2)}, x err ${ex.toExponential(2)}`);
+      assert.ok(ed <= 5e-5 && ex <= 5e-5, `step ${i}: ${ed}, ${ex}`);
     }
   });
 

@@ -4,7 +4,7 @@
 //   inpaint:  + mask: latent blending (4-channel UNet) or the 9-channel UNet input (inpainting models)
 import { encodePng, formatParameters } from '../image.js';
 import { batchSeeds, ImageRng } from '../rng/index.js';
-import { planSampling, SAMPLERS } from '../samplers/index.js';
+import { planSampling, SAMPLERS, type StepInfo } from '../samplers/index.js';
 import { encodeConditioning } from './conditioning.js';
 import { guidedEps, type EpsTap } from './guidance.js';
 import { LATENT_SCALE, latentMask, readImage, readMask, resizeBilinear } from './images.js';
@@ -19,6 +19,8 @@ export const PIPELINE_VERSION = 'sdnode 0.1.0';
 /** Test hooks: see every raw UNet answer. Not part of the public options. */
 export interface GenerateInternals {
   tap?: EpsTap;
+  /** After each step (and inpainting's blend): the sampler's x and denoised, its own arrays. */
+  onStep?: (info: StepInfo) => void;
 }
 
 function checkModel(model: unknown): PipelineModel {
@@ -54,6 +56,11 @@ export function parametersText(r: ResolvedOptions, seed: number, W: number, H: n
   s.Version = PIPELINE_VERSION;
   // Prompts are single-line in A1111's format only by convention; newlines would break readers.
   return formatParameters(r.prompt, r.negativePrompt, s);
+}
+
+function afterStep(a?: (i: StepInfo) => void, b?: (i: StepInfo) => void): ((i: StepInfo) => void) | undefined {
+  if (!a || !b) return a ?? b;
+  return (i) => { a(i); b(i); };
 }
 
 export async function generate(model: PipelineModel, options: GenerateOptions, internals: GenerateInternals = {}): Promise<GenerateResult> {
@@ -104,7 +111,7 @@ export async function generate(model: PipelineModel, options: GenerateOptions, i
   const eps = guidedEps(sd, cond, { batchSize: B, h, w, cfgScale: r.cfgScale, concat, concatChannels: 5 }, internals.tap);
   const latent = await sampleLatent({
     plan, eps, noise, init, latents: r.latents, stepNoise: () => rng.next(), eta: r.eta, batchSize: B, h, w,
-    afterStep: mask && init && inChannels === 4 ? latentBlender(plan, init, noise, mask, B) : undefined,
+    afterStep: afterStep(mask && init && inChannels === 4 ? latentBlender(plan, init, noise, mask, B) : undefined, internals.onStep),
     onProgress: r.onProgress, signal, startedAt: t0,
   });
   const tSample = Date.now();
