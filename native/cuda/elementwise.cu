@@ -1,5 +1,6 @@
 // Pointwise and data-movement ops: grid-stride loops, one thread per output element.
 #include <cmath>
+#include <vector>
 
 #include "cuda/common.cuh"
 #include "cuda/cuda_backend.h"
@@ -73,13 +74,14 @@ __global__ void transpose12_kernel(const float* x, float* y, int64_t B, int64_t 
   }
 }
 
-__global__ void timestep_kernel(const float* t, float* y, int64_t B, int64_t half, float log_max) {
+// freqs come from the host, computed exactly as the CPU backend does, and sin/cos run in double:
+// at t = 999 one ulp of a frequency moves the argument by ~6e-5, so both backends must agree on it.
+__global__ void timestep_kernel(const float* t, const float* freqs, float* y, int64_t B, int64_t half) {
   SD_GRID_LOOP(i, B * half) {
     const int64_t b = i / half, j = i - b * half;
-    const float f = expf(-log_max * static_cast<float>(j) / static_cast<float>(half));
-    const float arg = t[b] * f;
-    y[b * 2 * half + j] = cosf(arg);
-    y[b * 2 * half + half + j] = sinf(arg);
+    const double arg = static_cast<double>(t[b] * freqs[j]);
+    y[b * 2 * half + j] = static_cast<float>(cos(arg));
+    y[b * 2 * half + half + j] = static_cast<float>(sin(arg));
   }
 }
 
@@ -162,11 +164,16 @@ void CudaBackend::do_transpose12(Tensor& y, const Tensor& x) {
 
 void CudaBackend::do_timestep_embedding(Tensor& y, const float* t, float max_period) {
   const int64_t B = y.shape[0], half = y.shape[1] / 2;
-  auto* dt = static_cast<float*>(scratch(static_cast<size_t>(B) * sizeof(float)));
-  SD_CUDA(cudaMemcpyAsync(dt, t, static_cast<size_t>(B) * sizeof(float), cudaMemcpyHostToDevice, stream()));
-  timestep_kernel<<<blocks_for(B * half), THREADS, 0, stream()>>>(dt, y.f32(), B, half, std::log(max_period));
+  std::vector<float> host(static_cast<size_t>(B + half));
+  for (int64_t b = 0; b < B; ++b) host[b] = t[b];
+  const float neg_log = static_cast<float>(-std::log(static_cast<double>(max_period)));
+  for (int64_t i = 0; i < half; ++i)
+    host[B + i] = static_cast<float>(std::exp(static_cast<double>(neg_log * static_cast<float>(i) / static_cast<float>(half))));
+  auto* dt = static_cast<float*>(scratch(host.size() * sizeof(float)));
+  SD_CUDA(cudaMemcpyAsync(dt, host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice, stream()));
+  timestep_kernel<<<blocks_for(B * half), THREADS, 0, stream()>>>(dt, dt + B, y.f32(), B, half);
   SD_CUDA_LAUNCHED("timestep_embedding");
-  // The host array may be freed by the caller as soon as we return.
+  // `host` dies when we return: wait for the copy.
   SD_CUDA(cudaStreamSynchronize(stream()));
 }
 
