@@ -48,7 +48,7 @@ export function createGenerator(seed: number, rng: RngName, options: PhiloxOptio
 export function batchSeeds(seed: number, count: number): number[] {
   checkSeed(seed);
   if (!Number.isInteger(count) || count < 1) throw new RangeError(`"count" must be a positive integer (got ${count})`);
-  if (seed + count - 1 > MAX_SEED) throw new RangeError(`"seed" + batch size exceeds ${MAX_SEED}`);
+  if (seed > MAX_SEED - (count - 1)) throw new RangeError(`"seed" + batch size exceeds ${MAX_SEED}`);
   return Array.from({ length: count }, (_, i) => seed + i);
 }
 
