@@ -20,6 +20,8 @@ export interface NativeAddon {
   cpuInfo(): CpuInfo;
   /** Lowers the kernel ISA level ('scalar', 'avx2', 'avx512', 'neon', 'dotprod'); false if unsupported. */
   setIsa(level: string): boolean;
+  /** Backends other than the CPU, with availability and the device or the reason it is missing. */
+  backends(): Array<{ backend: string; available: boolean; device?: string; reason?: string }>;
   [key: string]: unknown;
 }
 
