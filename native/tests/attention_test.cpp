@@ -108,7 +108,8 @@ SD_TEST(attention_peaked_scores_match_naive) {
   check_attention({1, 90, 200, 2, 40, false}, 4.f, 0, 90);
 }
 
-SD_TEST(attention_4096_tokens_sampled_rows) {
-  // Full SD self-attention length, one head: check a band of rows across the last query tile.
-  check_attention({1, 4096, 4096, 1, 40, false}, 1.f, 4030, 4096);
+SD_TEST(attention_4096_keys) {
+  // SD's self-attention length on the key side (long online-softmax accumulation), with enough
+  // queries for two query chunks; kept to 300 queries so the scalar oracle stays quick under qemu.
+  check_attention({1, 300, 4096, 1, 40, false}, 1.f, 0, 300);
 }
