@@ -89,17 +89,24 @@ Grid make_grid(int64_t M, int64_t N, int64_t K, int mr, int nr, int64_t kc_targe
   g.kc = nkc == 1 ? K : round_up(ceil_div(K, nkc), kc_align);
   g.nnb = ceil_div(N, 512);
   g.nmb = ceil_div(M, 1024);
-  // At least 8 tasks so 2..8 threads balance, without tiles smaller than a few kernels.
-  for (;;) {
+  // At least 8 tasks so 2..8 threads balance, without tiles smaller than a few kernels. Splitting
+  // rows repacks W once more (N x K), splitting columns repacks A (M x K): split the longer side.
+  const auto sizes = [&] {
     g.nc = round_up(ceil_div(N, g.nnb), nr);
     g.mc = round_up(ceil_div(M, g.nmb), mr);
-    if (g.nnb * g.nmb >= 8) break;
-    if (g.mc >= 8 * mr) g.nmb *= 2;
-    else if (g.nc >= 4 * nr) g.nnb *= 2;
+    g.nnb = ceil_div(N, g.nc);
+    g.nmb = ceil_div(M, g.mc);
+  };
+  sizes();
+  while (g.nnb * g.nmb < 8) {
+    const int64_t tasks = g.nnb * g.nmb;
+    const bool can_m = g.mc >= 8 * mr, can_n = g.nc >= 2 * nr;
+    if (can_m && (!can_n || M >= N)) g.nmb *= 2;
+    else if (can_n) g.nnb *= 2;
     else break;
+    sizes();
+    if (g.nnb * g.nmb <= tasks) break;
   }
-  g.nnb = ceil_div(N, g.nc);
-  g.nmb = ceil_div(M, g.mc);
   return g;
 }
 

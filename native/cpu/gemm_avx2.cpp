@@ -55,19 +55,31 @@ void to_f32(DType t, const uint8_t* src, float* dst, int64_t kk) {
   }
 }
 
+// Accumulators are named variables, not arrays: GCC keeps arrays indexed after the loop in memory
+// and stores them on every iteration.
+#define SD_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
 void kernel_f32(int64_t kk, const float* at, const float* panel, float* C, int64_t ldc, int mv,
                 int nv, bool accumulate, const float* bias) {
-  __m256 c0[kMr], c1[kMr];
-  for (int i = 0; i < kMr; ++i) c0[i] = c1[i] = _mm256_setzero_ps();
+#define SD_DECL(i) __m256 c##i##a = _mm256_setzero_ps(), c##i##b = _mm256_setzero_ps();
+  SD_ROWS(SD_DECL)
+#undef SD_DECL
   for (int64_t k = 0; k < kk; ++k) {
     const __m256 w0 = _mm256_load_ps(panel + k * kNr), w1 = _mm256_load_ps(panel + k * kNr + 8);
     const float* a = at + k * kMr;
-    for (int i = 0; i < kMr; ++i) {
-      const __m256 av = _mm256_broadcast_ss(a + i);
-      c0[i] = _mm256_fmadd_ps(av, w0, c0[i]);
-      c1[i] = _mm256_fmadd_ps(av, w1, c1[i]);
-    }
+#define SD_FMA(i)                                      \
+  {                                                    \
+    const __m256 av = _mm256_broadcast_ss(a + i);      \
+    c##i##a = _mm256_fmadd_ps(av, w0, c##i##a);        \
+    c##i##b = _mm256_fmadd_ps(av, w1, c##i##b);        \
   }
+    SD_ROWS(SD_FMA)
+#undef SD_FMA
+  }
+  __m256 c0[kMr], c1[kMr];
+#define SD_OUT(i) c0[i] = c##i##a; c1[i] = c##i##b;
+  SD_ROWS(SD_OUT)
+#undef SD_OUT
   if (mv == kMr && nv == kNr) {
     __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
     if (!accumulate && bias) { b0 = _mm256_loadu_ps(bias); b1 = _mm256_loadu_ps(bias + 8); }
@@ -124,29 +136,32 @@ size_t atile_bytes(int64_t nkb) { return static_cast<size_t>(nkb) * kAtileBlock;
 
 void pack_q(DType t, const uint8_t* W, size_t row_bytes, int64_t n0, int64_t nn, int64_t kb0,
             int64_t nkb, uint8_t* dst) {
+  const __m128i m = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
   for (int64_t b = 0; b < nkb; ++b) {
     uint8_t* pb = dst + b * kPanelBlock;
     float* d = reinterpret_cast<float*>(pb + kQsBytes);
     int32_t* corr = reinterpret_cast<int32_t*>(pb + kQsBytes + kNrq * 4);
     for (int j = 0; j < kNrq; ++j) {
-      int8_t v[32];
+      __m256i v = _mm256_setzero_si256();
+      d[j] = 0.0f;
       if (j < nn) {
         const uint8_t* blk = W + (n0 + j) * row_bytes + (kb0 + b) * 18;
         uint16_t dh;
         std::memcpy(&dh, blk, 2);
         d[j] = _cvtsh_ss(dh);
-        for (int e = 0; e < 16; ++e) {
-          v[e] = static_cast<int8_t>((blk[2 + e] & 0x0F) - 8);
-          v[e + 16] = static_cast<int8_t>((blk[2 + e] >> 4) - 8);
-        }
-      } else {
-        std::memset(v, 0, 32);
-        d[j] = 0.0f;
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+        v = _mm256_set_m128i(_mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m), eight),
+                             _mm_sub_epi8(_mm_and_si128(q, m), eight));
       }
-      int32_t s = 0;
-      for (int e = 0; e < 32; ++e) s += v[e];
-      corr[j] = -128 * s;
-      for (int g = 0; g < 8; ++g) std::memcpy(pb + g * kNrq * 4 + j * 4, v + g * 4, 4);
+      // Sum of the 32 signed bytes via sign-extension to 16 bits.
+      const __m256i s16 = _mm256_add_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(v)),
+                                           _mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1)));
+      alignas(32) int32_t s8[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(s8), _mm256_madd_epi16(s16, _mm256_set1_epi16(1)));
+      corr[j] = -128 * (s8[0] + s8[1] + s8[2] + s8[3] + s8[4] + s8[5] + s8[6] + s8[7]);
+      alignas(32) uint32_t g4[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(g4), v);
+      for (int g = 0; g < 8; ++g) std::memcpy(pb + g * kNrq * 4 + j * 4, g4 + g, 4);
     }
   }
 }
@@ -185,32 +200,46 @@ void quant_a(int mv, int64_t nkb, const float* A, int64_t lda, uint8_t* dst) {
   }
 }
 
+#define SD_QROWS(X) X(0) X(1) X(2) X(3)
+
 void kernel_q(int64_t nkb, const uint8_t* atile, const uint8_t* panel, float* C, int64_t ldc,
               int mv, int nv, bool accumulate, const float* bias) {
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256 f[kMrq];
-  for (int i = 0; i < kMrq; ++i) f[i] = _mm256_setzero_ps();
+#define SD_DECL(i) __m256 f##i = _mm256_setzero_ps();
+  SD_QROWS(SD_DECL)
+#undef SD_DECL
   for (int64_t b = 0; b < nkb; ++b) {
     const uint8_t* pb = panel + b * kPanelBlock;
     const uint8_t* ab = atile + b * kAtileBlock;
-    __m256i s[kMrq];
-    for (int i = 0; i < kMrq; ++i) s[i] = _mm256_setzero_si256();
+#define SD_DECL(i) __m256i s##i = _mm256_setzero_si256();
+    SD_QROWS(SD_DECL)
+#undef SD_DECL
+    // Unrolled fully, GCC hoists all 32 vpmaddubsw and spills; two groups at a time fit 16 ymm.
+#pragma GCC unroll 2
     for (int g = 0; g < 8; ++g) {
       const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb + g * 32));
-      for (int i = 0; i < kMrq; ++i) {
-        int32_t a4;
-        std::memcpy(&a4, ab + i * 32 + g * 4, 4);
-        s[i] = _mm256_add_epi16(s[i], _mm256_maddubs_epi16(_mm256_set1_epi32(a4), w));
-      }
+#define SD_DOT(i)                                                                       \
+  {                                                                                     \
+    int32_t a4;                                                                         \
+    std::memcpy(&a4, ab + i * 32 + g * 4, 4);                                           \
+    s##i = _mm256_add_epi16(s##i, _mm256_maddubs_epi16(_mm256_set1_epi32(a4), w));      \
+  }
+      SD_QROWS(SD_DOT)
+#undef SD_DOT
     }
     const __m256i corr = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb + kQsBytes + kNrq * 4));
     const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(pb + kQsBytes));
     const float* da = reinterpret_cast<const float*>(ab + kMrq * 32);
-    for (int i = 0; i < kMrq; ++i) {
-      const __m256i s32 = _mm256_add_epi32(_mm256_madd_epi16(s[i], ones), corr);
-      f[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), _mm256_mul_ps(dw, _mm256_set1_ps(da[i])), f[i]);
-    }
+#define SD_SCALE(i)                                                                               \
+  f##i = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(s##i, ones), corr)), \
+                         _mm256_mul_ps(dw, _mm256_set1_ps(da[i])), f##i);
+    SD_QROWS(SD_SCALE)
+#undef SD_SCALE
   }
+  __m256 f[kMrq];
+#define SD_OUT(i) f[i] = f##i;
+  SD_QROWS(SD_OUT)
+#undef SD_OUT
   alignas(32) float tile[kMrq][kNrq];
   for (int i = 0; i < kMrq; ++i) _mm256_store_ps(tile[i], f[i]);
   for (int i = 0; i < mv; ++i) {

@@ -83,19 +83,31 @@ void to_f32(DType t, const uint8_t* src, float* dst, int64_t kk) {
   }
 }
 
+// Accumulators are named variables, not arrays: GCC keeps arrays indexed after the loop in memory
+// and stores them on every iteration.
+#define SD_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+
 void kernel_f32(int64_t kk, const float* at, const float* panel, float* C, int64_t ldc, int mv,
                 int nv, bool accumulate, const float* bias) {
-  __m512 c0[kMr], c1[kMr];
-  for (int i = 0; i < kMr; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+#define SD_DECL(i) __m512 c##i##a = _mm512_setzero_ps(), c##i##b = _mm512_setzero_ps();
+  SD_ROWS(SD_DECL)
+#undef SD_DECL
   for (int64_t k = 0; k < kk; ++k) {
     const __m512 w0 = _mm512_load_ps(panel + k * kNr), w1 = _mm512_load_ps(panel + k * kNr + 16);
     const float* a = at + k * kMr;
-    for (int i = 0; i < kMr; ++i) {
-      const __m512 av = _mm512_set1_ps(a[i]);
-      c0[i] = _mm512_fmadd_ps(av, w0, c0[i]);
-      c1[i] = _mm512_fmadd_ps(av, w1, c1[i]);
-    }
+#define SD_FMA(i)                                   \
+  {                                                 \
+    const __m512 av = _mm512_set1_ps(a[i]);         \
+    c##i##a = _mm512_fmadd_ps(av, w0, c##i##a);     \
+    c##i##b = _mm512_fmadd_ps(av, w1, c##i##b);     \
   }
+    SD_ROWS(SD_FMA)
+#undef SD_FMA
+  }
+  __m512 c0[kMr], c1[kMr];
+#define SD_OUT(i) c0[i] = c##i##a; c1[i] = c##i##b;
+  SD_ROWS(SD_OUT)
+#undef SD_OUT
   store_tile<kMr>(c0, c1, C, ldc, mv, nv, accumulate, bias);
 }
 
@@ -110,42 +122,42 @@ constexpr size_t kAtileBlock = kMrq * 32 + kMrq * 4;
 size_t panel_bytes(int64_t nkb) { return static_cast<size_t>(nkb) * kPanelBlock; }
 size_t atile_bytes(int64_t nkb) { return static_cast<size_t>(nkb) * kAtileBlock; }
 
-// 32 signed weights of one block, and its scale.
-inline float block_values(DType t, const uint8_t* blk, int8_t* v) {
-  uint16_t dh;
-  std::memcpy(&dh, blk, 2);
-  if (t == DType::Q8_0) {
-    std::memcpy(v, blk + 2, 32);
+// Packs column j of one panel block: the block's 32 weights as signed bytes (q4_0: nibble - 8) in
+// the [group][column][4] layout, its scale and -128 * (sum of the weights).
+inline void pack_column(DType t, const uint8_t* blk, int j, uint8_t* pb) {
+  float* d = reinterpret_cast<float*>(pb + kQsBytes);
+  int32_t* corr = reinterpret_cast<int32_t*>(pb + kQsBytes + kNrq * 4);
+  __m256i v;
+  if (!blk) {
+    v = _mm256_setzero_si256();
+    d[j] = 0.0f;
   } else {
-    for (int j = 0; j < 16; ++j) {
-      v[j] = static_cast<int8_t>((blk[2 + j] & 0x0F) - 8);
-      v[j + 16] = static_cast<int8_t>((blk[2 + j] >> 4) - 8);
+    uint16_t dh;
+    std::memcpy(&dh, blk, 2);
+    d[j] = _cvtsh_ss(dh);
+    if (t == DType::Q8_0) {
+      v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+    } else {
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+      const __m128i m = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+      v = _mm256_set_m128i(_mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m), eight),
+                           _mm_sub_epi8(_mm_and_si128(q, m), eight));
     }
   }
-  return _cvtsh_ss(dh);
+  // Sum of the 32 signed bytes: sign-extend to 16 bits and reduce.
+  const __m512i w16 = _mm512_cvtepi8_epi16(v);
+  corr[j] = -128 * _mm512_reduce_add_epi32(_mm512_madd_epi16(w16, _mm512_set1_epi16(1)));
+  alignas(32) uint32_t g4[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(g4), v);
+  for (int g = 0; g < 8; ++g) std::memcpy(pb + g * kNrq * 4 + j * 4, g4 + g, 4);
 }
 
 void pack_q(DType t, const uint8_t* W, size_t row_bytes, int64_t n0, int64_t nn, int64_t kb0,
             int64_t nkb, uint8_t* dst) {
   const size_t bb = t == DType::Q8_0 ? 34 : 18;
-  for (int64_t b = 0; b < nkb; ++b) {
-    uint8_t* pb = dst + b * kPanelBlock;
-    float* d = reinterpret_cast<float*>(pb + kQsBytes);
-    int32_t* corr = reinterpret_cast<int32_t*>(pb + kQsBytes + kNrq * 4);
-    for (int j = 0; j < kNrq; ++j) {
-      int8_t v[32];
-      if (j < nn) {
-        d[j] = block_values(t, W + (n0 + j) * row_bytes + (kb0 + b) * bb, v);
-      } else {
-        std::memset(v, 0, 32);
-        d[j] = 0.0f;
-      }
-      int32_t s = 0;
-      for (int e = 0; e < 32; ++e) s += v[e];
-      corr[j] = -128 * s;
-      for (int g = 0; g < 8; ++g) std::memcpy(pb + g * kNrq * 4 + j * 4, v + g * 4, 4);
-    }
-  }
+  for (int64_t b = 0; b < nkb; ++b)
+    for (int j = 0; j < kNrq; ++j)
+      pack_column(t, j < nn ? W + (n0 + j) * row_bytes + (kb0 + b) * bb : nullptr, j, dst + b * kPanelBlock);
 }
 
 // GGML's AVX2 activation quantizer: d = fp16(amax / 127), q = round_even(x * (127 / amax)).
@@ -174,35 +186,49 @@ void quant_a(int mv, int64_t nkb, const float* A, int64_t lda, uint8_t* dst) {
   }
 }
 
+#define SD_QROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
 void kernel_q(int64_t nkb, const uint8_t* atile, const uint8_t* panel, float* C, int64_t ldc,
               int mv, int nv, bool accumulate, const float* bias) {
-  __m512 f0[kMrq], f1[kMrq];
-  for (int i = 0; i < kMrq; ++i) f0[i] = f1[i] = _mm512_setzero_ps();
+#define SD_DECL(i) __m512 f##i##a = _mm512_setzero_ps(), f##i##b = _mm512_setzero_ps();
+  SD_QROWS(SD_DECL)
+#undef SD_DECL
   for (int64_t b = 0; b < nkb; ++b) {
     const uint8_t* pb = panel + b * kPanelBlock;
     const uint8_t* ab = atile + b * kAtileBlock;
     const __m512i corr0 = _mm512_load_si512(pb + kQsBytes + kNrq * 4);
     const __m512i corr1 = _mm512_load_si512(pb + kQsBytes + kNrq * 4 + 64);
-    __m512i s0[kMrq], s1[kMrq];
-    for (int i = 0; i < kMrq; ++i) { s0[i] = corr0; s1[i] = corr1; }
+#define SD_DECL(i) __m512i s##i##a = corr0, s##i##b = corr1;
+    SD_QROWS(SD_DECL)
+#undef SD_DECL
     for (int g = 0; g < 8; ++g) {
       const __m512i w0 = _mm512_load_si512(pb + g * 128), w1 = _mm512_load_si512(pb + g * 128 + 64);
-      for (int i = 0; i < kMrq; ++i) {
-        int32_t a4;
-        std::memcpy(&a4, ab + i * 32 + g * 4, 4);
-        const __m512i av = _mm512_set1_epi32(a4);
-        s0[i] = _mm512_dpbusd_epi32(s0[i], av, w0);
-        s1[i] = _mm512_dpbusd_epi32(s1[i], av, w1);
-      }
+#define SD_DOT(i)                                          \
+  {                                                        \
+    int32_t a4;                                            \
+    std::memcpy(&a4, ab + i * 32 + g * 4, 4);              \
+    const __m512i av = _mm512_set1_epi32(a4);              \
+    s##i##a = _mm512_dpbusd_epi32(s##i##a, av, w0);        \
+    s##i##b = _mm512_dpbusd_epi32(s##i##b, av, w1);        \
+  }
+      SD_QROWS(SD_DOT)
+#undef SD_DOT
     }
     const __m512 dw0 = _mm512_load_ps(pb + kQsBytes), dw1 = _mm512_load_ps(pb + kQsBytes + 64);
     const float* da = reinterpret_cast<const float*>(ab + kMrq * 32);
-    for (int i = 0; i < kMrq; ++i) {
-      const __m512 dv = _mm512_set1_ps(da[i]);
-      f0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0[i]), _mm512_mul_ps(dw0, dv), f0[i]);
-      f1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1[i]), _mm512_mul_ps(dw1, dv), f1[i]);
-    }
+#define SD_SCALE(i)                                                                            \
+  {                                                                                            \
+    const __m512 dv = _mm512_set1_ps(da[i]);                                                   \
+    f##i##a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s##i##a), _mm512_mul_ps(dw0, dv), f##i##a);   \
+    f##i##b = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s##i##b), _mm512_mul_ps(dw1, dv), f##i##b);   \
   }
+    SD_QROWS(SD_SCALE)
+#undef SD_SCALE
+  }
+  __m512 f0[kMrq], f1[kMrq];
+#define SD_OUT(i) f0[i] = f##i##a; f1[i] = f##i##b;
+  SD_QROWS(SD_OUT)
+#undef SD_OUT
   store_tile<kMrq>(f0, f1, C, ldc, mv, nv, accumulate, bias);
 }
 

@@ -11,7 +11,7 @@
 #endif
 
 #include <algorithm>
-#include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -25,11 +25,25 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+// SDNODE_BENCH_CLOCK=cpu divides by the process CPU time per thread instead of wall time: on a
+// shared, oversubscribed machine that measures the kernels' efficiency (time-slicing excluded;
+// the pool blocks rather than spins, so load imbalance is excluded too).
+struct Clock {
+  using time_point = double;
+  static bool cpu() {
+    static const bool c = std::getenv("SDNODE_BENCH_CLOCK") && std::string(std::getenv("SDNODE_BENCH_CLOCK")) == "cpu";
+    return c;
+  }
+  static double now() {
+    timespec ts;
+    clock_gettime(cpu() ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+  }
+};
+int g_threads = 2;
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+// Wall seconds, or CPU seconds per thread with SDNODE_BENCH_CLOCK=cpu.
+double seconds_since(double t0) { return (Clock::now() - t0) / (Clock::cpu() ? g_threads : 1); }
 
 #if defined(__x86_64__)
 // 10 independent accumulator chains hide the 4-cycle FMA latency on two FMA ports.
@@ -129,13 +143,15 @@ SD_TEST(gemm_bench) {
   if (!std::getenv("SDNODE_BENCH")) return;
   const int threads = std::getenv("SDNODE_BENCH_THREADS") ? std::atoi(std::getenv("SDNODE_BENCH_THREADS")) : 2;
   const int reps = std::getenv("SDNODE_BENCH_REPS") ? std::atoi(std::getenv("SDNODE_BENCH_REPS")) : 7;
+  g_threads = threads;
   sd::CpuBackend be(threads);
   const sd::Isa saved = sd::isa_active();
   const sd::DType types[] = {sd::DType::F32, sd::DType::F16, sd::DType::Q8_0, sd::DType::Q4_0};
   for (sd::Isa isa : {sd::Isa::Avx512, sd::Isa::Avx2, sd::Isa::Dotprod, sd::Isa::Neon}) {
     if (!sd::isa_force(isa)) continue;
     const double peak = fma_peak(be, isa);
-    std::printf("\n== %s, %d threads: measured FMA peak %.1f GFLOP/s ==\n", sd::isa_name(isa), threads, peak);
+    std::printf("\n== %s, %d threads, %s time: measured FMA peak %.1f GFLOP/s ==\n", sd::isa_name(isa), threads,
+                Clock::cpu() ? "cpu" : "wall", peak);
     std::printf("%-12s %5s %5s %5s | %14s %14s %14s %14s %14s %14s\n", "shape", "M", "N", "K", "f32", "f16",
                 "q8_0 int", "q8_0 float", "q4_0 int", "q4_0 float");
     for (const Shape& s : kShapes) {
