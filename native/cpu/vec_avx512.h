@@ -2,9 +2,10 @@
 // everything here has internal linkage so no AVX-512 code leaks into generic translation units.
 #pragma once
 // GCC 12 reports its own AVX-512 intrinsics (which pass _mm512_undefined_*() as masked sources)
-// as maybe-uninitialized; the pragma must precede the intrinsic headers to cover them.
+// as (maybe-)uninitialized; the pragmas must precede the intrinsic headers to cover them.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include <immintrin.h>
 
