@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
-#include <vector>
 
 #include "core/quant.h"
 #include "cpu/cpu_backend.h"
@@ -26,14 +25,16 @@ int64_t nearest_src(int64_t dst, int64_t in, int64_t out) {
 void CpuBackend::do_upsample_nearest(Tensor& y, const Tensor& x) {
   const int64_t planes = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3];
   const int64_t Ho = y.shape[2], Wo = y.shape[3];
-  std::vector<int64_t> sx(static_cast<size_t>(Wo));
-  for (int64_t o = 0; o < Wo; ++o) sx[o] = nearest_src(o, W, Wo);
   pool().parallel_for(planes * Ho, 16, [&](int64_t b, int64_t e, int) {
     for (int64_t r = b; r < e; ++r) {
       const int64_t pl = r / Ho, oy = r % Ho;
       const float* src = x.f32() + (pl * H + nearest_src(oy, H, Ho)) * W;  // x: [planes, H, W]
       float* dst = y.f32() + r * Wo;                                         // y: [planes, Ho, Wo]
-      for (int64_t o = 0; o < Wo; ++o) dst[o] = src[sx[o]];
+      if (Wo == 2 * W) {
+        for (int64_t o = 0; o < Wo; ++o) dst[o] = src[o >> 1];
+      } else {
+        for (int64_t o = 0; o < Wo; ++o) dst[o] = src[nearest_src(o, W, Wo)];
+      }
     }
   });
 }
