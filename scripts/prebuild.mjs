@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { arch as hostArch, platform } from 'node:os';
-import { mkdirSync, openSync, readSync, closeSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, openSync, readSync, closeSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -51,9 +51,14 @@ const machine = (file) => {
   closeSync(fd);
   return { 0x3e: 'x64', 0xb7: 'arm64' }[b.readUInt16LE(18)] ?? `e_machine ${b.readUInt16LE(18)}`;
 };
+// The newest GLIBC_x.y symbol version the binary references is the oldest glibc it loads on.
+const glibc = (file) => {
+  const v = [...readFileSync(file).toString('latin1').matchAll(/GLIBC_2\.(\d+)/g)].map((m) => Number(m[1]));
+  return v.length ? `glibc >= 2.${Math.max(...v)}` : 'no glibc symbol versions';
+};
 for (const f of files) {
   const p = join(dir, f);
-  console.log(`prebuild: ${p} (${(statSync(p).size / 1e6).toFixed(2)} MB, ${machine(p)})`);
+  console.log(`prebuild: ${p} (${(statSync(p).size / 1e6).toFixed(2)} MB, ${machine(p)}, needs ${glibc(p)})`);
   if (machine(p) !== arch) {
     console.error(`prebuild: ${f} is not an ${arch} binary`);
     process.exit(1);
