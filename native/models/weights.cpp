@@ -83,6 +83,18 @@ MappedFile::MappedFile(const std::string& path) {
 #endif
 }
 
+void MappedFile::release(uint64_t offset, uint64_t len) const {
+#ifndef _WIN32
+  if (!mapped_ || len == 0) return;
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t begin = offset / page * page, end = std::min(size_, offset + len);
+  ::madvise(const_cast<uint8_t*>(data_) + begin, end - begin, MADV_DONTNEED);
+#else
+  (void)offset;
+  (void)len;
+#endif
+}
+
 MappedFile::~MappedFile() {
 #ifndef _WIN32
   if (mapped_) ::munmap(const_cast<uint8_t*>(data_), size_);
@@ -225,6 +237,7 @@ void load_weights(Backend& be, const MappedFile& file, const std::vector<TensorE
     for (int i = 0; i < host.ndim; ++i) host.shape[i] = e.shape[i];
     host.data = const_cast<uint8_t*>(src);
     out->add(be, name, host, choose_dtype(name, e.shape, host_type, requested));
+    file.release(e.offset, e.byte_length);
   }
 }
 

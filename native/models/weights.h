@@ -32,6 +32,10 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
   const uint8_t* data() const { return data_; }
   uint64_t size() const { return size_; }
+  // Drops the pages of [offset, offset + len) from this process's resident set once they have been
+  // converted (they are re-read from the file if touched again), so loading peaks near the size of
+  // the converted weights rather than file + weights.
+  void release(uint64_t offset, uint64_t len) const;
 
  private:
   const uint8_t* data_ = nullptr;
