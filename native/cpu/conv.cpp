@@ -78,9 +78,8 @@ Kernels pick_kernels() {
 #endif
 #if defined(SDNODE_HAVE_NEON)
   if (isa == Isa::Neon || isa == Isa::Dotprod) {
-    k.ukr = conv_ukr_neon;
-    k.mr = kConvMrNeon;
-    k.nr = kConvNrNeon;
+    k = {conv_ukr_neon, kConvMrNeon, kConvNrNeon, conv_dequant_f16_neon, conv_dequant_q8_0_neon,
+         conv_dequant_q4_0_neon};
   }
 #endif
   return k;

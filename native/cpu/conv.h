@@ -65,6 +65,9 @@ float conv_fma_probe_avx512(int64_t iters);
 constexpr int kConvMrNeon = 6, kConvNrNeon = 16;
 void conv_ukr_neon(int64_t kc, const float* a, int64_t lda, const float* b, const int64_t* boff,
                    float* c, int64_t ldc, const float* init, bool accumulate);
+void conv_dequant_f16_neon(const void* x, float* y, int64_t n);
+void conv_dequant_q8_0_neon(const void* x, float* y, int64_t n);
+void conv_dequant_q4_0_neon(const void* x, float* y, int64_t n);
 #endif
 
 }  // namespace sd
