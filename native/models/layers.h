@@ -25,7 +25,7 @@ struct Net {
   Tensor linear(const Tensor& x, const std::string& p, bool bias = true);
   Tensor group_norm(const Tensor& x, const std::string& p, float eps, bool silu, int groups = 32);
   Tensor layer_norm(const Tensor& x, const std::string& p, float eps = 1e-5f);
-  // y = a + b (b broadcast as in ops.h); in place into a when `into_a`.
+  // y = a + b (b broadcast as in ops.h), into a new tensor or in place into a.
   Tensor add(const Tensor& a, const Tensor& b);
   void add_inplace(Tensor& a, const Tensor& b) { be.add(a, a, b); }
   // [B, A, C] <-> [B, C, A]
