@@ -1,4 +1,4 @@
-// AVX-512 GEMM kernels: f32 micro-kernel 12x32 (24 zmm accumulators, weights as two zmm per k,
+// AVX-512 GEMM kernels: f32 micro-kernel 14x32 (28 zmm accumulators, weights as two zmm per k,
 // A broadcast from the packed tile) and, for q8_0/q4_0 weights, a VNNI integer micro-kernel 6x32.
 // Integer path: A quantized per 32-block with GGML's activation quantizer and stored offset by
 // +128 as u8, so vpdpbusd (u8 x s8) applies; the int32 accumulator of each block starts at
@@ -13,7 +13,7 @@ namespace sd {
 namespace gemmk {
 namespace {
 
-constexpr int kMr = 12, kNr = 32;
+constexpr int kMr = 14, kNr = 32;
 
 inline __mmask16 lane_mask(int n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1);
@@ -85,7 +85,7 @@ void to_f32(DType t, const uint8_t* src, float* dst, int64_t kk) {
 
 // Accumulators are named variables, not arrays: GCC keeps arrays indexed after the loop in memory
 // and stores them on every iteration.
-#define SD_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define SD_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
 
 void kernel_f32(int64_t kk, const float* at, const float* panel, float* C, int64_t ldc, int mv,
                 int nv, bool accumulate, const float* bias) {

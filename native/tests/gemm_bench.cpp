@@ -148,6 +148,8 @@ SD_TEST(gemm_bench) {
   const sd::Isa saved = sd::isa_active();
   const sd::DType types[] = {sd::DType::F32, sd::DType::F16, sd::DType::Q8_0, sd::DType::Q4_0};
   for (sd::Isa isa : {sd::Isa::Avx512, sd::Isa::Avx2, sd::Isa::Dotprod, sd::Isa::Neon}) {
+    if (const char* only = std::getenv("SDNODE_BENCH_ISA"))  // e.g. "avx512": one level only
+      if (std::string(only) != sd::isa_name(isa)) continue;
     if (!sd::isa_force(isa)) continue;
     const double peak = fma_peak(be, isa);
     std::printf("\n== %s, %d threads, %s time: measured FMA peak %.1f GFLOP/s ==\n", sd::isa_name(isa), threads,
@@ -162,6 +164,11 @@ SD_TEST(gemm_bench) {
       std::vector<float> C(static_cast<size_t>(s.M * s.N));
       std::printf("%-12s %5lld %5lld %5lld |", s.what, (long long)s.M, (long long)s.N, (long long)s.K);
       for (sd::DType t : types) {
+        if (const char* only = std::getenv("SDNODE_BENCH_TYPES"))  // e.g. "f32,q8_0"
+          if (std::string(only).find(sd::dtype_name(t)) == std::string::npos) {
+            std::printf(" %14s%s", "", sd::dtype_is_quantized(t) ? "                " : "");
+            continue;
+          }
         std::vector<uint8_t> W(sd::dtype_row_bytes(t, s.K) * s.N);
         for (int64_t n = 0; n < s.N; ++n)
           sd::from_f32_row(t, wf.data() + n * s.K, W.data() + n * sd::dtype_row_bytes(t, s.K), s.K);
