@@ -237,6 +237,12 @@ void fill_tile(const ConvGeom& g, const Layout& L, const float* xn, int64_t ci_l
 
 void conv2d_cpu(CpuBackend& be, const ConvGeom& g, const float* x, const void* w, DType wtype,
                 const float* bias, float* y) {
+  if (g.N <= 0 || g.Co <= 0 || g.Ho <= 0 || g.Wo <= 0) return;
+  if (g.Ci <= 0) {  // an empty sum: y = bias
+    for (int64_t i = 0; i < g.N * g.Co; ++i)
+      std::fill(y + i * g.Ho * g.Wo, y + (i + 1) * g.Ho * g.Wo, bias ? bias[i % g.Co] : 0.0f);
+    return;
+  }
   const Kernels kn = pick_kernels();
   const int mr = kn.mr, nr = kn.nr;
   const Layout L = make_layout(g, mr, nr);

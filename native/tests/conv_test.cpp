@@ -82,7 +82,7 @@ SD_TEST(conv2d_matches_reference) {
   // crossing rows; 64x64 the padded-tile path with row-aligned panels (and Ci = 4: K = 36, not
   // blockable). K = 864 and 360 span several K blocks, 360 with a partial one.
   const Shape shapes[] = {{32, 13, 7, 5},  {64, 20, 13, 9},  {96, 14, 11, 6}, {40, 7, 9, 12},
-                          {32, 10, 15, 19}, {32, 10, 6, 41}, {4, 5, 64, 64}};
+                          {32, 10, 15, 19}, {32, 10, 6, 41}, {4, 5, 64, 64}, {32, 3, 1, 2}};
   const DType dtypes[] = {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0};
   sd::CpuBackend be1(1), be3(3);
   int runs = 0;
@@ -174,4 +174,16 @@ SD_TEST(conv2d_op_quantized_rows) {
     try { be.conv2d(ty, x4, w4, nullptr, 1, 1); } catch (const std::invalid_argument&) { threw = true; }
     SD_CHECK(threw) << "K = 36 accepted for " << sd::dtype_name(t);
   }
+}
+
+// Degenerate sizes: no input channels gives the bias; an empty output is a no-op.
+SD_TEST(conv2d_degenerate_sizes) {
+  sd::CpuBackend be(2);
+  const float bias[3] = {1.5f, -2.0f, 0.25f};
+  std::vector<float> y(2 * 3 * 4 * 5, NAN);
+  sd::conv2d_cpu(be, ConvGeom{2, 0, 4, 5, 3, 4, 5, 3, 1, 1, 1}, nullptr, nullptr, DType::F32, bias,
+                 y.data());
+  for (size_t i = 0; i < y.size(); ++i) SD_CHECK(y[i] == bias[(i / 20) % 3]) << i;
+  sd::conv2d_cpu(be, ConvGeom{2, 8, 4, 5, 3, 0, 5, 3, 1, 1, 1}, nullptr, nullptr, DType::F32, bias,
+                 nullptr);
 }
