@@ -1,12 +1,12 @@
 // conv2d as implicit GEMM over NCHW: y[n][Co, P] = W[Co, K] . patches[K, P]. Work is split into
 // tasks of (pixel block x output-channel rows). Inside a task, for each K block, B is made ready
-// once and every MR-row weight micro-panel runs over its NR-pixel panels. B comes in three ways:
+// once and every MR-row weight micro-panel runs over its NR-pixel panels. B comes in two ways:
 //   Grid   (stride 1): the block's input rows are copied once into a zero-padded tile of width
 //          Wo + k - 1; tap (ci, ky, kx) of a panel is then the tile read at a fixed offset, so the
 //          kernel reads B in place (no 9x im2col copy). Panels follow output rows when NR divides
 //          Wo, else they run across the tile's rows and the two junk columns are dropped on store.
-//   Direct (1x1, stride 1, no padding): B rows are the input channel rows themselves.
-//   Pack   (stride 2, tiny images): im2col of KC x NR per panel.
+//   Pack   (stride 2, 1x1, narrow images): im2col of KC x NR per panel (a row copy for 1x1:
+//          reading 1x1 B in place was slower, 185 vs 250 GFLOP/s, as its rows sit 2^k apart).
 #include "cpu/conv.h"
 
 #include <algorithm>
@@ -85,7 +85,7 @@ Kernels pick_kernels() {
   return k;
 }
 
-enum class Mode { Pack, Grid, Direct };
+enum class Mode { Pack, Grid };
 
 // How a call is cut into pixel blocks and how B is made; shared read-only by all tasks.
 struct Layout {
@@ -93,8 +93,8 @@ struct Layout {
   int mr, nr;
   int64_t K, P, HW, kk2;
   int64_t n_blocks;
-  int64_t blocks_per_image;       // Grid; Pack/Direct blocks run across images (batch 2 at 8x8
-  int64_t ppi, ppb;               // reads the weights once): panels per image, per block
+  int64_t blocks_per_image;       // Grid; Pack blocks run across images (batch 2 at 8x8 reads
+  int64_t ppi, ppb;               // the weights once): panels per image, per block
   int64_t rows, tw, cs, max_ch;   // Grid: output rows per block, tile width, floats per channel
   bool row_aligned;               // Grid: NR divides Wo, panels never cross output rows
 };
@@ -107,10 +107,7 @@ Layout make_layout(const ConvGeom& g, int mr, int nr) {
   L.K = g.Ci * L.kk2;
   L.P = g.Ho * g.Wo;
   L.HW = g.H * g.W;
-  if (g.k == 1 && g.stride == 1 && g.pad_top == 0 && g.pad_left == 0 && g.Ho == g.H &&
-      g.Wo == g.W) {
-    L.mode = Mode::Direct;
-  } else if (g.stride == 1 && (g.Wo % nr == 0 || g.Wo >= 40)) {
+  if (g.k == 3 && g.stride == 1 && (g.Wo % nr == 0 || g.Wo >= 40)) {
     // Rows that NR does not divide put k - 1 junk columns per row into the panels, and a tile
     // holds one image, so the weights are streamed once per image; below ~40 columns packing
     // (whose blocks span the batch) wins: 16x16, Co 1280, batch 2 measured 120 vs 98 GFLOP/s.
@@ -291,7 +288,7 @@ void conv2d_cpu(CpuBackend& be, const ConvGeom& g, const float* x, const void* w
       pan0 = blk * L.ppb;
       n_pan = std::min(g.N * L.ppi, pan0 + L.ppb) - pan0;
     }
-    // Image of panel i, and its position: Grid: offset in the tile; Pack/Direct: first pixel.
+    // Image of panel i, and its position: Grid: offset in the tile; Pack: first pixel.
     auto panel_img = [&](int64_t i) -> int64_t {
       return L.mode == Mode::Grid ? grid_n : (pan0 + i) / L.ppi;
     };
@@ -338,24 +335,15 @@ void conv2d_cpu(CpuBackend& be, const ConvGeom& g, const float* x, const void* w
             if (++ky == g.k) { ky = 0; ++ci; }
           }
         }
-      } else if (L.mode == Mode::Direct) {
-        for (int64_t kk = 0; kk < kc; ++kk) off_main[kk] = (k0 + kk) * L.HW;
-      }
-      if (L.mode != Mode::Grid) {
-        // Pack: every panel; Direct: only an image's last, partial panel.
+      } else {
         for (int64_t i = 0; i < n_pan; ++i) {
           const int64_t p0 = panel_pos(i);
-          if (L.mode == Mode::Direct && P - p0 >= nr) continue;
           pack_patches(g, x + panel_img(i) * g.Ci * L.HW, k0, kc, p0,
                        std::min<int64_t>(nr, P - p0), nr, bbuf + i * kc * nr);
         }
       }
       auto panel_b = [&](int64_t i, int64_t pos, const int64_t** off) -> const float* {
         if (L.mode == Mode::Grid) { *off = off_main; return bbuf + pos; }
-        if (L.mode == Mode::Direct && P - pos >= nr) {
-          *off = off_main;
-          return x + panel_img(i) * g.Ci * L.HW + pos;
-        }
         *off = off_pack;
         return bbuf + i * kc * nr;
       };

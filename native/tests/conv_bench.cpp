@@ -69,7 +69,7 @@ Rate fma_peak(sd::CpuBackend& be, int reps, int64_t iters) {
   return {median(runs), median(cpu_runs)};
 }
 
-struct BenchShape { const char* what; int64_t n, c, hw; };
+struct BenchShape { const char* what; int64_t n, ci, co, hw; int k, stride; };
 
 }  // namespace
 
@@ -86,30 +86,44 @@ SD_TEST(conv_bench) {
   std::printf("each cell: GFLOP/s wall / per CPU time (x threads) and %% of the CPU-time FMA peak\n"
               "measured again just before the row (the machine is shared; last column)\n");
   const BenchShape shapes[] = {
-      {"unet 320 @64x64 b2", 2, 320, 64},  {"unet 640 @32x32 b2", 2, 640, 32},
-      {"unet 1280 @16x16 b2", 2, 1280, 16}, {"unet 1280 @8x8 b2", 2, 1280, 8},
-      {"vae 512 @64x64", 1, 512, 64},       {"vae 512 @128x128", 1, 512, 128},
-      {"vae 256 @256x256", 1, 256, 256},    {"vae 128 @512x512", 1, 128, 512},
+      {"unet 320 @64x64 b2", 2, 320, 320, 64, 3, 1},
+      {"unet 640 @32x32 b2", 2, 640, 640, 32, 3, 1},
+      {"unet 1280 @16x16 b2", 2, 1280, 1280, 16, 3, 1},
+      {"unet 1280 @8x8 b2", 2, 1280, 1280, 8, 3, 1},
+      {"vae 512 @64x64", 1, 512, 512, 64, 3, 1},
+      {"vae 512 @128x128", 1, 512, 512, 128, 3, 1},
+      {"vae 256 @256x256", 1, 256, 256, 256, 3, 1},
+      {"vae 128 @512x512", 1, 128, 128, 512, 3, 1},
+      // Not in the list, for reference: a downsample, a 1x1 and the 4-channel input conv.
+      {"unet 320 s2 @64 b2", 2, 320, 320, 64, 3, 2},
+      {"unet 1x1 640>320 @32 b2", 2, 640, 320, 32, 1, 1},
+      {"unet in 4>320 @64 b2", 2, 4, 320, 64, 3, 1},
   };
   const sd::DType dtypes[] = {sd::DType::F32, sd::DType::F16, sd::DType::Q8_0, sd::DType::Q4_0};
-  std::printf("%-22s %22s %22s %22s %22s\n", "shape (3x3 s1 p1)", "f32", "f16", "q8_0", "q4_0");
+  std::printf("%-24s %22s %22s %22s %22s\n", "shape (3x3 s1 p1 unless said)", "f32", "f16", "q8_0", "q4_0");
   const char* only = std::getenv("SDNODE_BENCH_SHAPE");  // substring filter for tuning runs
   for (const BenchShape& s : shapes) {
     if (only && !std::strstr(s.what, only)) continue;
-    const int64_t K = s.c * 9, P = s.hw * s.hw;
+    const int64_t K = s.ci * s.k * s.k, pad = s.k / 2, ho = (s.hw + 2 * pad - s.k) / s.stride + 1;
+    const int64_t P = ho * ho;
     sdtest::Rng rng(1);
-    const std::vector<float> x = rng.vec(static_cast<size_t>(s.n * s.c * P));
-    const std::vector<float> wf = rng.vec(static_cast<size_t>(s.c * K), -0.05f, 0.05f);
-    const std::vector<float> bias = rng.vec(static_cast<size_t>(s.c));
-    std::vector<float> y(static_cast<size_t>(s.n * s.c * P));
-    const sd::ConvGeom g{s.n, s.c, s.hw, s.hw, s.c, s.hw, s.hw, 3, 1, 1, 1};
-    const double flops = 2.0 * s.n * s.c * K * P;
+    const std::vector<float> x = rng.vec(static_cast<size_t>(s.n * s.ci * s.hw * s.hw));
+    const std::vector<float> wf = rng.vec(static_cast<size_t>(s.co * K), -0.05f, 0.05f);
+    const std::vector<float> bias = rng.vec(static_cast<size_t>(s.co));
+    std::vector<float> y(static_cast<size_t>(s.n * s.co * P));
+    const sd::ConvGeom g{s.n, s.ci, s.hw, s.hw, s.co, ho, ho, s.k, s.stride, static_cast<int>(pad),
+                         static_cast<int>(pad)};
+    const double flops = 2.0 * s.n * s.co * K * P;
     const Rate row_peak = fma_peak(be, 3, 5000000);
-    std::printf("%-22s", s.what);
+    std::printf("%-24s", s.what);
     for (sd::DType t : dtypes) {
+      if (sd::dtype_is_quantized(t) && K % 32 != 0) {
+        std::printf(" %22s", "-");
+        continue;
+      }
       const size_t rb = sd::dtype_row_bytes(t, K);
-      std::vector<uint8_t> w(rb * static_cast<size_t>(s.c));
-      for (int64_t r = 0; r < s.c; ++r) sd::from_f32_row(t, wf.data() + r * K, w.data() + r * rb, K);
+      std::vector<uint8_t> w(rb * static_cast<size_t>(s.co));
+      for (int64_t r = 0; r < s.co; ++r) sd::from_f32_row(t, wf.data() + r * K, w.data() + r * rb, K);
       sd::conv2d_cpu(be, g, x.data(), w.data(), t, bias.data(), y.data());  // warm-up, scratch
       std::vector<double> times, cpu_times;
       for (int i = 0; i < reps; ++i) {
