@@ -59,12 +59,11 @@ const QuantKernels* quant_kernels_for(Isa isa) {
   return k;
 }
 
-// The measured choice between the integer and the dequantize-to-f32 path (see the report in
-// native/tests/gemm_bench.cpp's header for the numbers behind it).
-bool prefer_int(Isa isa, DType t, int64_t M, int64_t N, int64_t K) {
-  (void)t; (void)N; (void)K; (void)M; (void)isa;
-  return true;
-}
+// The integer path won every SD 1.5 shape measured (gemm_bench, 2 threads, 2026-11-26): AVX-512
+// VNNI q8_0/q4_0 2-3x the dequantize-to-f32 path for M >= 154 (e.g. M=8192 K=1280 N=320: ~480 vs
+// ~150-180 GFLOP/s), AVX2 q4_0 1.5-2x (139 vs 84 GFLOP/s). So where an integer kernel exists it is
+// used for every M above the small-M path; AVX2 q8_0 has none (see gemm_avx2.cpp) and dequantizes.
+bool prefer_int(Isa, DType, int64_t, int64_t, int64_t) { return true; }
 
 const QuantKernels* pick_quant(DType t, int64_t M, int64_t N, int64_t K) {
   if (!dtype_is_quantized(t)) return nullptr;
@@ -110,6 +109,33 @@ Grid make_grid(int64_t M, int64_t N, int64_t K, int mr, int nr, int64_t kc_targe
   return g;
 }
 
+constexpr int kMaxTile = 32;  // largest mr / nr of any float kernel
+
+// dst[k * w + j] = src[j][k] for j < w, k < kk. The kernels' tile widths are compile-time
+// constants here so the inner loop unrolls (a measurable share of the f32 path's time).
+template <int Wd>
+void transpose_w(const float* const* src, int64_t kk, float* dst) {
+  const float* s[Wd];
+  for (int j = 0; j < Wd; ++j) s[j] = src[j];
+  for (int64_t k = 0; k < kk; ++k)
+    for (int j = 0; j < Wd; ++j) dst[k * Wd + j] = s[j][k];
+}
+
+void transpose(const float* const* src, int w, int64_t kk, float* dst) {
+  switch (w) {
+    case 4: return transpose_w<4>(src, kk, dst);
+    case 6: return transpose_w<6>(src, kk, dst);
+    case 8: return transpose_w<8>(src, kk, dst);
+    case 12: return transpose_w<12>(src, kk, dst);
+    case 14: return transpose_w<14>(src, kk, dst);
+    case 16: return transpose_w<16>(src, kk, dst);
+    case 32: return transpose_w<32>(src, kk, dst);
+    default:
+      for (int64_t k = 0; k < kk; ++k)
+        for (int j = 0; j < w; ++j) dst[k * w + j] = src[j][k];
+  }
+}
+
 void run_float(CpuBackend& be, const FloatKernels& fk, int64_t M, int64_t N, int64_t K,
                const float* A, int64_t lda, const uint8_t* W, DType wt, const float* bias, float* C,
                int64_t ldc) {
@@ -119,42 +145,44 @@ void run_float(CpuBackend& be, const FloatKernels& fk, int64_t M, int64_t N, int
   const size_t panel_floats = static_cast<size_t>(g.kc) * nr;
   const size_t wbytes = align64(panel_floats * (g.nc / nr) * 4);
   const size_t abytes = align64(static_cast<size_t>(g.kc) * mr * 4);
-  const size_t tbytes = align64(static_cast<size_t>(g.kc) * 4);
+  const size_t tbytes = align64(static_cast<size_t>(g.kc) * nr * 4);
+  const size_t zbytes = align64(static_cast<size_t>(g.kc) * 4);
   be.pool().run(g.nnb * g.nmb, [&](int64_t task, int thread) {
     const int64_t n0 = (task % g.nnb) * g.nc, m0 = (task / g.nnb) * g.mc;
     const int64_t n1 = std::min(N, n0 + g.nc), m1 = std::min(M, m0 + g.mc);
     const int64_t npanels = ceil_div(n1 - n0, nr);
-    uint8_t* s = be.scratch(thread, wbytes + abytes + tbytes);
+    uint8_t* s = be.scratch(thread, wbytes + abytes + tbytes + zbytes);
     float* wp = reinterpret_cast<float*>(s);
     float* at = reinterpret_cast<float*>(s + wbytes);
     float* tmp = reinterpret_cast<float*>(s + wbytes + abytes);
+    float* zeros = reinterpret_cast<float*>(s + wbytes + abytes + tbytes);
+    std::memset(zeros, 0, zbytes);
     for (int64_t k0 = 0; k0 < K; k0 += g.kc) {
       const int64_t kk = std::min(g.kc, K - k0);
       const size_t koff = dtype_row_bytes(wt, k0);
+      // Transposes walk k outermost so the stores are contiguous (scattered stores cost more than
+      // the strided loads from nr/mr row streams).
       for (int64_t p = 0; p < npanels; ++p) {
         float* panel = wp + p * kk * nr;
+        const float* src[kMaxTile];
         for (int j = 0; j < nr; ++j) {
           const int64_t n = n0 + p * nr + j;
-          if (n < n1) {
-            const float* src = tmp;
-            if (wt == DType::F32) src = reinterpret_cast<const float*>(W + n * row_bytes + koff);
-            else fk.to_f32(wt, W + n * row_bytes + koff, tmp, kk);
-            for (int64_t k = 0; k < kk; ++k) panel[k * nr + j] = src[k];
+          if (n >= n1) {
+            src[j] = zeros;
+          } else if (wt == DType::F32) {
+            src[j] = reinterpret_cast<const float*>(W + n * row_bytes + koff);
           } else {
-            for (int64_t k = 0; k < kk; ++k) panel[k * nr + j] = 0.0f;
+            fk.to_f32(wt, W + n * row_bytes + koff, tmp + j * g.kc, kk);
+            src[j] = tmp + j * g.kc;
           }
         }
+        transpose(src, nr, kk, panel);
       }
       for (int64_t m = m0; m < m1; m += mr) {
         const int mv = static_cast<int>(std::min<int64_t>(mr, m1 - m));
-        for (int i = 0; i < mr; ++i) {
-          if (i < mv) {
-            const float* arow = A + (m + i) * lda + k0;
-            for (int64_t k = 0; k < kk; ++k) at[k * mr + i] = arow[k];
-          } else {
-            for (int64_t k = 0; k < kk; ++k) at[k * mr + i] = 0.0f;
-          }
-        }
+        const float* src[kMaxTile];
+        for (int i = 0; i < mr; ++i) src[i] = i < mv ? A + (m + i) * lda + k0 : zeros;
+        transpose(src, mr, kk, at);
         for (int64_t p = 0; p < npanels; ++p) {
           const int64_t n = n0 + p * nr;
           fk.kernel(kk, at, wp + p * kk * nr, C + m * ldc + n, ldc, mv,
