@@ -13,5 +13,6 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 
 # Debian 12's aarch64 GCC 12.2 crashes (ICE in vect_transform_reduction) vectorizing an fmax
 # reduction of floats widened to double, a pattern the scalar references and tests use. Keeping
-# fmax a library call avoids it; NEON kernels use intrinsics and are unaffected.
-set(CMAKE_CXX_FLAGS_INIT "-fno-builtin-fmax")
+# fmax a library call avoids it; NEON kernels use intrinsics and are unaffected. Not via
+# CMAKE_CXX_FLAGS(_INIT): cmake-js sets CMAKE_CXX_FLAGS on its command line, which would drop it.
+add_compile_options($<$<COMPILE_LANGUAGE:CXX>:-fno-builtin-fmax>)
