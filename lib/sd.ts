@@ -5,6 +5,7 @@ import type { TensorEntry } from './formats/tensor-table.js';
 import { isNonWeightKey } from './model/keys.js';
 import { openModel } from './model/open.js';
 import { native } from './native.js';
+import { generate as runGenerate, type GenerateOptions, type GenerateResult } from './pipeline/index.js';
 
 export type BackendKind = 'auto' | 'cpu' | 'cuda';
 export type WeightType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
@@ -135,6 +136,14 @@ export class StableDiffusion {
     if (threads !== undefined) opts.threads = threads;
     const info = await model.load(path, tensors, opts);
     return new StableDiffusion(model, info);
+  }
+
+  /**
+   * Prompt to PNG: txt2img, img2img (initImage + strength) and inpainting (mask), with CFG, any of
+   * the samplers, torch-compatible noise and the A1111 "parameters" text in each PNG.
+   */
+  generate(options: GenerateOptions): Promise<GenerateResult> {
+    return runGenerate(this, options);
   }
 
   /** Text embeddings [B, 77k, D] of token ids [B, 77k] (each 77-token chunk encoded on its own). */

@@ -74,7 +74,7 @@ describe('tiny-sd15 e2e golden through generate() (f32 weights, CPU)', { skip: S
   test('an f16 file loaded as stored meets the same tolerances (its weights are fp16-exact)', async () => {
     const sd16 = await StableDiffusion.load(tinyModelPath('f16'), { backend: 'cpu', threads: 2 });
     try {
-      const r = await generate(sd16, { prompt: 'a photo of a cat', width: 64, height: 64, steps: 4, cfgScale: 7.5, sampler: 'euler', noise: g('e2e.noise').data });
+      const r = await sd16.generate({ prompt: 'a photo of a cat', width: 64, height: 64, steps: 4, cfgScale: 7.5, sampler: 'euler', noise: g('e2e.noise').data });
       const el = relErr(r.latent.data, g('e2e.latent').data);
       const ei = relErr(r.image.data, g('e2e.image').data);
       console.log(`# f16 file: e2e.latent err ${el.toExponential(2)}, e2e.image err ${ei.toExponential(2)}`);
