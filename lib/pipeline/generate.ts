@@ -23,6 +23,11 @@ export interface GenerateInternals {
   onStep?: (info: StepInfo) => void;
 }
 
+// Passed only when set, so models (and test fakes) that take no options see the same call as before.
+function vaeOptions(tileSize: number | undefined): { tileSize: number } | undefined {
+  return tileSize === undefined ? undefined : { tileSize };
+}
+
 function checkModel(model: unknown): PipelineModel {
   const m = model as PipelineModel;
   if (typeof m !== 'object' || m === null || typeof m.encodeText !== 'function' || typeof m.unet !== 'function' ||
@@ -102,9 +107,9 @@ export async function generate(model: PipelineModel, options: GenerateOptions, i
   const seeded = rng.first();
   const noise = r.noise ?? seeded;
   let init: Float32Array | undefined;
-  if (image) init = repeatBatch(await encodeImage(sd, image), B);
+  if (image) init = repeatBatch(await encodeImage(sd, image, r.vaeTileSize), B);
   const mask = pixelMask ? latentMask(pixelMask) : undefined;
-  const concat = inChannels === 9 ? await inpaintChannels(sd, image, mask, pixelMask, H, W, B) : undefined;
+  const concat = inChannels === 9 ? await inpaintChannels(sd, image, mask, pixelMask, H, W, B, r.vaeTileSize) : undefined;
   signal?.throwIfAborted();
   const tCond = Date.now();
 
@@ -121,7 +126,7 @@ export async function generate(model: PipelineModel, options: GenerateOptions, i
     signal?.throwIfAborted();
     const z = new Float32Array(n);
     for (let i = 0; i < n; i++) z[i] = latent[b * n + i]! / LATENT_SCALE;
-    const out = await sd.vaeDecode({ data: z, shape: [1, 4, h, w] });
+    const out = await sd.vaeDecode({ data: z, shape: [1, 4, h, w] }, vaeOptions(r.vaeTileSize));
     if (!out || out.data.length !== 3 * H * W) throw new Error(`vaeDecode returned ${out?.data?.length ?? 'no'} values, expected ${3 * H * W}`);
     for (let i = 0; i < 3 * H * W; i++) {
       const v = out.data[i]!;

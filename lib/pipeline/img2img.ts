@@ -8,9 +8,9 @@ import type { PipelineModel, Tensor } from './types.js';
  * The mean, not a sample: the result depends only on the image (diffusers' `latent_dist.mode()`;
  * A1111 samples, which adds noise of std exp(logvar / 2), tiny for SD's VAE).
  */
-export async function encodeImage(model: PipelineModel, image: Tensor): Promise<Float32Array> {
+export async function encodeImage(model: PipelineModel, image: Tensor, tileSize?: number): Promise<Float32Array> {
   const [, , H, W] = image.shape as [number, number, number, number];
-  const m = await model.vaeEncode(image);
+  const m = await (tileSize === undefined ? model.vaeEncode(image) : model.vaeEncode(image, { tileSize }));
   const n = 4 * (H / 8) * (W / 8);
   if (!m || m.data.length !== 2 * n) {
     throw new Error(`vaeEncode returned ${m?.data?.length ?? 'no'} values, expected ${2 * n} ([1, 8, ${H / 8}, ${W / 8}])`);

@@ -39,7 +39,7 @@ export function latentBlender(
 /** The 5 extra input channels per image for a 9-channel UNet: [B, 5, h, w] = mask, masked-image latent. */
 export async function inpaintChannels(
   model: PipelineModel, image: Tensor | undefined, mask: Float32Array | undefined, pixelMask: Tensor | undefined,
-  H: number, W: number, B: number,
+  H: number, W: number, B: number, tileSize?: number,
 ): Promise<Float32Array> {
   const plane = (H / 8) * (W / 8);
   const masked = new Float32Array(3 * H * W);
@@ -48,7 +48,7 @@ export async function inpaintChannels(
       for (let i = 0; i < H * W; i++) masked[c * H * W + i] = pixelMask.data[i]! >= 0.5 ? 0 : image.data[c * H * W + i]!;
     }
   }
-  const lat = await encodeImage(model, { data: masked, shape: [1, 3, H, W] });
+  const lat = await encodeImage(model, { data: masked, shape: [1, 3, H, W] }, tileSize);
   const one = new Float32Array(5 * plane);
   if (mask) one.set(mask, 0);
   else one.fill(1, 0, plane);

@@ -37,6 +37,7 @@ export interface ResolvedOptions {
   noise: Float32Array | undefined;
   latents: Float32Array | undefined;
   loraTags: 'error' | 'warn';
+  vaeTileSize: number | undefined;
   modelName: string | undefined;
   modelHash: string | undefined;
   onProgress: ((p: Progress) => void | Promise<void>) | undefined;
@@ -45,7 +46,7 @@ export interface ResolvedOptions {
 
 const KNOWN = new Set([
   'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'schedule', 'seed', 'rng', 'noiseSeedDelta', 'batchSize',
-  'clipSkip', 'eta', 'emphasis', 'initImage', 'strength', 'mask', 'noise', 'latents', 'loraTags', 'modelName', 'modelHash',
+  'clipSkip', 'eta', 'emphasis', 'initImage', 'strength', 'mask', 'noise', 'latents', 'loraTags', 'vaeTileSize', 'modelName', 'modelHash',
   'onProgress', 'signal',
 ]);
 
@@ -155,6 +156,10 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
 
   const loraTags = (str(o, 'loraTags') ?? 'error') as 'error' | 'warn';
   if (loraTags !== 'error' && loraTags !== 'warn') throw new RangeError(`generate: "loraTags" must be 'error' or 'warn', got '${loraTags}'`);
+  const vaeTileSize = num(o, 'vaeTileSize');
+  if (vaeTileSize !== undefined && !(Number.isSafeInteger(vaeTileSize) && vaeTileSize >= 0 && vaeTileSize % 8 === 0 && (vaeTileSize === 0 || vaeTileSize >= 64))) {
+    throw new RangeError(`generate: "vaeTileSize" must be 0 or a multiple of 8 that is at least 64, got ${vaeTileSize}`);
+  }
   const modelName = str(o, 'modelName');
   const modelHash = str(o, 'modelHash');
   const onProgress = o.onProgress;
@@ -164,7 +169,7 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
 
   return {
     prompt, negativePrompt, width, height, steps, cfgScale, sampler, schedule, seed, seedWasRandom, rng, noiseSeedDelta, batchSize, clipSkip,
-    eta, emphasis, initImage, strength, mask, noise, latents, loraTags, modelName, modelHash,
+    eta, emphasis, initImage, strength, mask, noise, latents, loraTags, vaeTileSize, modelName, modelHash,
     onProgress: onProgress as ResolvedOptions['onProgress'], signal: signal as AbortSignal | undefined,
   };
 }

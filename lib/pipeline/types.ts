@@ -16,8 +16,8 @@ export interface PipelineModel {
   };
   encodeText(tokens: Tensor<Int32Array>, options?: { clipSkip?: 1 | 2 }): Promise<Tensor>;
   unet(x: Tensor, t: Float32Array, context: Tensor): Promise<Tensor>;
-  vaeDecode(z: Tensor): Promise<Tensor>;
-  vaeEncode(image: Tensor): Promise<Tensor>;
+  vaeDecode(z: Tensor, options?: { tileSize?: number }): Promise<Tensor>;
+  vaeEncode(image: Tensor, options?: { tileSize?: number }): Promise<Tensor>;
 }
 
 /** Image input: a PNG file's bytes, or a tensor ([1, 3, H, W] in [-1, 1] for images, [1, 1, H, W] in [0, 1] for masks). */
@@ -79,6 +79,11 @@ export interface GenerateOptions {
   latents?: Float32Array | Tensor;
   /** `<lora:...>` tags: LoRA is not implemented. 'error' (default) rejects the prompt; 'warn' drops the tag and reports it in `warnings`. */
   loraTags?: 'error' | 'warn';
+  /**
+   * VAE tile size in pixels (0 = whole image; a multiple of 8, at least 64). Smaller tiles bound the
+   * decoder's memory (256 suits a Raspberry Pi); omitted: the model's default (512).
+   */
+  vaeTileSize?: number;
   /** For the PNG "parameters" text. */
   modelName?: string;
   modelHash?: string;
