@@ -11,7 +11,9 @@ import { existsSync } from 'node:fs';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 
-const forced = ['1', 'true'].includes(String(process.env.SDNODE_BUILD_FROM_SOURCE ?? '').toLowerCase()) ||
+// SDNODE_CUDA=1 builds the CUDA backend library too, which no prebuilt binary of the addon carries.
+const forced = process.env.SDNODE_CUDA === '1' ||
+  ['1', 'true'].includes(String(process.env.SDNODE_BUILD_FROM_SOURCE ?? '').toLowerCase()) ||
   ['1', 'true', ''].includes(String(process.env.npm_config_build_from_source ?? 'unset').toLowerCase());
 
 // Load in a child process: an unusable binary (wrong libc, illegal instruction) must not kill npm.
