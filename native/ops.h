@@ -41,6 +41,11 @@ class Backend {
   // Weights: copies `host` (F32/F16/Q8_0/Q4_0 in host memory) into backend-owned memory converted
   // to `target`, possibly repacked for the backend's kernels. Valid until the backend is destroyed.
   virtual Tensor upload_weight(const Tensor& host, DType target) = 0;
+  // Like upload_weight, but where `host` already is what the backend would keep for `target`, the
+  // backend may use host's bytes in place (the result's data == host.data) instead of copying. The
+  // caller then keeps those bytes valid and unchanged until the backend is destroyed (SdModel owns
+  // the file mapping for this). The default copies.
+  virtual Tensor adopt_weight(const Tensor& host, DType target) { return upload_weight(host, target); }
   // Host <-> activation copies (float32 host data, numel must match).
   virtual void upload(Tensor& dst, const float* src) = 0;
   virtual void download(float* dst, const Tensor& src) = 0;

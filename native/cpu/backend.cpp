@@ -1,6 +1,7 @@
 // CpuBackend: memory, weight upload and the plain data movement ops.
 #include "cpu/cpu_backend.h"
 
+#include <cstdint>
 #include <cstring>
 
 #include "core/quant.h"
@@ -57,6 +58,16 @@ Tensor CpuBackend::upload_weight(const Tensor& host, DType target) {
   weight_bytes_ += out.nbytes();
   weights_.push_back(std::move(buf));
   return out;
+}
+
+// The CPU kernels read weights with unaligned loads (or memcpy) and pack them per call, so bytes of
+// the target dtype are usable wherever they lie, provided elements are naturally aligned (compiled
+// scalar loops may assume that of a float* or a block's uint16 scale).
+Tensor CpuBackend::adopt_weight(const Tensor& host, DType target) {
+  const size_t natural = host.type == DType::F32 ? 4 : 2;
+  if (host.type != target || reinterpret_cast<uintptr_t>(host.data) % natural != 0) return upload_weight(host, target);
+  weight_bytes_ += host.nbytes();
+  return host;
 }
 
 void CpuBackend::upload(Tensor& dst, const float* src) {

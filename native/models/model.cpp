@@ -8,10 +8,10 @@ namespace sd {
 
 SdModel::SdModel(const std::string& path, const std::vector<TensorEntry>& table, const ModelOptions& opt) {
   be_ = make_backend(opt.backend, opt.threads, &backend_why_);
-  {
-    MappedFile file(path);
-    load_weights(*be_, file, table, opt.has_dtype ? &opt.dtype : nullptr, &w_);
-  }  // the mapping is released: the backend holds converted copies
+  file_ = std::make_unique<const MappedFile>(path);
+  load_stats_ = load_weights(*be_, *file_, table, opt.has_dtype ? &opt.dtype : nullptr, &w_);
+  // Keep the mapping only while weights live in it; converted ones are the backend's own copies.
+  if (load_stats_.in_place == 0) file_.reset();
   configure("'" + path + "'");
 }
 

@@ -44,6 +44,11 @@ class SdModel {
   // Why the backend was chosen ("auto" falls back to the CPU and says why).
   const std::string& backend_reason() const { return backend_why_; }
   size_t weight_bytes() const { return be_->weight_bytes(); }
+  // Which weights are used in place from the mapped file and which were converted on load.
+  const LoadStats& load_stats() const { return load_stats_; }
+  const Weights& weights() const { return w_; }
+  // The model file while weights are used from it in place (null otherwise).
+  const MappedFile* mapped_file() const { return file_.get(); }
   size_t activation_bytes() const { return be_->activation_capacity(); }
 
   // ids [B, L] -> [B, L, hidden]
@@ -66,6 +71,10 @@ class SdModel {
   std::vector<float> decode_whole(const float* z, int64_t B, int64_t h, int64_t w);
   std::vector<float> encode_whole(const float* img, int64_t B, int64_t H, int64_t W);
 
+  // Declared first so it is destroyed last: weights used in place point into this mapping, and the
+  // backend (and w_'s views) must be gone before it is unmapped.
+  std::unique_ptr<const MappedFile> file_;
+  LoadStats load_stats_;
   BackendPtr be_;
   std::string backend_why_;
   Weights w_;

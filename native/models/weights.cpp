@@ -87,8 +87,11 @@ void MappedFile::release(uint64_t offset, uint64_t len) const {
 #ifndef _WIN32
   if (!mapped_ || len == 0) return;
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  const uint64_t begin = offset / page * page, end = std::min(size_, offset + len);
-  ::madvise(const_cast<uint8_t*>(data_) + begin, end - begin, MADV_DONTNEED);
+  const uint64_t end_byte = std::min(size_, offset + len);
+  // The mapping's last page may be partial: the whole page is ours when the tensor ends the file.
+  const uint64_t begin = (offset + page - 1) / page * page;
+  const uint64_t end = end_byte == size_ ? (size_ + page - 1) / page * page : end_byte / page * page;
+  if (end > begin) ::madvise(const_cast<uint8_t*>(data_) + begin, end - begin, MADV_DONTNEED);
 #else
   (void)offset;
   (void)len;
@@ -103,7 +106,7 @@ MappedFile::~MappedFile() {
 
 // ---- Weights -----------------------------------------------------------------------------------
 
-void Weights::add(Backend& be, const std::string& name, const Tensor& host, DType target) {
+bool Weights::add(Backend& be, const std::string& name, const Tensor& host, DType target, bool in_place) {
   // Upload as [rows0, rest] so conversion (and quantization) runs over whole Ci*k*k rows; 1x1 conv
   // weights stay [Co, Ci] (the networks also use them as per-token matrices).
   Tensor flat = host;
@@ -112,13 +115,15 @@ void Weights::add(Backend& be, const std::string& name, const Tensor& host, DTyp
     for (int i = 1; i < host.ndim; ++i) rest *= host.shape[i];
     flat = host.reshaped({host.shape[0], rest});
   }
-  Tensor dev = be.upload_weight(flat, target);
+  Tensor dev = in_place ? be.adopt_weight(flat, target) : be.upload_weight(flat, target);
+  const bool adopted = in_place && dev.data == host.data;
   const bool is_1x1 = host.ndim == 4 && host.shape[2] == 1 && host.shape[3] == 1;
   if (host.ndim > 2 && !is_1x1) {  // quantized convs keep 4-D too: conv2d blocks them along Ci*k*k
     dev.ndim = host.ndim;
     for (int i = 0; i < host.ndim; ++i) dev.shape[i] = host.shape[i];
   }
   map_[name] = dev;
+  return adopted;
 }
 
 const Tensor* Weights::find(const std::string& name) const {
@@ -175,8 +180,9 @@ DType choose_dtype(const std::string& name, const std::vector<int64_t>& shape, D
   return want;
 }
 
-void load_weights(Backend& be, const MappedFile& file, const std::vector<TensorEntry>& table,
-                  const DType* requested, Weights* out) {
+LoadStats load_weights(Backend& be, const MappedFile& file, const std::vector<TensorEntry>& table,
+                       const DType* requested, Weights* out) {
+  LoadStats stats;
   std::vector<float> widened;
   for (const TensorEntry& e : table) {
     const std::string name = canonical_name(e.name);
@@ -236,9 +242,17 @@ void load_weights(Backend& be, const MappedFile& file, const std::vector<TensorE
     host.ndim = static_cast<int>(e.shape.size());
     for (int i = 0; i < host.ndim; ++i) host.shape[i] = e.shape[i];
     host.data = const_cast<uint8_t*>(src);
-    out->add(be, name, host, choose_dtype(name, e.shape, host_type, requested));
-    file.release(e.offset, e.byte_length);
+    const bool mapped = file.contains(src);  // not a widened or realigned copy
+    if (out->add(be, name, host, choose_dtype(name, e.shape, host_type, requested), mapped)) {
+      ++stats.in_place;
+      stats.in_place_bytes += e.byte_length;
+    } else {
+      ++stats.converted;
+      stats.converted_bytes += e.byte_length;
+      file.release(e.offset, e.byte_length);
+    }
   }
+  return stats;
 }
 
 }  // namespace sd

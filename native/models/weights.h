@@ -32,10 +32,16 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
   const uint8_t* data() const { return data_; }
   uint64_t size() const { return size_; }
-  // Drops the pages of [offset, offset + len) from this process's resident set once they have been
-  // converted (they are re-read from the file if touched again), so loading peaks near the size of
-  // the converted weights rather than file + weights.
+  // Drops the whole pages inside [offset, offset + len) from this process's resident set once they
+  // have been converted (they are re-read from the file if touched again), so a converting load
+  // peaks near the size of the converted weights rather than file + weights. Pages shared with a
+  // neighbouring tensor stay (that one may be used in place).
   void release(uint64_t offset, uint64_t len) const;
+  // True when p points into this file's bytes.
+  bool contains(const void* p) const {
+    const auto* b = static_cast<const uint8_t*>(p);
+    return size_ > 0 && b >= data_ && b < data_ + size_;
+  }
 
  private:
   const uint8_t* data_ = nullptr;
@@ -46,8 +52,10 @@ class MappedFile {
 
 class Weights {
  public:
-  // Stores `host` on the backend as `target` (see choose_dtype). The host bytes may be released after.
-  void add(Backend& be, const std::string& name, const Tensor& host, DType target);
+  // Stores `host` on the backend as `target` (see choose_dtype). With `in_place` the backend may keep
+  // using host's bytes (Backend::adopt_weight): they must then outlive the backend. Returns true when
+  // it did; otherwise the host bytes may be released after.
+  bool add(Backend& be, const std::string& name, const Tensor& host, DType target, bool in_place = false);
   // Registers a tensor already in backend memory (or, for sizing runs in planning mode, one with a
   // shape and no data).
   void put(const std::string& name, const Tensor& t) { map_[name] = t; }
@@ -70,11 +78,20 @@ class Weights {
 DType choose_dtype(const std::string& name, const std::vector<int64_t>& shape, DType file,
                    const DType* requested);
 
+// What a load did: tensors used in place from the mapping vs converted (or copied) to the backend.
+struct LoadStats {
+  size_t in_place = 0, converted = 0;
+  uint64_t in_place_bytes = 0, converted_bytes = 0;  // bytes in the file
+};
+
 // Reads every SD weight (model.diffusion_model.*, first_stage_model.*, cond_stage_model.*) of the
-// table out of the mapped file into `out`. Throws std::invalid_argument naming the tensor when an
-// entry is out of the file, has a byte length that does not match its shape, or an unusable dtype.
-void load_weights(Backend& be, const MappedFile& file, const std::vector<TensorEntry>& table,
-                  const DType* requested, Weights* out);
+// table out of the mapped file into `out`. A tensor whose file dtype is its target dtype is used in
+// place where the backend can (the file must then outlive the backend: see SdModel); the others
+// are converted one by one and their source pages released, so memory peaks near the converted
+// size plus one tensor. Throws std::invalid_argument naming the tensor when an entry is out of the
+// file, has a byte length that does not match its shape, or an unusable dtype.
+LoadStats load_weights(Backend& be, const MappedFile& file, const std::vector<TensorEntry>& table,
+                       const DType* requested, Weights* out);
 
 // Older checkpoints keep CLIP under cond_stage_model.transformer.* without "text_model.".
 std::string canonical_name(const std::string& name);

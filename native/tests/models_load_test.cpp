@@ -1,0 +1,167 @@
+// The load path: weights whose file dtype is their target are used in place from the mapping (and
+// the mapping lives as long as the model), converted ones are the backend's copies and their source
+// pages leave the resident set, misaligned data is copied.
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+
+#include "core/fp16.h"
+#include "core/quant.h"
+#include "models/model.h"
+#include "tests/test.h"
+#include "tests/tiny_model.h"
+
+using namespace sdtest;
+
+namespace {
+
+std::string tmp_path(const char* tag) {
+  return "/tmp/sdnode-load-test-" + std::string(tag) + "-" + std::to_string(getpid());
+}
+
+sd::ModelOptions opts(bool has_dtype, sd::DType dt = sd::DType::F32) {
+  sd::ModelOptions o;
+  o.threads = 2;
+  o.has_dtype = has_dtype;
+  o.dtype = dt;
+  return o;
+}
+
+// Resident bytes of the mapping that holds `p`, from /proc/self/smaps (-1 where unavailable).
+long long mapping_rss(const void* p) {
+  std::ifstream f("/proc/self/smaps");
+  if (!f) return -1;
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  std::string line;
+  bool in = false;
+  while (std::getline(f, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
+      in = a >= lo && a < hi;
+      continue;
+    }
+    long long kb = 0;
+    if (in && std::sscanf(line.c_str(), "Rss: %lld kB", &kb) == 1) return kb * 1024;
+  }
+  return -1;
+}
+
+}  // namespace
+
+SD_TEST(models_load_same_dtype_in_place) {
+  const std::string path = tmp_path("f32") + ".safetensors";
+  const auto table = write_safetensors(path, tiny_model_tensors(), /*f32=*/true);
+  sd::SdModel m(path, table, opts(false));
+  std::remove(path.c_str());  // the mapping outlives the name
+  const sd::MappedFile* file = m.mapped_file();
+  SD_CHECK(file != nullptr) << "an all-f32 load keeps the mapping";
+  if (!file) return;
+  SD_CHECK(m.load_stats().converted == 0) << m.load_stats().converted << " tensors converted";
+  SD_CHECK(m.load_stats().in_place == m.weights().size()) << m.load_stats().in_place << " of " << m.weights().size();
+  for (const std::string& n : m.weights().names())
+    SD_CHECK(file->contains(m.weights().get(n).data)) << n << " was copied";
+  // Used from the (unlinked) mapping, CLIP still matches the golden at the fp32 tolerance.
+  const Golden tok = golden("clip.tokens"), ref = golden("clip.out");
+  const auto out = m.encode_text(tok.i.data(), 2, 77, 1);
+  SD_CHECK(out.size() == ref.f.size());
+  if (out.size() == ref.f.size()) {
+    const double e = max_rel_err(out.data(), ref.f.data(), out.size());
+    SD_CHECK(e <= 1e-5) << "clip err " << e;
+  }
+}
+
+SD_TEST(models_load_converted_pages_released) {
+  const std::string path = tmp_path("q8") + ".safetensors";
+  const auto table = write_safetensors(path, tiny_model_tensors(), /*f32=*/true);
+  sd::SdModel m(path, table, opts(true, sd::DType::Q8_0));
+  std::remove(path.c_str());
+  const sd::LoadStats& st = m.load_stats();
+  SD_CHECK(st.converted > 0 && st.in_place > 0) << st.converted << " converted, " << st.in_place << " in place";
+  const sd::MappedFile* file = m.mapped_file();
+  SD_CHECK(file != nullptr) << "f32 norms and biases stay in the mapping";
+  if (!file) return;
+  for (const std::string& n : m.weights().names()) {
+    const sd::Tensor& t = m.weights().get(n);
+    SD_CHECK(file->contains(t.data) == (t.type == sd::DType::F32)) << n << " " << sd::dtype_name(t.type);
+  }
+#ifdef __linux__
+  // Only in-place tensors (plus pages they share with converted neighbours) stay resident.
+  const long long rss = mapping_rss(file->data());
+  const long long bound = static_cast<long long>(st.in_place_bytes + 2 * 4096 * st.in_place);
+  SD_CHECK(rss >= 0 && rss <= bound) << "mapping RSS " << rss << " > " << bound << " (file " << file->size() << ")";
+#endif
+}
+
+// Element data at odd offsets is legal in some files: it is copied (and converted) correctly, and
+// naturally aligned data next to it is still used in place.
+SD_TEST(models_load_misaligned_copied) {
+  const std::string path = tmp_path("raw") + ".bin";
+  Rng rng(7);
+  const std::vector<float> a = rng.vec(4 * 32), b = rng.vec(4 * 32);
+  std::vector<uint16_t> h(4 * 32);
+  for (size_t i = 0; i < h.size(); ++i) h[i] = sd::fp32_to_fp16(a[i]);
+  std::vector<uint8_t> bytes(1);  // f32 at offset 1
+  auto put = [&](const void* p, size_t n) {
+    const auto* c = static_cast<const uint8_t*>(p);
+    bytes.insert(bytes.end(), c, c + n);
+  };
+  put(a.data(), a.size() * 4);            // 1 .. 513
+  put(h.data(), h.size() * 2);            // 513 .. 769 (odd: misaligned f16)
+  bytes.resize(772, 0);
+  put(b.data(), b.size() * 4);            // 772: aligned f32
+  {
+    std::ofstream f(path, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  }
+  const std::vector<sd::TensorEntry> table = {
+      {"model.diffusion_model.a.weight", "F32", {4, 32}, 1, 512},
+      {"model.diffusion_model.h.weight", "F16", {4, 32}, 513, 256},
+      {"model.diffusion_model.b.weight", "F32", {4, 32}, 772, 512},
+  };
+  auto be = sd::make_cpu_backend(2);
+  sd::Weights w;
+  sd::LoadStats st;
+  {
+    sd::MappedFile file(path);
+    st = sd::load_weights(*be, file, table, nullptr, &w);
+    SD_CHECK(!file.contains(w.get("model.diffusion_model.a.weight").data));
+    SD_CHECK(!file.contains(w.get("model.diffusion_model.h.weight").data));
+    SD_CHECK(file.contains(w.get("model.diffusion_model.b.weight").data));
+    SD_CHECK(st.in_place == 1 && st.converted == 2) << st.in_place << " in place, " << st.converted << " copied";
+    SD_CHECK(std::memcmp(w.get("model.diffusion_model.b.weight").data, b.data(), 512) == 0);
+  }
+  std::remove(path.c_str());
+  SD_CHECK(std::memcmp(w.get("model.diffusion_model.a.weight").data, a.data(), 512) == 0);
+  SD_CHECK(std::memcmp(w.get("model.diffusion_model.h.weight").data, h.data(), 256) == 0);
+}
+
+// Converting loads quantize with the reference quantizer (byte-identical to GGML's files).
+SD_TEST(models_load_quantized_matches_reference) {
+  const std::string path = tmp_path("qref") + ".bin";
+  Rng rng(11);
+  std::vector<float> v = rng.vec(64 * 96);
+  v[5] = 0.5f * (1.0f / 127.0f);  // ties for the rounding rule land in some blocks
+  {
+    std::ofstream f(path, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * 4));
+  }
+  const std::vector<sd::TensorEntry> table = {{"model.diffusion_model.q.weight", "F32", {64, 96}, 0, 64 * 96 * 4}};
+  for (sd::DType q : {sd::DType::Q8_0, sd::DType::Q4_0}) {
+    auto be = sd::make_cpu_backend(2);
+    sd::Weights w;
+    sd::MappedFile file(path);
+    sd::load_weights(*be, file, table, &q, &w);
+    const sd::Tensor& t = w.get("model.diffusion_model.q.weight");
+    std::vector<uint8_t> ref(static_cast<size_t>(64 * sd::dtype_row_bytes(q, 96)));
+    for (int r = 0; r < 64; ++r) {
+      uint8_t* dst = ref.data() + r * sd::dtype_row_bytes(q, 96);
+      if (q == sd::DType::Q8_0) sd::quantize_row_q8_0_ref(v.data() + r * 96, reinterpret_cast<sd::block_q8_0*>(dst), 96);
+      else sd::quantize_row_q4_0_ref(v.data() + r * 96, reinterpret_cast<sd::block_q4_0*>(dst), 96);
+    }
+    SD_CHECK(t.type == q && t.nbytes() == ref.size());
+    SD_CHECK(std::memcmp(t.data, ref.data(), ref.size()) == 0) << sd::dtype_name(q) << " differs from the reference";
+  }
+  std::remove(path.c_str());
+}
