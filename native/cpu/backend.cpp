@@ -4,9 +4,42 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/cpu_features.h"
 #include "core/quant.h"
+#include "cpu/convert_kernels.h"
 
 namespace sd {
+namespace {
+
+bool simd_convert() {
+#if defined(SDNODE_HAVE_AVX2)
+  const Isa l = isa_active();
+  return l == Isa::Avx2 || l == Isa::Avx512;
+#else
+  return false;
+#endif
+}
+
+// Row converters: the AVX2 ones give the reference's bits (tests compare them at every level).
+void convert_to_f32(DType t, const uint8_t* x, float* y, int64_t n, bool simd) {
+#if defined(SDNODE_HAVE_AVX2)
+  if (simd && t == DType::F16) return convert_f16_to_f32_avx2(reinterpret_cast<const uint16_t*>(x), y, n);
+#endif
+  (void)simd;
+  to_f32_row(t, x, y, n);
+}
+
+void convert_from_f32(DType t, const float* x, uint8_t* y, int64_t n, bool simd) {
+#if defined(SDNODE_HAVE_AVX2)
+  if (simd && t == DType::F16) return convert_f32_to_f16_avx2(x, reinterpret_cast<uint16_t*>(y), n);
+  if (simd && t == DType::Q8_0) return quantize_q8_0_avx2(x, y, n);
+  if (simd && t == DType::Q4_0) return quantize_q4_0_avx2(x, y, n);
+#endif
+  (void)simd;
+  from_f32_row(t, x, y, n);
+}
+
+}  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend(int threads) {
   return std::make_unique<CpuBackend>(threads > 0 ? threads : default_thread_count());
@@ -46,11 +79,21 @@ Tensor CpuBackend::upload_weight(const Tensor& host, DType target) {
     const size_t in_row = dtype_row_bytes(host.type, n), out_row = dtype_row_bytes(target, n);
     const auto* src = static_cast<const uint8_t*>(host.data);
     uint8_t* dst = buf.get();
+    const bool simd = simd_convert();
+    // Loading converts about a billion weights: rows go to the pool, f32 rows are read in place.
     pool_->parallel_for(rows, 16, [&](int64_t b, int64_t e, int thread) {
-      std::vector<float> tmp(static_cast<size_t>(n));
+      std::vector<float> tmp(host.type == DType::F32 || target == DType::F32 ? 0 : static_cast<size_t>(n));
       for (int64_t r = b; r < e; ++r) {
-        to_f32_row(host.type, src + r * in_row, tmp.data(), n);
-        from_f32_row(target, tmp.data(), dst + r * out_row, n);
+        const uint8_t* s = src + r * in_row;
+        uint8_t* d = dst + r * out_row;
+        if (target == DType::F32) {
+          convert_to_f32(host.type, s, reinterpret_cast<float*>(d), n, simd);
+        } else if (host.type == DType::F32) {
+          convert_from_f32(target, reinterpret_cast<const float*>(s), d, n, simd);
+        } else {
+          convert_to_f32(host.type, s, tmp.data(), n, simd);
+          convert_from_f32(target, tmp.data(), d, n, simd);
+        }
       }
     });
   }
