@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench:load [-- --size full|tiny --weights q8_0|f16|f32 --dir .bench/load --keep]
+// npm run bench:load [-- --size full|tiny --weights q8_0|f16|f32|file --gguf q8_0|q4_0|f16 --dir .bench/load --keep --use]
 //
 // Time to load an SD 1.5-shaped checkpoint from .ckpt (fp32 torch zip), .safetensors (fp16) and
 // .gguf (q8_0, made by sdnode convert), relative to just reading the file, and peak RSS.
@@ -8,7 +8,13 @@
 // Each measurement runs in a fresh child process so its peak RSS is its own. "read" reads the
 // whole file sequentially (page cache warm, after one untimed read); "load" is
 // StableDiffusion.load when the native addon has it, else the header parse + reading every tensor;
-// "header" is readTensorTable alone (module import excluded).
+// "header" is readTensorTable alone (module import excluded). "cpu" is the load's user + system
+// CPU time (steadier than wall time on a shared machine). Weights whose file dtype is the target
+// are used in place from the mapping: their pages become resident when a network first runs, so
+// peak RSS of such a load is small and the first step pays the (page-cache) reads. --use runs
+// every network once at its smallest size after loading (CLIP 1x77, UNet and VAE on an 8x8 latent,
+// VAE encode of 64x64) so every weight is touched: "use" is that time and "peak RSS (use)" the peak
+// of the whole process (weights + the small activations). --weights file keeps the file dtypes.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readSync, closeSync, statSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -32,14 +38,16 @@ async function main() {
   for (const [fmt, file] of files) {
     run('read', file); // warm the page cache so both timings see the same cache state
     const read = run('read', file);
-    const load = run('load', file, weights);
+    const load = run(args.includes('--use') ? 'use' : 'load', file, weights);
     const header = run('header', file);
-    rows.push({ format: fmt, file, bytes: statSync(file).size, headerMs: header.ms, readMs: read.ms, loadMs: load.ms, ratio: load.ms / read.ms, peakRssMiB: load.maxRssMiB, readRssMiB: read.maxRssMiB, loader: load.loader });
+    rows.push({ format: fmt, file, bytes: statSync(file).size, headerMs: header.ms, readMs: read.ms, loadMs: load.ms, cpuMs: load.cpuMs, useMs: load.useMs, useRssMiB: load.useRssMiB, ratio: load.ms / read.ms, peakRssMiB: load.maxRssMiB, readRssMiB: read.maxRssMiB, weightMiB: load.weightMiB, loader: load.loader });
   }
   console.log(`\nSD 1.5-shaped model (${size}), load with weights=${weights}, ${new Date().toISOString()}`);
-  console.log('format        size     header      read      load   load/read  peak RSS (load)  loader');
+  console.log('format        size     header      read      load  load cpu   load/read  peak RSS (load)   weights       use  peak RSS (use)  loader');
   for (const r of rows) {
-    console.log(`${r.format.padEnd(12)} ${mib(r.bytes).padStart(9)} ${ms(r.headerMs).padStart(9)} ${ms(r.readMs).padStart(9)} ${ms(r.loadMs).padStart(9)} ${r.ratio.toFixed(2).padStart(9)}x ${(r.peakRssMiB.toFixed(0) + ' MiB').padStart(14)}   ${r.loader}`);
+    const w = r.weightMiB === undefined ? '-' : `${r.weightMiB.toFixed(0)} MiB`;
+    const use = r.useMs === undefined ? ['-', '-'] : [ms(r.useMs), `${r.useRssMiB.toFixed(0)} MiB`];
+    console.log(`${r.format.padEnd(12)} ${mib(r.bytes).padStart(9)} ${ms(r.headerMs).padStart(9)} ${ms(r.readMs).padStart(9)} ${ms(r.loadMs).padStart(9)} ${ms(r.cpuMs).padStart(9)} ${r.ratio.toFixed(2).padStart(9)}x ${(r.peakRssMiB.toFixed(0) + ' MiB').padStart(14)} ${w.padStart(9)} ${use[0].padStart(9)} ${use[1].padStart(14)}  ${r.loader}`);
   }
   console.log(JSON.stringify(rows));
   if (!args.includes('--keep')) rmSync(dir, { recursive: true, force: true });
@@ -53,7 +61,8 @@ function run(mode, file, weights = '') {
 
 async function child(mode, file, weights) {
   const t0 = performance.now();
-  let loader = 'fs read';
+  const c0 = process.cpuUsage();
+  let loader = 'fs read', weightMiB, useMs, useRssMiB, loadRssMiB, loadCpu;
   if (mode === 'read') {
     const fd = openSync(file, 'r');
     const buf = Buffer.allocUnsafe(16 << 20);
@@ -72,7 +81,20 @@ async function child(mode, file, weights) {
     try { ({ StableDiffusion: sd } = await import(dist('sd.js'))); } catch { sd = undefined; }
     if (sd) {
       loader = `StableDiffusion.load(weights=${weights})`;
-      const m = await sd.load(file, { weights, backend: 'cpu' });
+      const m = await sd.load(file, weights === 'file' ? { backend: 'cpu' } : { weights, backend: 'cpu' });
+      weightMiB = m.info.weightBytes / 1048576;
+      if (mode === 'use') {
+        loadRssMiB = process.resourceUsage().maxRSS / 1024;
+        loadCpu = process.cpuUsage(c0);
+        const t1 = performance.now();
+        const f32 = (shape) => ({ data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.1), shape });
+        const ctx = await m.encodeText({ data: new Int32Array(77).fill(1), shape: [1, 77] });
+        await m.unet(f32([1, m.info.unet.inChannels, 8, 8]), new Float32Array([500]), ctx);
+        await m.vaeDecode(f32([1, 4, 8, 8]));
+        await m.vaeEncode(f32([1, 3, 64, 64]));
+        useMs = performance.now() - t1;
+        useRssMiB = process.resourceUsage().maxRSS / 1024;
+      }
       await m.dispose();
     } else {
       loader = 'readTensorTable + readTensorBytes (no native loader)';
@@ -81,8 +103,9 @@ async function child(mode, file, weights) {
       for (const t of table.tensors) readTensorBytes(table, t);
     }
   }
-  const ms = performance.now() - t0;
-  console.log(JSON.stringify({ ms, maxRssMiB: process.resourceUsage().maxRSS / 1024, loader }));
+  const ms = performance.now() - t0 - (useMs ?? 0);
+  const c = loadCpu ?? process.cpuUsage(c0);
+  console.log(JSON.stringify({ ms, cpuMs: (c.user + c.system) / 1000, maxRssMiB: loadRssMiB ?? process.resourceUsage().maxRSS / 1024, weightMiB, useMs, useRssMiB, loader }));
 }
 
 async function generate(size, dir, weights) {
@@ -106,9 +129,9 @@ async function generate(size, dir, weights) {
   const asBytes = (f) => new Uint8Array(f.buffer);
   const intData = (k) => (k.dtype === 'I64' ? { dtype: 'i64', data: new Uint8Array(8 * k.shape.reduce((a, b) => a * b, 1)) } : { dtype: 'i32', data: new Uint8Array(4) });
   // The GGUF is quantized with the core's quantizer; without it (addon built without quantize) it is f16.
-  let quantize, ggType = weights;
-  if (weights.startsWith('q')) {
-    try { ({ quantize } = await import(dist('quant.js'))); quantize(new Float32Array(32), weights); } catch { quantize = undefined; ggType = 'f16'; }
+  let quantize, ggType = opt('gguf', weights === 'file' ? 'q8_0' : weights);
+  if (ggType.startsWith('q')) {
+    try { ({ quantize } = await import(dist('quant.js'))); quantize(new Float32Array(32), ggType); } catch { quantize = undefined; ggType = 'f16'; }
   }
   const ckpt = join(dir, `sd15-${size}.ckpt`), st = join(dir, `sd15-${size}.safetensors`), gg = join(dir, `sd15-${size}.${ggType}.gguf`);
   const t0 = performance.now();
