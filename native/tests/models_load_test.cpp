@@ -91,9 +91,11 @@ SD_TEST(models_load_converted_pages_released) {
   }
 #ifdef __linux__
   // Only in-place tensors (plus pages they share with converted neighbours) stay resident.
-  const long long rss = mapping_rss(file->data());
-  const long long bound = static_cast<long long>(st.in_place_bytes + 2 * 4096 * st.in_place);
-  SD_CHECK(rss >= 0 && rss <= bound) << "mapping RSS " << rss << " > " << bound << " (file " << file->size() << ")";
+  const long long rss = mapping_rss(file->data());  // -1 under emulators without smaps
+  const long long page = ::sysconf(_SC_PAGESIZE);
+  const long long bound = static_cast<long long>(st.in_place_bytes) + 2 * page * static_cast<long long>(st.in_place);
+  if (rss >= 0) SD_CHECK(rss <= bound) << "mapping RSS " << rss << " > " << bound << " (file " << file->size() << ")";
+  else std::printf("  (no /proc/self/smaps: resident-set check skipped)\n");
 #endif
 }
 
