@@ -2,7 +2,8 @@
 // tensor), ...scalars }` pickled with protocol 2 (`_rebuild_tensor_v2`, typed storage classes, one
 // storage per tensor), each storage a stored zip entry aligned to 64 bytes, zip64 records when the
 // file passes 4 GB, real CRC-32s (Python's zipfile checks them). Used by tests and benchmarks.
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
+import { writeFileAtomically } from './io.js';
 import { crc32 } from 'node:zlib';
 import { writeAll, type TensorToWrite } from './safetensors.js';
 import { byteLengthOf, contiguousStrides, ModelFileError, type DType } from './tensor-table.js';
@@ -63,34 +64,33 @@ export function writeTorchZip(path: string, tensors: TensorToWrite[], opts: { ar
   for (const t of tensors) {
     if (!STORAGE_CLASS[t.dtype]) throw new ModelFileError(path, `dtype ${t.dtype} has no torch storage type`, t.name);
   }
-  const fd = openSync(path, 'w');
-  const central: Central[] = [];
-  let pos = 0;
-  const z64 = (n: number) => opts.forceZip64 || n >= 0xffffffff;
-  const entry = (name: string, produce: () => Uint8Array, expectSize?: number) => {
-    const n = Buffer.from(`${archive}/${name}`);
-    const data = produce();
-    if (expectSize !== undefined && data.byteLength !== expectSize) throw new ModelFileError(path, `has ${data.byteLength} bytes, expected ${expectSize}`, name);
-    const big = z64(data.byteLength) || z64(pos);
-    // Local header + zip64 extra (sizes) + padding extra ('FB') so the data starts 64-byte aligned.
-    const z64Extra = big ? 20 : 0;
-    const base = pos + 30 + n.length + z64Extra + 4;
-    const pad = (64 - (base % 64)) % 64;
-    const lh = Buffer.alloc(30);
-    lh.writeUInt32LE(0x04034b50, 0); lh.writeUInt16LE(big ? 45 : 20, 4);
-    const crc = crc32(data);
-    lh.writeUInt32LE(crc, 14);
-    lh.writeUInt32LE(big ? 0xffffffff : data.byteLength, 18); lh.writeUInt32LE(big ? 0xffffffff : data.byteLength, 22);
-    lh.writeUInt16LE(n.length, 26); lh.writeUInt16LE(z64Extra + 4 + pad, 28);
-    const ex = Buffer.alloc(z64Extra + 4 + pad);
-    if (big) { ex.writeUInt16LE(1, 0); ex.writeUInt16LE(16, 2); ex.writeBigUInt64LE(BigInt(data.byteLength), 4); ex.writeBigUInt64LE(BigInt(data.byteLength), 12); }
-    ex.writeUInt16LE(0x4246, z64Extra); ex.writeUInt16LE(pad, z64Extra + 2);
-    central.push({ name: n, crc, size: data.byteLength, offset: pos });
-    for (const b of [lh, n, ex]) writeAll(fd, b);
-    writeAll(fd, data);
-    pos += 30 + n.length + ex.length + data.byteLength;
-  };
-  try {
+  writeFileAtomically(path, (fd) => {
+    const central: Central[] = [];
+    let pos = 0;
+    const z64 = (n: number) => opts.forceZip64 || n >= 0xffffffff;
+    const entry = (name: string, produce: () => Uint8Array, expectSize?: number) => {
+      const n = Buffer.from(`${archive}/${name}`);
+      const data = produce();
+      if (expectSize !== undefined && data.byteLength !== expectSize) throw new ModelFileError(path, `has ${data.byteLength} bytes, expected ${expectSize}`, name);
+      const big = z64(data.byteLength) || z64(pos);
+      // Local header + zip64 extra (sizes) + padding extra ('FB') so the data starts 64-byte aligned.
+      const z64Extra = big ? 20 : 0;
+      const base = pos + 30 + n.length + z64Extra + 4;
+      const pad = (64 - (base % 64)) % 64;
+      const lh = Buffer.alloc(30);
+      lh.writeUInt32LE(0x04034b50, 0); lh.writeUInt16LE(big ? 45 : 20, 4);
+      const crc = crc32(data);
+      lh.writeUInt32LE(crc, 14);
+      lh.writeUInt32LE(big ? 0xffffffff : data.byteLength, 18); lh.writeUInt32LE(big ? 0xffffffff : data.byteLength, 22);
+      lh.writeUInt16LE(n.length, 26); lh.writeUInt16LE(z64Extra + 4 + pad, 28);
+      const ex = Buffer.alloc(z64Extra + 4 + pad);
+      if (big) { ex.writeUInt16LE(1, 0); ex.writeUInt16LE(16, 2); ex.writeBigUInt64LE(BigInt(data.byteLength), 4); ex.writeBigUInt64LE(BigInt(data.byteLength), 12); }
+      ex.writeUInt16LE(0x4246, z64Extra); ex.writeUInt16LE(pad, z64Extra + 2);
+      central.push({ name: n, crc, size: data.byteLength, offset: pos });
+      for (const b of [lh, n, ex]) writeAll(fd, b);
+      writeAll(fd, data);
+      pos += 30 + n.length + ex.length + data.byteLength;
+    };
     entry('data.pkl', () => statePickle(tensors, opts.extra ?? {}));
     entry('byteorder', () => Buffer.from('little'));
     tensors.forEach((t, i) => {
@@ -128,7 +128,5 @@ export function writeTorchZip(path: string, tensors: TensorToWrite[], opts: { ar
     eocd.writeUInt16LE(big ? 0xffff : central.length, 8); eocd.writeUInt16LE(big ? 0xffff : central.length, 10);
     eocd.writeUInt32LE(big ? 0xffffffff : cdSize, 12); eocd.writeUInt32LE(big ? 0xffffffff : cdStart, 16);
     writeSync(fd, eocd);
-  } finally {
-    closeSync(fd);
-  }
+  });
 }

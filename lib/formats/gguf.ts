@@ -2,8 +2,8 @@
 // the tensor infos (name, u32 n_dims, i64 ne[n_dims] fastest-first, i32 type, u64 offset relative to
 // the data section), zero padding to `general.alignment` (default 32), then the data, every tensor
 // padded to the alignment. The writer reproduces ggml's layout byte for byte.
-import { closeSync, openSync, writeSync } from 'node:fs';
-import { Cursor, withFile, type ByteSource } from './io.js';
+import { writeSync } from 'node:fs';
+import { Cursor, withFile, writeFileAtomically, type ByteSource } from './io.js';
 import { writeAll } from './safetensors.js';
 import { byteLengthOf, DTYPE_INFO, ModelFileError, validateTable, type DType, type TensorEntry, type TensorTable } from './tensor-table.js';
 
@@ -269,8 +269,7 @@ export function writeGguf(path: string, kv: GgufKV[], tensors: GgufTensorToWrite
     alignment = al.value;
   }
   const { head, sizes } = encodeHeader(kv, tensors, alignment, path);
-  const fd = openSync(path, 'w');
-  try {
+  writeFileAtomically(path, (fd) => {
     writeAll(fd, head);
     const zeros = Buffer.alloc(alignment);
     writeAll(fd, zeros.subarray(0, alignUp(head.length, alignment) - head.length));
@@ -282,7 +281,5 @@ export function writeGguf(path: string, kv: GgufKV[], tensors: GgufTensorToWrite
       writeAll(fd, bytes);
       writeSync(fd, zeros, 0, alignUp(bytes.byteLength, alignment) - bytes.byteLength);
     });
-  } finally {
-    closeSync(fd);
-  }
+  });
 }

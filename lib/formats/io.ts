@@ -1,7 +1,7 @@
 // Bounds-checked reading of file headers without loading whole files.
 // Every length read from a file is checked against what is left of the file before anything is
 // allocated, so a corrupt length can never make us allocate more than the file's size.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync } from 'node:fs';
 import { ModelFileError } from './tensor-table.js';
 
 export interface ByteSource {
@@ -109,4 +109,23 @@ export class Cursor {
 export function withFile<T>(path: string, fn: (src: FileSource) => T): T {
   const src = new FileSource(path);
   try { return fn(src); } finally { src.close(); }
+}
+
+/**
+ * Writes `path` through a temporary file in the same folder that is renamed over it at the end.
+ * A process that has the old file mapped (a loaded model) keeps its pages, and a failed write leaves
+ * no half-written file behind.
+ */
+export function writeFileAtomically(path: string, write: (fd: number) => void): void {
+  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  const fd = openSync(tmp, 'wx');
+  let ok = false;
+  try {
+    write(fd);
+    ok = true;
+  } finally {
+    closeSync(fd);
+    if (ok) renameSync(tmp, path);
+    else try { unlinkSync(tmp); } catch { /* already gone */ }
+  }
 }

@@ -1,7 +1,7 @@
 // safetensors: u64 header length, a JSON header {name: {dtype, shape, data_offsets}, __metadata__},
 // then the data section. Offsets in the header are relative to the data section.
-import { closeSync, openSync, writeSync } from 'node:fs';
-import { Cursor, withFile, type ByteSource } from './io.js';
+import { writeSync } from 'node:fs';
+import { Cursor, withFile, writeFileAtomically, type ByteSource } from './io.js';
 import { byteLengthOf, ModelFileError, validateTable, type DType, type TensorEntry, type TensorTable } from './tensor-table.js';
 
 /** Headers beyond this are refused before allocation (the reference implementation uses 100 MB). */
@@ -110,8 +110,7 @@ export function writeSafetensors(path: string, tensors: TensorToWrite[], metadat
   let json = Buffer.from(JSON.stringify(header), 'utf8');
   const pad = (8 - (json.length % 8)) % 8;
   if (pad) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
-  const fd = openSync(path, 'w');
-  try {
+  writeFileAtomically(path, (fd) => {
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(json.length));
     writeSync(fd, len);
@@ -122,9 +121,7 @@ export function writeSafetensors(path: string, tensors: TensorToWrite[], metadat
       if (bytes.byteLength !== want) throw new ModelFileError(path, `has ${bytes.byteLength} bytes of data, ${t.dtype} [${t.shape.join(', ')}] needs ${want}`, t.name);
       writeAll(fd, bytes);
     }
-  } finally {
-    closeSync(fd);
-  }
+  });
 }
 
 export function writeAll(fd: number, bytes: Uint8Array): void {
