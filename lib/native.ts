@@ -1,5 +1,9 @@
-// Loads the compiled addon (prebuilds/<platform>-<arch>/ first, then build/Release) and types its
-// surface once. Public classes wrap these functions; users never see raw addon objects.
+// Loads the compiled addon with node-gyp-build and types its surface once. Public classes wrap these
+// functions; users never see raw addon objects.
+//
+// Order: build/Release, then prebuilds/<platform>-<arch>/ (node-gyp-build's own order). In an
+// installed package build/Release exists only when scripts/install.mjs found that no prebuilt binary
+// loads on this machine, so preferring it is right; in a working copy it is the fresher build.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
