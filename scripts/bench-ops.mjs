@@ -15,8 +15,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const build = join(root, 'build-bench');
-// Each op area adds its native bench case here.
-const benches = ['gemm_bench', 'conv_bench'];
+// Each op area adds its native bench case here (bench_misc: attention, norms, pointwise ops).
+const benches = ['gemm_bench', 'conv_bench', 'bench_misc'];
 
 function run(cmd, args, env = process.env) {
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env });
