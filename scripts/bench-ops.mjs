@@ -34,7 +34,8 @@ if (!existsSync(exe)) {
   process.exit(1);
 }
 const filters = process.argv.slice(2);
-const env = { ...process.env, SDNODE_BENCH: '1' };
+// conv_bench runs only when SDNODE_BENCH mentions "conv"; the others only need it set.
+const env = { ...process.env, SDNODE_BENCH: '1,conv' };
 for (const name of benches) {
   if (filters.length && !filters.some((f) => name.includes(f))) continue;
   console.log(`\n### ${name}`);
