@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -35,7 +35,21 @@ function describeMachine() {
     const report = process.report?.getReport();
     libc = report?.header?.glibcVersionRuntime ? `glibc ${report.header.glibcVersionRuntime}` : 'musl or other';
   } catch { /* report unavailable */ }
-  return `platform ${process.platform}, arch ${process.arch}, libc ${libc}, node ${process.version}`;
+  return `platform ${process.platform}, arch ${process.arch}, libc ${libc}, node ${process.version}, CPU features: ${cpuFeatures()}`;
+}
+
+// The SIMD features the kernels dispatch on, as the OS reports them (the addon itself did not load).
+function cpuFeatures() {
+  try {
+    const text = readFileSync('/proc/cpuinfo', 'utf8');
+    const line = text.split('\n').find((l) => /^(flags|Features)\s*:/.test(l)) ?? '';
+    const have = new Set(line.split(':')[1]?.trim().split(/\s+/) ?? []);
+    const wanted = ['avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'asimd', 'asimddp', 'asimdhp'];
+    const found = wanted.filter((f) => have.has(f));
+    return found.length ? found.join(' ') : 'none of the SIMD extensions sdnode uses';
+  } catch {
+    return 'unknown (no /proc/cpuinfo)';
+  }
 }
 
 if (!forced) {
