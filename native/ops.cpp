@@ -1,6 +1,7 @@
 // Shape and type validation shared by every backend, and the planning (arena sizing) mode.
 #include "ops.h"
 
+#include <chrono>
 #include <stdexcept>
 #include <string>
 
@@ -50,6 +51,24 @@ void check_broadcast(const char* op, const Tensor& y, const Tensor& a, const Ten
 
 }  // namespace
 
+// Times one op when profiling is on (RAII, so an op that throws is not counted twice or leaked).
+struct Backend::OpTimer {
+  Backend* be;
+  const char* kind;
+  double flops;
+  std::chrono::steady_clock::time_point t0;
+  OpTimer(Backend* b, const char* k, double f) : be(b), kind(k), flops(f) {
+    if (be->profiling_) t0 = std::chrono::steady_clock::now();
+  }
+  ~OpTimer() {
+    if (!be->profiling_) return;
+    OpStats& st = be->profile_[kind];
+    st.calls += 1;
+    st.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    st.flops += flops;
+  }
+};
+
 Tensor Backend::alloc(DType t, std::initializer_list<int64_t> dims) {
   Tensor out(t, dims);
   const size_t bytes = (out.nbytes() + 63) & ~size_t(63);
@@ -90,7 +109,9 @@ void Backend::linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* 
   if (y.row_len() != N || y.rows() != x.rows())
     fail(op, "y " + y.shape_str() + " must be [" + std::to_string(x.rows()) + ", " + std::to_string(N) + "]");
   if (bias) { need_f32(op, "bias", *bias); need_numel(op, "bias", *bias, N); }
-  if (!planning_) do_linear(y, x, w, bias);
+  if (planning_) return;
+  OpTimer timer(this, "linear", 2.0 * static_cast<double>(x.rows()) * static_cast<double>(w.shape[0]) * static_cast<double>(w.shape[1]));
+  do_linear(y, x, w, bias);
 }
 
 void Backend::conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
@@ -113,7 +134,9 @@ void Backend::conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* 
     fail(op, "y " + y.shape_str() + " must be [" + std::to_string(x.shape[0]) + ", " +
                  std::to_string(w.shape[0]) + ", " + std::to_string(ho) + ", " + std::to_string(wo) + "]");
   if (bias) { need_f32(op, "bias", *bias); need_numel(op, "bias", *bias, w.shape[0]); }
-  if (!planning_) do_conv2d(y, x, w, bias, stride, pad);
+  if (planning_) return;
+  OpTimer timer(this, k == 3 ? "conv 3x3" : "conv 1x1", 2.0 * static_cast<double>(y.numel()) * static_cast<double>(x.shape[1] * k * k));
+  do_conv2d(y, x, w, bias, stride, pad);
 }
 
 void Backend::group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& gamma,
@@ -128,7 +151,9 @@ void Backend::group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& g
   need_numel(op, "beta", beta, C);
   need_f32(op, "gamma", gamma);
   need_f32(op, "beta", beta);
-  if (!planning_) do_group_norm(y, x, groups, gamma, beta, eps, silu);
+  if (planning_) return;
+  OpTimer timer(this, "norms", 0.0);
+  do_group_norm(y, x, groups, gamma, beta, eps, silu);
 }
 
 void Backend::layer_norm(Tensor& y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
@@ -140,7 +165,9 @@ void Backend::layer_norm(Tensor& y, const Tensor& x, const Tensor& gamma, const 
   need_numel(op, "beta", beta, x.row_len());
   need_f32(op, "gamma", gamma);
   need_f32(op, "beta", beta);
-  if (!planning_) do_layer_norm(y, x, gamma, beta, eps);
+  if (planning_) return;
+  OpTimer timer(this, "norms", 0.0);
+  do_layer_norm(y, x, gamma, beta, eps);
 }
 
 void Backend::attention(Tensor& y, const Tensor& q, const Tensor& k, const Tensor& v, int heads,
@@ -155,19 +182,25 @@ void Backend::attention(Tensor& y, const Tensor& q, const Tensor& k, const Tenso
   if (k.shape[0] != q.shape[0] || k.shape[2] != q.shape[2])
     fail(op, "k " + k.shape_str() + " does not match q " + q.shape_str());
   if (causal && k.shape[1] != q.shape[1]) fail(op, "causal attention needs as many keys as queries");
-  if (!planning_) do_attention(y, q, k, v, heads, causal);
+  if (planning_) return;
+  OpTimer timer(this, "attention", 4.0 * static_cast<double>(q.shape[0]) * static_cast<double>(q.shape[1]) * static_cast<double>(k.shape[1]) * static_cast<double>(q.shape[2]));
+  do_attention(y, q, k, v, heads, causal);
 }
 
 void Backend::softmax(Tensor& y, const Tensor& x) {
   need_f32("softmax", "x", x);
   need_same("softmax", "y", y, "x", x);
-  if (!planning_) do_softmax(y, x);
+  if (planning_) return;
+  OpTimer timer(this, "elementwise", 0.0);
+  do_softmax(y, x);
 }
 
 void Backend::unary(Tensor& y, const Tensor& x, Unary u) {
   need_f32("unary", "x", x);
   need_same("unary", "y", y, "x", x);
-  if (!planning_) do_unary(y, x, u);
+  if (planning_) return;
+  OpTimer timer(this, "elementwise", 0.0);
+  do_unary(y, x, u);
 }
 
 void Backend::geglu(Tensor& y, const Tensor& x) {
@@ -175,29 +208,39 @@ void Backend::geglu(Tensor& y, const Tensor& x) {
   need_f32(op, "x", x);
   if (x.row_len() % 2 != 0 || y.row_len() * 2 != x.row_len() || y.rows() != x.rows())
     fail(op, "y " + y.shape_str() + " must be x " + x.shape_str() + " with the last dim halved");
-  if (!planning_) do_geglu(y, x);
+  if (planning_) return;
+  OpTimer timer(this, "elementwise", 0.0);
+  do_geglu(y, x);
 }
 
 void Backend::add(Tensor& y, const Tensor& a, const Tensor& b) {
   check_broadcast("add", y, a, b);
-  if (!planning_) do_add(y, a, b);
+  if (planning_) return;
+  OpTimer timer(this, "elementwise", 0.0);
+  do_add(y, a, b);
 }
 
 void Backend::mul(Tensor& y, const Tensor& a, const Tensor& b) {
   check_broadcast("mul", y, a, b);
-  if (!planning_) do_mul(y, a, b);
+  if (planning_) return;
+  OpTimer timer(this, "elementwise", 0.0);
+  do_mul(y, a, b);
 }
 
 void Backend::scale(Tensor& y, const Tensor& x, float s) {
   need_f32("scale", "x", x);
   need_same("scale", "y", y, "x", x);
-  if (!planning_) do_scale(y, x, s);
+  if (planning_) return;
+  OpTimer timer(this, "elementwise", 0.0);
+  do_scale(y, x, s);
 }
 
 void Backend::copy(Tensor& y, const Tensor& x) {
   if (y.type != x.type || y.numel() != x.numel())
     fail("copy", "y " + y.shape_str() + " and x " + x.shape_str() + " differ in type or size");
-  if (!planning_) do_copy(y, x);
+  if (planning_) return;
+  OpTimer timer(this, "layout", 0.0);
+  do_copy(y, x);
 }
 
 void Backend::upsample_nearest(Tensor& y, const Tensor& x) {
@@ -207,7 +250,9 @@ void Backend::upsample_nearest(Tensor& y, const Tensor& x) {
   need_ndim(op, "y", y, 4);
   if (y.shape[0] != x.shape[0] || y.shape[1] != x.shape[1] || y.shape[2] < x.shape[2] || y.shape[3] < x.shape[3])
     fail(op, "y " + y.shape_str() + " cannot be an upsampling of x " + x.shape_str());
-  if (!planning_) do_upsample_nearest(y, x);
+  if (planning_) return;
+  OpTimer timer(this, "layout", 0.0);
+  do_upsample_nearest(y, x);
 }
 
 void Backend::concat_channels(Tensor& y, const Tensor& a, const Tensor& b) {
@@ -219,7 +264,9 @@ void Backend::concat_channels(Tensor& y, const Tensor& a, const Tensor& b) {
       y.shape[0] != a.shape[0] || y.shape[1] != a.shape[1] + b.shape[1] || y.shape[2] != a.shape[2] ||
       y.shape[3] != a.shape[3])
     fail(op, "cannot concatenate " + a.shape_str() + " and " + b.shape_str() + " into " + y.shape_str());
-  if (!planning_) do_concat_channels(y, a, b);
+  if (planning_) return;
+  OpTimer timer(this, "layout", 0.0);
+  do_concat_channels(y, a, b);
 }
 
 void Backend::transpose12(Tensor& y, const Tensor& x) {
@@ -228,13 +275,17 @@ void Backend::transpose12(Tensor& y, const Tensor& x) {
   need_ndim(op, "y", y, 3);
   if (y.shape[0] != x.shape[0] || y.shape[1] != x.shape[2] || y.shape[2] != x.shape[1])
     fail(op, "y " + y.shape_str() + " must be x " + x.shape_str() + " with dims 1 and 2 swapped");
-  if (!planning_) do_transpose12(y, x);
+  if (planning_) return;
+  OpTimer timer(this, "layout", 0.0);
+  do_transpose12(y, x);
 }
 
 void Backend::timestep_embedding(Tensor& y, const float* t, float max_period) {
   need_ndim("timestep_embedding", "y", y, 2);
   if (y.shape[1] % 2 != 0) fail("timestep_embedding", "dim must be even");
-  if (!planning_) do_timestep_embedding(y, t, max_period);
+  if (planning_) return;
+  OpTimer timer(this, "layout", 0.0);
+  do_timestep_embedding(y, t, max_period);
 }
 
 void Backend::get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) {
@@ -245,7 +296,9 @@ void Backend::get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64
   for (int64_t i = 0; i < n_ids; ++i)
     if (ids[i] < 0 || ids[i] >= table.shape[0])
       fail(op, "id " + std::to_string(ids[i]) + " at " + std::to_string(i) + " outside [0, " + std::to_string(table.shape[0]) + ")");
-  if (!planning_) do_get_rows(y, table, ids, n_ids);
+  if (planning_) return;
+  OpTimer timer(this, "layout", 0.0);
+  do_get_rows(y, table, ids, n_ids);
 }
 
 }  // namespace sd

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -90,6 +91,18 @@ class Backend {
   virtual void set_threads(int n) {}
   virtual int threads() const { return 1; }
 
+  // ---- profiling -----------------------------------------------------------------------------
+  // When on, every op's wall time and FLOPs are summed by op kind ("conv 3x3", "conv 1x1", "linear",
+  // "attention", "norms", "elementwise", "layout"). Host timing: meaningful on the CPU backend; a GPU
+  // backend's ops return before the device finishes.
+  struct OpStats {
+    int64_t calls = 0;
+    double seconds = 0, flops = 0;
+  };
+  void set_profiling(bool on) { profiling_ = on; }
+  void reset_profile() { profile_.clear(); }
+  const std::map<std::string, OpStats>& profile() const { return profile_; }
+
  protected:
   virtual void* do_alloc(size_t bytes) = 0;
   virtual size_t do_mark() const = 0;
@@ -118,7 +131,10 @@ class Backend {
   virtual void do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) = 0;
 
  private:
+  struct OpTimer;
   bool planning_ = false;
+  bool profiling_ = false;
+  std::map<std::string, OpStats> profile_;
   size_t plan_used_ = 0, plan_high_ = 0;
 };
 

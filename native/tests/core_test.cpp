@@ -1,10 +1,12 @@
 // Thread pool, arena and fp16 conversion basics.
 #include <atomic>
+#include <cmath>
 #include <vector>
 
 #include "core/arena.h"
 #include "core/fp16.h"
 #include "core/threadpool.h"
+#include "ops.h"
 #include "tests/test.h"
 
 SD_TEST(threadpool_runs_every_task_once) {
@@ -63,4 +65,28 @@ SD_TEST(fp16_edge_cases) {
     if ((hb & 0x7C00) == 0x7C00 && (hb & 0x3FF)) continue;  // NaN payloads collapse
     SD_CHECK(fp32_to_fp16(sd::fp16_to_fp32(hb)) == hb) << "round trip of " << h;
   }
+}
+
+SD_TEST(backend_profile_counts_calls_and_flops) {
+  auto be = sd::make_cpu_backend(1);
+  be->reserve_activations(1 << 20);
+  std::vector<float> wdata(5 * 32, 0.5f);
+  sd::Tensor w = be->upload_weight(sd::Tensor(sd::DType::F32, {5, 32}, wdata.data()), sd::DType::F32);
+  sd::Tensor x = be->alloc(sd::DType::F32, {3, 32}), y = be->alloc(sd::DType::F32, {3, 5});
+  std::vector<float> ones(3 * 32, 1.0f);
+  be->upload(x, ones.data());
+  be->linear(y, x, w, nullptr);  // not profiled
+  be->set_profiling(true);
+  be->linear(y, x, w, nullptr);
+  be->linear(y, x, w, nullptr);
+  be->unary(y, y, sd::Unary::Silu);
+  be->set_profiling(false);
+  const auto& p = be->profile();
+  SD_CHECK(p.size() == 2) << p.size() << " kinds";
+  SD_CHECK(p.at("linear").calls == 2 && p.at("linear").flops == 2.0 * 2 * 3 * 5 * 32) << p.at("linear").flops;
+  SD_CHECK(p.at("elementwise").calls == 1 && p.at("linear").seconds >= 0);
+  std::vector<float> out(15);
+  be->download(out.data(), y);
+  const float v = 16.0f / (1.0f + std::exp(-16.0f));  // silu(32 * 0.5)
+  for (float o : out) SD_CHECK_NEAR(o, v, 1e-5);
 }
