@@ -36,14 +36,23 @@ export function defaultStepRatio(timesteps: ArrayLike<number>, trainSteps: numbe
   return timesteps.length > 1 ? timesteps[0]! - timesteps[1]! : trainSteps;
 }
 
+/** What DDIM and DDPM share before stepping: the schedule's alphas_cumprod and the checked step ratio. */
+export function timestepSetup(
+  timesteps: ArrayLike<number>,
+  options: { schedule?: TrainingSchedule; stepRatio?: number },
+  who: string,
+): { ac: ArrayLike<number>; ratio: number } {
+  const ac = (options.schedule ?? sd1Schedule()).alphasCumprod;
+  checkTimesteps(timesteps, ac.length, who);
+  const ratio = options.stepRatio ?? defaultStepRatio(timesteps, ac.length);
+  if (!Number.isInteger(ratio) || ratio < 1) throw new RangeError(`${who}: "stepRatio" must be a positive integer (got ${ratio})`);
+  return { ac, ratio };
+}
+
 export async function sampleDdim(model: EpsModel, x0: Vec, timesteps: ArrayLike<number>, options: DdimOptions = {}): Promise<Vec> {
-  const schedule = options.schedule ?? sd1Schedule();
-  const ac = schedule.alphasCumprod;
-  checkTimesteps(timesteps, ac.length, 'ddim');
+  const { ac, ratio } = timestepSetup(timesteps, options, 'ddim');
   const eta = options.eta ?? 0;
   if (!Number.isFinite(eta) || eta < 0) throw new RangeError(`ddim: "eta" must be a finite number >= 0 (got ${eta})`);
-  const ratio = options.stepRatio ?? defaultStepRatio(timesteps, ac.length);
-  if (!Number.isInteger(ratio) || ratio < 1) throw new RangeError(`ddim: "stepRatio" must be a positive integer (got ${ratio})`);
   let x = copyOf(x0);
   const total = timesteps.length;
   for (let i = 0; i < total; i++) {

@@ -1,8 +1,8 @@
 // DDPM ancestral sampling as the seed project (hkproj's pytorch-stable-diffusion, ddpm.py) does it:
 // posterior mean of q(x_{t-1} | x_t, x0) plus sqrt(max(variance, 1e-20)) * noise, for t > 0.
 // Steps from t to t - T // N; the step after the last timestep uses alpha = 1.
-import { checkTimesteps, defaultStepRatio } from './ddim.js';
-import { sd1Schedule, type TrainingSchedule } from './schedules.js';
+import { timestepSetup } from './ddim.js';
+import type { TrainingSchedule } from './schedules.js';
 import { callModel, copyOf, drawNoise, like, type EpsModel, type NoisySampleOptions, type Vec } from './types.js';
 
 export interface DdpmOptions extends NoisySampleOptions {
@@ -13,11 +13,7 @@ export interface DdpmOptions extends NoisySampleOptions {
 
 /** Noise is drawn on every step with t > 0 (so not on the t = 0 step). */
 export async function sampleDdpm(model: EpsModel, x0: Vec, timesteps: ArrayLike<number>, options: DdpmOptions = {}): Promise<Vec> {
-  const schedule = options.schedule ?? sd1Schedule();
-  const ac = schedule.alphasCumprod;
-  checkTimesteps(timesteps, ac.length, 'ddpm');
-  const ratio = options.stepRatio ?? defaultStepRatio(timesteps, ac.length);
-  if (!Number.isInteger(ratio) || ratio < 1) throw new RangeError(`ddpm: "stepRatio" must be a positive integer (got ${ratio})`);
+  const { ac, ratio } = timestepSetup(timesteps, options, 'ddpm');
   let x = copyOf(x0);
   const total = timesteps.length;
   for (let i = 0; i < total; i++) {
