@@ -17,6 +17,7 @@
 #include "core/cpu_features.h"
 #include "core/quant.h"
 #include "cpu/cpu_backend.h"
+#include "cpu/conv_int8.h"
 
 namespace sd {
 namespace {
@@ -240,6 +241,8 @@ void conv2d_cpu(CpuBackend& be, const ConvGeom& g, const float* x, const void* w
       std::fill(y + i * g.Ho * g.Wo, y + (i + 1) * g.Ho * g.Wo, bias ? bias[i % g.Co] : 0.0f);
     return;
   }
+  if ((wtype == DType::Q8_0 || wtype == DType::Q4_0) && conv2d_int8(be, g, x, w, wtype, bias, y))
+    return;
   const Kernels kn = pick_kernels();
   const int mr = kn.mr, nr = kn.nr;
   const Layout L = make_layout(g, mr, nr);
