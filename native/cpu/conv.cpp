@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -100,7 +101,16 @@ struct Layout {
   bool row_aligned;               // Grid: NR divides Wo, panels never cross output rows
 };
 
-Layout make_layout(const ConvGeom& g, int mr, int nr) {
+// SDNODE_CONV_SPLIT=old restores the previous task split (kept for before/after measurements).
+bool old_split() {
+  static const bool v = [] {
+    const char* e = std::getenv("SDNODE_CONV_SPLIT");
+    return e && std::strcmp(e, "old") == 0;
+  }();
+  return v;
+}
+
+Layout make_layout(const ConvGeom& g, int mr, int nr, int threads) {
   Layout L{};
   L.mr = mr;
   L.nr = nr;
@@ -131,6 +141,14 @@ Layout make_layout(const ConvGeom& g, int mr, int nr) {
   } else {
     L.ppi = (L.P + nr - 1) / nr;
     L.ppb = std::min<int64_t>(g.N * L.ppi, std::max<int64_t>(1, 512 / nr));
+    // Fewer pixel blocks than threads would leave splitting output channels as the only way to
+    // feed the threads, and every channel task packs the whole block again (1280 ch @ 16x16,
+    // batch 2 is one block: 8 channel tasks packed it 8 times, ~20 % of the time). Cut the
+    // pixels instead while a block keeps >= 8 panels (the weights are then streamed per block).
+    const int64_t total = g.N * L.ppi;
+    if (!old_split() && threads > 1 && ceil_div(total, L.ppb) < threads &&
+        ceil_div(total, threads) >= 8)
+      L.ppb = ceil_div(total, threads);
     L.n_blocks = (g.N * L.ppi + L.ppb - 1) / L.ppb;
   }
   return L;
@@ -245,7 +263,8 @@ void conv2d_cpu(CpuBackend& be, const ConvGeom& g, const float* x, const void* w
     return;
   const Kernels kn = pick_kernels();
   const int mr = kn.mr, nr = kn.nr;
-  const Layout L = make_layout(g, mr, nr);
+  const int threads = be.threads();
+  const Layout L = make_layout(g, mr, nr, threads);
   const int64_t K = L.K, P = L.P;
   const size_t row_bytes = dtype_row_bytes(wtype, K);
   const ConvDequant deq = wtype == DType::F16 ? kn.f16 : wtype == DType::Q8_0 ? kn.q8 : kn.q4;
@@ -253,11 +272,22 @@ void conv2d_cpu(CpuBackend& be, const ConvGeom& g, const float* x, const void* w
 
   // The split only changes which task computes an element, never how (same kernel, same K
   // blocks), so any split gives the same bits; it is cut finer until every thread has work.
-  const int threads = be.threads();
   const int64_t n_blocks = L.n_blocks;
   int64_t mc = round_up(g.Co, mr);
   auto n_tasks = [&] { return n_blocks * ((g.Co + mc - 1) / mc); };
-  while (n_tasks() < 4 * threads && mc > 8 * mr) mc = round_up(mc / 2, mr);
+  if (old_split()) {
+    while (n_tasks() < 4 * threads && mc > 8 * mr) mc = round_up(mc / 2, mr);
+  } else {
+    // Each channel task makes its block's B again, so use as few as balance allows: the fewest
+    // that give every thread the same number of tasks, or >= 4 tasks per thread otherwise.
+    for (int64_t c = 1; threads > 1; ++c) {
+      const int64_t mc_c = round_up(ceil_div(g.Co, c), mr);
+      if (mc_c < 4 * mr) break;
+      mc = mc_c;
+      const int64_t t = n_tasks();
+      if ((t >= threads && t % threads == 0) || t >= 4 * threads) break;
+    }
+  }
   const int64_t co_tasks = (g.Co + mc - 1) / mc;
 
   const int64_t kcmax = std::min(kKc, K);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -147,6 +148,9 @@ void run_float(CpuBackend& be, const FloatKernels& fk, int64_t M, int64_t N, int
   const size_t abytes = align64(static_cast<size_t>(g.kc) * mr * 4);
   const size_t tbytes = align64(static_cast<size_t>(g.kc) * nr * 4);
   const size_t zbytes = align64(static_cast<size_t>(g.kc) * 4);
+  // SDNODE_GEMM_PACK_A=1 keeps the packed-A path everywhere (for before/after measurements).
+  static const bool force_pack = std::getenv("SDNODE_GEMM_PACK_A") != nullptr;
+  const bool rows_kernel = fk.kernel_rows && !force_pack;
   be.pool().run(g.nnb * g.nmb, [&](int64_t task, int thread) {
     const int64_t n0 = (task % g.nnb) * g.nc, m0 = (task / g.nnb) * g.mc;
     const int64_t n1 = std::min(N, n0 + g.nc), m1 = std::min(M, m0 + g.mc);
@@ -180,6 +184,15 @@ void run_float(CpuBackend& be, const FloatKernels& fk, int64_t M, int64_t N, int
       }
       for (int64_t m = m0; m < m1; m += mr) {
         const int mv = static_cast<int>(std::min<int64_t>(mr, m1 - m));
+        if (mv == mr && rows_kernel) {
+          for (int64_t p = 0; p < npanels; ++p) {
+            const int64_t n = n0 + p * nr;
+            fk.kernel_rows(kk, A + m * lda + k0, lda, wp + p * kk * nr, C + m * ldc + n, ldc,
+                           static_cast<int>(std::min<int64_t>(nr, n1 - n)), k0 > 0,
+                           (k0 == 0 && bias) ? bias + n : nullptr);
+          }
+          continue;
+        }
         const float* src[kMaxTile];
         for (int i = 0; i < mr; ++i) src[i] = i < mv ? A + (m + i) * lda + k0 : zeros;
         transpose(src, mr, kk, at);

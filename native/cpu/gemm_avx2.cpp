@@ -102,6 +102,51 @@ void kernel_f32(int64_t kk, const float* at, const float* panel, float* C, int64
   }
 }
 
+// The same tile with A read in place (row i at a + i * lda): the same FMA sequence per C element
+// as kernel_f32 on the packed tile, so identical bits, without the A transpose. Full tiles only.
+void kernel_f32_rows(int64_t kk, const float* a, int64_t lda, const float* panel, float* C,
+                     int64_t ldc, int nv, bool accumulate, const float* bias) {
+#define SD_DECL(i) __m256 c##i##a = _mm256_setzero_ps(), c##i##b = _mm256_setzero_ps();
+  SD_ROWS(SD_DECL)
+#undef SD_DECL
+  const float* p0 = a;
+  const float* p3 = a + 3 * lda;
+  for (int64_t k = 0; k < kk; ++k, ++p0, ++p3) {
+    const __m256 w0 = _mm256_load_ps(panel + k * kNr), w1 = _mm256_load_ps(panel + k * kNr + 8);
+#define SD_FMA(i, ptr)                                 \
+  {                                                    \
+    const __m256 av = _mm256_broadcast_ss(ptr);        \
+    c##i##a = _mm256_fmadd_ps(av, w0, c##i##a);        \
+    c##i##b = _mm256_fmadd_ps(av, w1, c##i##b);        \
+  }
+    SD_FMA(0, p0) SD_FMA(1, p0 + lda) SD_FMA(2, p0 + 2 * lda)
+    SD_FMA(3, p3) SD_FMA(4, p3 + lda) SD_FMA(5, p3 + 2 * lda)
+#undef SD_FMA
+  }
+  if (nv == kNr) {
+    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+    if (!accumulate && bias) { b0 = _mm256_loadu_ps(bias); b1 = _mm256_loadu_ps(bias + 8); }
+#define SD_ST(i)                                                                                \
+  {                                                                                             \
+    float* c = C + i * ldc;                                                                     \
+    if (accumulate) { b0 = _mm256_loadu_ps(c); b1 = _mm256_loadu_ps(c + 8); }                   \
+    _mm256_storeu_ps(c, _mm256_add_ps(c##i##a, b0));                                            \
+    _mm256_storeu_ps(c + 8, _mm256_add_ps(c##i##b, b1));                                        \
+  }
+    SD_ROWS(SD_ST)
+#undef SD_ST
+    return;
+  }
+  alignas(32) float tile[kMr][kNr];
+#define SD_OUT(i) _mm256_store_ps(tile[i], c##i##a); _mm256_store_ps(tile[i] + 8, c##i##b);
+  SD_ROWS(SD_OUT)
+#undef SD_OUT
+  for (int i = 0; i < kMr; ++i) {
+    float* c = C + i * ldc;
+    for (int j = 0; j < nv; ++j) c[j] = accumulate ? c[j] + tile[i][j] : tile[i][j] + (bias ? bias[j] : 0.0f);
+  }
+}
+
 float dot(const float* a, const float* b, int64_t n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
   int64_t k = 0;
@@ -121,7 +166,7 @@ float dot(const float* a, const float* b, int64_t n) {
   return t;
 }
 
-const FloatKernels kFloat = {kMr, kNr, to_f32, kernel_f32, dot};
+const FloatKernels kFloat = {kMr, kNr, to_f32, kernel_f32, dot, kernel_f32_rows};
 
 // ---- integer path (q4_0) -----------------------------------------------------------------------
 

@@ -111,6 +111,39 @@ void kernel_f32(int64_t kk, const float* at, const float* panel, float* C, int64
   store_tile<kMr>(c0, c1, C, ldc, mv, nv, accumulate, bias);
 }
 
+// The same tile with A read in place: row i of the tile is a[i * lda + k]. Every C element sees the
+// same FMA sequence as kernel_f32 on a packed tile, so the two give identical bits; this one skips
+// the A transpose (as costly as the math when a task has few panels per row tile). Full tiles only.
+// Rows are addressed from three bases and two strides so the pointers stay in registers.
+void kernel_f32_rows(int64_t kk, const float* a, int64_t lda, const float* panel, float* C,
+                     int64_t ldc, int nv, bool accumulate, const float* bias) {
+#define SD_DECL(i) __m512 c##i##a = _mm512_setzero_ps(), c##i##b = _mm512_setzero_ps();
+  SD_ROWS(SD_DECL)
+#undef SD_DECL
+  const float* p0 = a;
+  const float* p5 = a + 5 * lda;
+  const float* p10 = a + 10 * lda;
+  const int64_t l1 = lda, l3 = 3 * lda;
+  for (int64_t k = 0; k < kk; ++k, ++p0, ++p5, ++p10) {
+    const __m512 w0 = _mm512_load_ps(panel + k * kNr), w1 = _mm512_load_ps(panel + k * kNr + 16);
+#define SD_FMA(i, ptr)                              \
+  {                                                 \
+    const __m512 av = _mm512_set1_ps(ptr);          \
+    c##i##a = _mm512_fmadd_ps(av, w0, c##i##a);     \
+    c##i##b = _mm512_fmadd_ps(av, w1, c##i##b);     \
+  }
+    SD_FMA(0, p0[0]) SD_FMA(1, p0[l1]) SD_FMA(2, p0[2 * l1]) SD_FMA(3, p0[l3]) SD_FMA(4, p0[4 * l1])
+    SD_FMA(5, p5[0]) SD_FMA(6, p5[l1]) SD_FMA(7, p5[2 * l1]) SD_FMA(8, p5[l3]) SD_FMA(9, p5[4 * l1])
+    SD_FMA(10, p10[0]) SD_FMA(11, p10[l1]) SD_FMA(12, p10[2 * l1]) SD_FMA(13, p10[l3])
+#undef SD_FMA
+  }
+  __m512 c0[kMr], c1[kMr];
+#define SD_OUT(i) c0[i] = c##i##a; c1[i] = c##i##b;
+  SD_ROWS(SD_OUT)
+#undef SD_OUT
+  store_tile<kMr>(c0, c1, C, ldc, kMr, nv, accumulate, bias);
+}
+
 // ---- integer path ------------------------------------------------------------------------------
 
 constexpr int kMrq = 6, kNrq = 32;
@@ -249,7 +282,7 @@ float dot(const float* a, const float* b, int64_t n) {
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
-const FloatKernels kFloat = {kMr, kNr, to_f32, kernel_f32, dot};
+const FloatKernels kFloat = {kMr, kNr, to_f32, kernel_f32, dot, kernel_f32_rows};
 const QuantKernels kQuant = {kMrq, kNrq, true, true, panel_bytes, atile_bytes, pack_q, quant_a, kernel_q};
 
 }  // namespace

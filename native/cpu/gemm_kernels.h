@@ -22,6 +22,10 @@ struct FloatKernels {
                  int mr_valid, int nr_valid, bool accumulate, const float* bias);
   // sum_k a[k] * b[k] (the small-M path: a few activation rows against each converted W row).
   float (*dot)(const float* a, const float* b, int64_t n);
+  // Optional (null: pack A): the kernel on a full mr-row tile with A read in place, row i at
+  // a + i * lda; gives the same bits as `kernel` on the packed tile.
+  void (*kernel_rows)(int64_t kk, const float* a, int64_t lda, const float* panel, float* C,
+                      int64_t ldc, int nr_valid, bool accumulate, const float* bias);
 };
 
 // Integer path for q8_0/q4_0 weights: activations quantized per 32-block to q8_0 (GGML's activation

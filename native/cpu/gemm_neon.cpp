@@ -64,7 +64,7 @@ float dot(const float* a, const float* b, int64_t n) {
   return t;
 }
 
-const FloatKernels kFloat = {kMr, kNr, to_f32, kernel_f32, dot};
+const FloatKernels kFloat = {kMr, kNr, to_f32, kernel_f32, dot, nullptr};
 
 }  // namespace
 

@@ -41,7 +41,7 @@ float dot(const float* a, const float* b, int64_t n) {
   return t;
 }
 
-const FloatKernels kFloat = {kMr, kNr, to_f32, kernel, dot};
+const FloatKernels kFloat = {kMr, kNr, to_f32, kernel, dot, nullptr};
 
 }  // namespace
 

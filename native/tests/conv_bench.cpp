@@ -117,7 +117,9 @@ SD_TEST(conv_bench) {
     const Rate row_peak = fma_peak(be, 3, 5000000);
     std::printf("%-24s", s.what);
     for (sd::DType t : dtypes) {
-      if (sd::dtype_is_quantized(t) && K % 32 != 0) {
+      const char* types = std::getenv("SDNODE_BENCH_TYPES");  // e.g. "f32,f16" (as gemm_bench)
+      if ((sd::dtype_is_quantized(t) && K % 32 != 0) ||
+          (types && !std::strstr(types, sd::dtype_name(t)))) {
         std::printf(" %22s", "-");
         continue;
       }
