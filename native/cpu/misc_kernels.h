@@ -20,6 +20,10 @@ constexpr int64_t kAttnQChunk = 256;  // queries per task
 constexpr int64_t kAttnTq = 64;       // queries per inner tile (rounded up to the register block)
 constexpr int64_t kAttnTk = 128;      // longest key tile (kernels pick per head size)
 constexpr int64_t kAttnRowPad = 8;    // room for register-block row padding (max MR)
+// The query-lanes kernel (simd_attention_lanes.inc): blocks of at most kAttnLaneRows queries
+// (along the vector lanes) over key tiles of at most kAttnLaneTk keys.
+constexpr int64_t kAttnLaneRows = 32;
+constexpr int64_t kAttnLaneTk = 128;
 
 struct AttnProblem {
   const float* q;  // [B, Nq, H*D]
@@ -29,6 +33,7 @@ struct AttnProblem {
   int64_t B, Nq, Nk, H, D;
   float scale;  // 1/sqrt(D)
   bool causal;
+  bool legacy;       // TEMP (measuring): run the row-major kernel instead of the query-lanes one
   uint64_t call_id;  // unique per attention call: lets a thread reuse the K/V it packed
 };
 
@@ -36,6 +41,7 @@ struct AttnProblem {
 // (O(Nk * D)) plus the tile buffers. Out of line on purpose: an inline helper here would be
 // compiled into ISA units too (see the ODR note in the team docs).
 size_t attn_scratch_floats(int64_t Nk, int64_t D);
+size_t attn_lanes_scratch_floats(int64_t Nk, int64_t D);
 
 struct MiscKernels {
   // One (sample, group) block: x/y hold cpg channels of hw contiguous values each.

@@ -2,3 +2,5 @@
 #include "cpu/vec_neon.h"
 #include "cpu/simd_rows.inc"
 #include "cpu/simd_attention.inc"
+#include "cpu/simd_attention_lanes.inc"
+#include "cpu/simd_misc_table.inc"

@@ -3,10 +3,14 @@
 // (SDNODE_BENCH_THREADS=n overrides the thread count, default: physical cores).
 // Attention is reported in GFLOP/s (4 * Nq * Nk * D * heads * batch) and as a fraction of the
 // measured FMA peak of the same ISA level with the same thread count; row ops in GB/s (read + write).
+// SDNODE_BENCH_CLOCK=cpu times with the process CPU time per thread (a shared, busy machine),
+// SDNODE_BENCH_REPS sets the runs per median (default 5), SDNODE_BENCH_ATTN_ONLY=1 skips the row ops.
+#include <time.h>
+
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -23,8 +27,23 @@ using misctest::view;
 
 namespace {
 
+bool cpu_clock() {
+  const char* c = std::getenv("SDNODE_BENCH_CLOCK");
+  return c && std::strcmp(c, "cpu") == 0;
+}
+int g_threads = 1;
+
+// Wall seconds, or process CPU seconds divided by the thread count with SDNODE_BENCH_CLOCK=cpu
+// (the pool blocks rather than spins, so time-slicing and idle waits are excluded).
 double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  timespec ts;
+  clock_gettime(cpu_clock() ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+  return (ts.tv_sec + ts.tv_nsec * 1e-9) / (cpu_clock() ? g_threads : 1);
+}
+
+int bench_reps(int dflt) {
+  const char* r = std::getenv("SDNODE_BENCH_REPS");
+  return r ? std::max(1, std::atoi(r)) : dflt;
 }
 
 // Median seconds of `reps` runs after one warm-up.
@@ -89,7 +108,7 @@ void bench_attention(sd::Backend& be, const char* what, int64_t B, int64_t Nq, i
   std::vector<float> y(q.size());
   auto tq = view(q, {B, Nq, H * D}), tk = view(k, {B, Nk, H * D}), tv = view(v, {B, Nk, H * D});
   auto ty = view(y, {B, Nq, H * D});
-  const double t = median_time(3, [&] { be.attention(ty, tq, tk, tv, static_cast<int>(H), false); });
+  const double t = median_time(bench_reps(5), [&] { be.attention(ty, tq, tk, tv, static_cast<int>(H), false); });
   const double gf = 4.0 * Nq * Nk * D * H * B / t / 1e9;
   std::printf("  attention %-28s %8.2f ms %7.1f GFLOP/s", what, t * 1e3, gf);
   if (peak > 0) std::printf("  %5.1f %% of FMA peak", 100.0 * gf / peak);
@@ -98,7 +117,7 @@ void bench_attention(sd::Backend& be, const char* what, int64_t B, int64_t Nq, i
 
 template <typename F>
 void bench_bytes(const char* what, double bytes, F fn) {
-  const double t = median_time(5, fn);
+  const double t = median_time(bench_reps(5), fn);
   std::printf("  %-38s %8.3f ms %7.1f GB/s\n", what, t * 1e3, bytes / t / 1e9);
 }
 
@@ -108,6 +127,8 @@ SD_TEST(bench_misc) {
   if (!std::getenv("SDNODE_BENCH")) return;
   const char* th = std::getenv("SDNODE_BENCH_THREADS");
   const int threads = th ? std::max(1, std::atoi(th)) : sd::default_thread_count();
+  g_threads = threads;
+  const bool attn_only = std::getenv("SDNODE_BENCH_ATTN_ONLY") != nullptr;
   misctest::IsaRestore restore;
   for (sd::Isa isa : {sd::Isa::Avx2, sd::Isa::Avx512, sd::Isa::Neon, sd::Isa::Dotprod}) {
     if (!sd::isa_force(isa)) continue;
@@ -118,6 +139,10 @@ SD_TEST(bench_misc) {
     bench_attention(*be, "self 2x1024 8 heads x 80", 2, 1024, 1024, 8, 80, peak);
     bench_attention(*be, "cross 2x4096x77 8 heads x 40", 2, 4096, 77, 8, 40, peak);
     bench_attention(*be, "vae 1x4096 1 head x 512", 1, 4096, 4096, 1, 512, peak);
+    if (attn_only) {
+      sd::isa_force(sd::isa_best());
+      continue;
+    }
 
     sdtest::Rng rng(2);
     const int64_t N = 2, C = 320, HW = 64 * 64;
