@@ -17,7 +17,18 @@ export interface LoadOptions {
   weights?: WeightType;
   /** CPU threads (default: physical cores). */
   threads?: number;
+  /**
+   * generate() gives memory back between its phases: the text encoder's weights after encoding, the
+   * UNet's and the activations after sampling, the VAE's and the activations at the end (see
+   * `release()`). Costs page faults (from the page cache) when a network runs again; only weights
+   * used in place from a file whose dtype is kept are dropped. Default true.
+   */
+  lowMemory?: boolean;
 }
+
+/** What `release()` gives back: a network's weight pages, or the activation memory. */
+export type ReleasePart = 'clip' | 'unet' | 'vae' | 'activations';
+const PARTS: readonly string[] = ['clip', 'unet', 'vae', 'activations'];
 
 /** A tensor crossing the API: row-major data and its shape (NCHW for images and latents). */
 export interface Tensor<T extends Float32Array | Int32Array = Float32Array> {
@@ -51,6 +62,7 @@ interface NativeModel {
   unet(x: Float32Array, B: number, C: number, h: number, w: number, t: Float32Array, ctx: Float32Array, L: number, D: number): Promise<Float32Array>;
   vaeDecode(z: Float32Array, B: number, h: number, w: number, tile: number): Promise<Float32Array>;
   vaeEncode(img: Float32Array, B: number, H: number, W: number, tile: number): Promise<Float32Array>;
+  release(part: string): Promise<Float32Array>;
   dispose(): void;
 }
 
@@ -97,17 +109,21 @@ export class StableDiffusion {
   #queue: Promise<unknown> = Promise.resolve();
   /** What was loaded: backend, weight bytes and the widths read from the weights. */
   readonly info: ModelInfo;
+  /** Whether generate() releases memory between phases (LoadOptions.lowMemory). */
+  readonly lowMemory: boolean;
 
-  private constructor(model: NativeModel, info: ModelInfo) {
+  private constructor(model: NativeModel, info: ModelInfo, lowMemory: boolean) {
     this.#model = model;
     this.info = info;
+    this.lowMemory = lowMemory;
   }
 
   /** Loads a .safetensors, .ckpt or .gguf SD 1.x checkpoint (a VAE-only or UNet-only file works for its parts). */
   static async load(path: string, options: LoadOptions = {}): Promise<StableDiffusion> {
     if (typeof path !== 'string' || path.length === 0) throw new TypeError('StableDiffusion.load: path must be a non-empty string');
     if (typeof options !== 'object' || options === null) throw new TypeError('StableDiffusion.load: options must be an object');
-    const { backend = 'auto', weights, threads } = options;
+    const { backend = 'auto', weights, threads, lowMemory = true } = options;
+    if (typeof lowMemory !== 'boolean') throw new TypeError('StableDiffusion.load: options.lowMemory must be a boolean');
     if (typeof backend !== 'string') throw new TypeError('StableDiffusion.load: options.backend must be a string');
     if (!BACKENDS.includes(backend)) throw new RangeError(`StableDiffusion.load: options.backend must be 'auto', 'cpu' or 'cuda', got '${backend}'`);
     if (weights !== undefined) {
@@ -135,7 +151,7 @@ export class StableDiffusion {
     if (weights !== undefined) opts.weights = weights;
     if (threads !== undefined) opts.threads = threads;
     const info = await model.load(path, tensors, opts);
-    return new StableDiffusion(model, info);
+    return new StableDiffusion(model, info, lowMemory);
   }
 
   /**
@@ -218,6 +234,21 @@ export class StableDiffusion {
     const id = image.data.slice();
     const data = await this.#run(() => m.vaeEncode(id, B, H, W, tile));
     return { data, shape: [B, 2 * v.zChannels, H / v.factor, W / v.factor] };
+  }
+
+  /**
+   * Gives memory back until it is next needed, after the calls already made: 'clip', 'unet' or 'vae'
+   * drop the resident pages of that network's weights where they are used in place from the model
+   * file (the next call faults them back in from the page cache or the file; converted weights
+   * stay), 'activations' frees the activation arena (the next call allocates it again).
+   */
+  async release(...parts: ReleasePart[]): Promise<void> {
+    const m = this.#live('release');
+    for (const p of parts) {
+      if (typeof p !== 'string') throw new TypeError('release: each part must be a string');
+      if (!PARTS.includes(p)) throw new RangeError(`release: part must be 'clip', 'unet', 'vae' or 'activations', got '${p}'`);
+    }
+    for (const p of parts) await this.#run(() => m.release(p));
   }
 
   /** Frees the weights and activations once the calls already made finish. Later calls throw an Error. */

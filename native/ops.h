@@ -38,6 +38,9 @@ class Backend {
   bool planning() const { return planning_; }
   virtual void reserve_activations(size_t bytes) = 0;
   virtual size_t activation_capacity() const = 0;
+  // Frees the arena and any per-thread kernel scratch (the next forward reserves again). Only
+  // between forwards. Default: nothing to free.
+  virtual void release_activations() {}
 
   // Weights: copies `host` (F32/F16/Q8_0/Q4_0 in host memory) into backend-owned memory converted
   // to `target`, possibly repacked for the backend's kernels. Valid until the backend is destroyed.
@@ -58,6 +61,7 @@ class Backend {
   // y[N, Co, Ho, Wo] = conv(x[N, Ci, H, W], w[Co, Ci, k, k]) + bias[Co]; k in {1, 3}, square kernel.
   void conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad);
   // Per (sample, group) normalisation over C/groups * H * W, then per-channel affine; optional SiLU.
+  // y may be x (in place): every backend reads a group's statistics before writing it.
   void group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
                   float eps, bool silu);
   // Normalises the innermost dimension.
@@ -90,6 +94,9 @@ class Backend {
   // Threads for backends that use host threads (CPU); others ignore it.
   virtual void set_threads(int n) {}
   virtual int threads() const { return 1; }
+  // True when linear/conv/attention round their inputs to fp16 (tensor cores, f32 accumulation):
+  // results then match the CPU within fp16 tolerances, not fp32 ones (tests pick their tier by it).
+  virtual bool f16_compute() const { return false; }
 
   // ---- profiling -----------------------------------------------------------------------------
   // When on, every op's wall time and FLOPs are summed by op kind ("conv 3x3", "conv 1x1", "linear",

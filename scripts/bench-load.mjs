@@ -16,9 +16,10 @@
 // VAE encode of 64x64) so every weight is touched: "use" is that time and "peak RSS (use)" the peak
 // of the whole process (weights + the small activations). --weights file keeps the file dtypes.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readSync, closeSync, statSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, openSync, readSync, closeSync, statSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { makeModelFiles } from './bench-model.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => join(root, 'dist', p);
@@ -109,45 +110,9 @@ async function child(mode, file, weights) {
 }
 
 async function generate(size, dir, weights) {
-  const { fullSizeKeys, formulaRule } = await import(dist('model/formula.js'));
-  const { writeSafetensors, writeTorchZip } = await import(dist('formats/index.js'));
-  const { toF16Bytes } = await import(dist('formats/half.js'));
-  const { convertModel } = await import(dist('model/convert.js'));
-  const tiny = JSON.parse(readFileSync(join(root, 'test', 'fixtures', 'formats', 'keys.json'), 'utf8')).tensors;
-  const keys = size === 'full' ? fullSizeKeys(tiny) : tiny;
-  const rank = new Map(keys.map((k) => [k.name, k.shape.length]));
-  // Random values with the formula's per-tensor scale (xorshift32, seeded by tensor index).
-  const values = (k, i) => {
-    const n = k.shape.reduce((a, b) => a * b, 1);
-    const out = new Float32Array(n);
-    if (k.rule === 'special') return out;
-    const { s, m } = formulaRule(k.name, k.shape, (nm) => rank.get(nm));
-    let x = (0x9e3779b9 ^ (i * 0x85ebca6b)) >>> 0 || 1;
-    for (let j = 0; j < n; j++) { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; out[j] = s * (x / 2147483648 - 1) + m; }
-    return out;
-  };
-  const asBytes = (f) => new Uint8Array(f.buffer);
-  const intData = (k) => (k.dtype === 'I64' ? { dtype: 'i64', data: new Uint8Array(8 * k.shape.reduce((a, b) => a * b, 1)) } : { dtype: 'i32', data: new Uint8Array(4) });
-  // The GGUF is quantized with the core's quantizer; without it (addon built without quantize) it is f16.
-  let quantize, ggType = opt('gguf', weights === 'file' ? 'q8_0' : weights);
-  if (ggType.startsWith('q')) {
-    try { ({ quantize } = await import(dist('quant.js'))); quantize(new Float32Array(32), ggType); } catch { quantize = undefined; ggType = 'f16'; }
-  }
-  const ckpt = join(dir, `sd15-${size}.ckpt`), st = join(dir, `sd15-${size}.safetensors`), gg = join(dir, `sd15-${size}.${ggType}.gguf`);
-  const t0 = performance.now();
-  if (!existsSync(ckpt)) {
-    writeTorchZip(ckpt, keys.map((k, i) => (k.dtype === 'F32'
-      ? { name: k.name, dtype: 'f32', shape: k.shape, data: () => asBytes(values(k, i)) }
-      : { name: k.name, shape: k.shape, ...intData(k) })), { extra: { global_step: 840000 } });
-  }
-  if (!existsSync(st)) {
-    writeSafetensors(st, keys.map((k, i) => (k.dtype === 'F32'
-      ? { name: k.name, dtype: 'f16', shape: k.shape, data: () => toF16Bytes(values(k, i)) }
-      : { name: k.name, shape: k.shape, ...intData(k) })), { format: 'pt' }, { order: 'given' });
-  }
-  if (!existsSync(gg)) convertModel(st, gg, { type: ggType, quantize });
-  console.error(`generated/checked ${size} model files in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  return [['ckpt (f32)', ckpt], ['safetensors', st], [`gguf (${ggType})`, gg]];
+  const ggType = opt('gguf', weights === 'file' ? 'q8_0' : weights);
+  const f = await makeModelFiles({ size, dir, ggType, formats: ['ckpt', 'safetensors', 'gguf'] });
+  return [['ckpt (f32)', f.ckpt], ['safetensors', f.safetensors], [`gguf (${f.ggType})`, f.gguf]];
 }
 
 function mib(n) { return `${(n / 1048576).toFixed(0)} MiB`; }

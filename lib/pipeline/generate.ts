@@ -95,9 +95,15 @@ export async function generate(model: PipelineModel, options: GenerateOptions, i
 
   const plan = planSampling(r.sampler, { steps: r.steps, schedule: r.schedule, strength: image ? r.strength : 1 });
 
+  // Each phase's weights and activations are given back when the next phase starts (lowMemory), so
+  // a generation peaks at one network's weights plus its activations, not all three.
+  const release = sd.lowMemory === true && typeof sd.release === 'function'
+    ? (...parts: Array<'clip' | 'unet' | 'vae' | 'activations'>) => sd.release!(...parts)
+    : async () => undefined;
   const cond = await encodeConditioning(sd, r.prompt, r.negativePrompt, {
     clipSkip: r.clipSkip, emphasis: r.emphasis, cfgScale: r.cfgScale, loraTags: r.loraTags,
   });
+  await release('clip');
   signal?.throwIfAborted();
 
   const seeds = batchSeeds(r.seed, B);
@@ -110,6 +116,7 @@ export async function generate(model: PipelineModel, options: GenerateOptions, i
   if (image) init = repeatBatch(await encodeImage(sd, image, r.vaeTileSize), B);
   const mask = pixelMask ? latentMask(pixelMask) : undefined;
   const concat = inChannels === 9 ? await inpaintChannels(sd, image, mask, pixelMask, H, W, B, r.vaeTileSize) : undefined;
+  if (image) await release('vae', 'activations');
   signal?.throwIfAborted();
   const tCond = Date.now();
 
@@ -120,6 +127,7 @@ export async function generate(model: PipelineModel, options: GenerateOptions, i
     onProgress: r.onProgress, signal, startedAt: t0,
   });
   const tSample = Date.now();
+  await release('unet', 'activations');
 
   const imgData = new Float32Array(B * 3 * H * W);
   for (let b = 0; b < B; b++) {
@@ -133,6 +141,7 @@ export async function generate(model: PipelineModel, options: GenerateOptions, i
       imgData[b * 3 * H * W + i] = v > 1 ? 1 : v < -1 ? -1 : v;
     }
   }
+  await release('vae', 'activations');
   const imageTensor = { data: imgData, shape: [B, 3, H, W] as [number, number, number, number] };
   const images = seeds.map((seed, b) => {
     const parameters = parametersText(r, seed, W, H, image !== undefined);

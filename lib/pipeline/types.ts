@@ -18,6 +18,9 @@ export interface PipelineModel {
   unet(x: Tensor, t: Float32Array, context: Tensor): Promise<Tensor>;
   vaeDecode(z: Tensor, options?: { tileSize?: number }): Promise<Tensor>;
   vaeEncode(image: Tensor, options?: { tileSize?: number }): Promise<Tensor>;
+  /** When true (and release exists), generate() releases each network's memory when done with it. */
+  readonly lowMemory?: boolean;
+  release?(...parts: Array<'clip' | 'unet' | 'vae' | 'activations'>): Promise<void>;
 }
 
 /** Image input: a PNG file's bytes, or a tensor ([1, 3, H, W] in [-1, 1] for images, [1, 1, H, W] in [0, 1] for masks). */

@@ -231,6 +231,7 @@ class Model : public Napi::ObjectWrap<Model> {
         InstanceMethod<&Model::Unet>("unet"),
         InstanceMethod<&Model::VaeDecode>("vaeDecode"),
         InstanceMethod<&Model::VaeEncode>("vaeEncode"),
+        InstanceMethod<&Model::Release>("release"),
         InstanceMethod<&Model::Dispose>("dispose"),
     });
     exports.Set("Model", cls);
@@ -328,6 +329,22 @@ class Model : public Napi::ObjectWrap<Model> {
       const int64_t tile = info.Length() > 4 && info[4].IsNumber() ? int_arg(info, 4, "vaeEncode", "tile", 0) : 0;
       auto img = std::make_shared<std::vector<float>>(array_arg<float, napi_float32_array>(info, 0, "vaeEncode", "image", B * m->vae().image_channels * H * W));
       return run(m, [=](sd::SdModel& s) { return s.vae_encode(img->data(), B, H, W, tile); });
+    });
+  }
+
+  // release(part): runs after queued jobs (they hold the model's lock), so a forward never loses its
+  // weights' pages or arena mid-call. Resolves to an empty Float32Array.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      auto m = live("release");
+      if (info.Length() < 1 || !info[0].IsString()) throw sdnode::TypeErr("Model.release: part must be a string");
+      const std::string part = info[0].As<Napi::String>().Utf8Value();
+      if (part != "clip" && part != "unet" && part != "vae" && part != "activations")
+        throw sdnode::RangeErr("Model.release: part must be 'clip', 'unet', 'vae' or 'activations', got '" + part + "'");
+      return run(m, [=](sd::SdModel& s) {
+        s.release(part);
+        return std::vector<float>();
+      });
     });
   }
 

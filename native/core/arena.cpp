@@ -16,6 +16,7 @@ AlignedBuffer aligned_alloc_bytes(size_t bytes, size_t alignment) {
 }
 
 void Arena::reserve(size_t capacity) {
+  buf_.reset();  // the old block first, so growing never holds both
   buf_ = aligned_alloc_bytes(capacity, kAlign);
   capacity_ = capacity;
   used_ = high_ = 0;

@@ -33,7 +33,11 @@ struct Tensor {
   // Innermost row length and number of rows.
   int64_t row_len() const { return ndim ? shape[ndim - 1] : 1; }
   int64_t rows() const { return ndim ? numel() / shape[ndim - 1] : 1; }
-  size_t nbytes() const { return static_cast<size_t>(rows()) * dtype_row_bytes(type, row_len()); }
+  // Blocks run over the flattened data, so a quantized conv weight [Co, Ci, 3, 3] (rows of Ci*9
+  // elements, last dim 3) counts numel / 32 blocks, not rows() rows of 3 elements.
+  size_t nbytes() const {
+    return static_cast<size_t>(numel() / dtype_block_elems(type)) * dtype_block_bytes(type);
+  }
 
   float* f32() const { return static_cast<float*>(data); }
   template <typename T> T* as() const { return static_cast<T*>(data); }

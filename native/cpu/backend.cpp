@@ -57,6 +57,14 @@ void CpuBackend::set_threads(int n) {
   scratch_size_.resize(n, 0);
 }
 
+void CpuBackend::release_activations() {
+  arena_ = Arena();
+  for (size_t t = 0; t < scratch_.size(); ++t) {
+    scratch_[t].reset();
+    scratch_size_[t] = 0;
+  }
+}
+
 uint8_t* CpuBackend::scratch(int thread, size_t bytes) {
   if (scratch_size_[thread] < bytes) {
     scratch_[thread] = aligned_alloc_bytes(bytes);

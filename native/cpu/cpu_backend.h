@@ -17,6 +17,7 @@ class CpuBackend final : public Backend {
 
   void reserve_activations(size_t bytes) override { arena_.reserve(bytes); }
   size_t activation_capacity() const override { return arena_.capacity(); }
+  void release_activations() override;
   Tensor upload_weight(const Tensor& host, DType target) override;
   Tensor adopt_weight(const Tensor& host, DType target) override;
   void upload(Tensor& dst, const float* src) override;

@@ -145,4 +145,25 @@ std::vector<float> SdModel::encode_whole(const float* img, int64_t B, int64_t H,
   return out;
 }
 
+size_t SdModel::release(const std::string& part) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (part == "activations") {
+    be_->release_activations();
+    return 0;
+  }
+  const char* prefix = part == "clip" ? "cond_stage_model." : part == "unet" ? "model.diffusion_model." :
+                       part == "vae" ? "first_stage_model." : nullptr;
+  need(prefix != nullptr, "release: unknown part '" + part + "' (clip, unet, vae or activations)");
+  if (!file_) return 0;
+  size_t bytes = 0;
+  for (const std::string& name : w_.names()) {
+    if (name.rfind(prefix, 0) != 0) continue;
+    const Tensor& t = w_.get(name);
+    if (!t.data || !file_->contains(t.data)) continue;
+    file_->release(static_cast<uint64_t>(static_cast<const uint8_t*>(t.data) - file_->data()), t.nbytes());
+    bytes += t.nbytes();
+  }
+  return bytes;
+}
+
 }  // namespace sd

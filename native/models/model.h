@@ -62,6 +62,11 @@ class SdModel {
   // img [B, 3, H, W] -> [B, 8, H/8, W/8]; tile in latent units as for vae_decode (tile * 8 pixels).
   std::vector<float> vae_encode(const float* img, int64_t B, int64_t H, int64_t W, int64_t tile = 0);
   const char* backend_name() const { return be_->name(); }
+  // Gives back memory the next call rebuilds: "clip", "unet", "vae" drop the resident pages of that
+  // network's weights used in place from the mapped file (re-read from the page cache or the file
+  // when next used; converted weights stay), "activations" frees the arena and kernel scratch.
+  // Returns the bytes of weights whose pages were dropped. Throws on another name.
+  size_t release(const std::string& part);
 
  private:
   void configure(const std::string& what);

@@ -50,6 +50,15 @@ SD_TEST(arena_aligns_and_rewinds) {
   SD_CHECK(threw);
 }
 
+SD_TEST(tensor_nbytes_counts_blocks_over_the_flattened_data) {
+  // A quantized 3x3 conv weight: rows of Ci*9 elements although the last dim is 3 (it once
+  // counted 0 bytes, so releasing its pages skipped every conv).
+  SD_CHECK(sd::Tensor(sd::DType::Q4_0, {320, 320, 3, 3}, nullptr).nbytes() == 320u * 320 * 9 / 32 * 18);
+  SD_CHECK(sd::Tensor(sd::DType::Q8_0, {640, 2880}, nullptr).nbytes() == 640u * 90 * 34);
+  SD_CHECK(sd::Tensor(sd::DType::F16, {3, 5}, nullptr).nbytes() == 30u);
+  SD_CHECK(sd::Tensor(sd::DType::F32, {7}, nullptr).nbytes() == 28u);
+}
+
 SD_TEST(fp16_edge_cases) {
   using sd::fp32_to_fp16;
   SD_CHECK(fp32_to_fp16(65504.f) == 0x7BFF);
