@@ -1,5 +1,6 @@
 // Golden tests of the three networks on the tiny-sd15 formula model (CPU backend), against
 // golden.safetensors with the README's tolerances (err = max|out - golden| / max|golden|).
+#include <algorithm>
 #include <cstdio>
 #include <cmath>
 #include <cstdlib>
@@ -95,6 +96,15 @@ const std::map<std::string, Tol> kTol = {
     {"q8_0", {3e-2, 1e-1, 5e-2}}, {"q4_0", {3e-1, 1.0, 8e-1}},
     {"wq8_0", {3e-2, 1e-1, 5e-2}}, {"wq4_0", {3e-1, 1.0, 8e-1}}};
 
+// A backend computing with fp16 inputs (CUDA tensor cores, SDNODE_CUDA_TC=1) is held to the fixture
+// README's "recommend fp16" column instead of the fp32 one; the quantized bounds are already looser.
+Tol tol(const char* dt) {
+  Tol t = kTol.at(dt);
+  if (model(dt).backend().f16_compute())
+    t = {std::max(t.clip, 5e-3), std::max(t.unet, 1e-2), std::max(t.vae, 1e-2)};
+  return t;
+}
+
 void check_clip(const char* dt) {
   sd::SdModel& m = model(dt);
   const Golden tok = golden("clip.tokens");
@@ -102,7 +112,7 @@ void check_clip(const char* dt) {
     const Golden ref = golden(skip == 1 ? "clip.out" : "clip.out_skip2");
     const double e = err(m.encode_text(tok.i.data(), 2, 77, skip), ref);
     std::printf("  %-5s clip skip%d   err %.3g\n", dt, skip, e);
-    SD_CHECK(e <= kTol.at(dt).clip) << dt << " clip skip " << skip << " err " << e;
+    SD_CHECK(e <= tol(dt).clip) << dt << " clip skip " << skip << " err " << e;
   }
 }
 
@@ -115,7 +125,7 @@ void check_unet(const char* dt) {
                                 ctx.f.data(), ctx.shape[1], ctx.shape[2]);
     const double e = err(out, ref);
     std::printf("  %-5s %-6s      err %.3g\n", dt, c, e);
-    SD_CHECK(e <= kTol.at(dt).unet) << dt << " " << c << " err " << e;
+    SD_CHECK(e <= tol(dt).unet) << dt << " " << c << " err " << e;
   }
 }
 
@@ -126,8 +136,8 @@ void check_vae(const char* dt) {
   const Golden img = golden("vae.img"), mom = golden("vae.moments");
   const double ee = err(m.vae_encode(img.f.data(), 1, img.shape[2], img.shape[3]), mom);
   std::printf("  %-5s vae.dec     err %.3g\n  %-5s vae.moments err %.3g\n", dt, ed, dt, ee);
-  SD_CHECK(ed <= kTol.at(dt).vae) << dt << " vae.dec err " << ed;
-  SD_CHECK(ee <= kTol.at(dt).vae) << dt << " vae.moments err " << ee;
+  SD_CHECK(ed <= tol(dt).vae) << dt << " vae.dec err " << ed;
+  SD_CHECK(ee <= tol(dt).vae) << dt << " vae.moments err " << ee;
 }
 
 }  // namespace
@@ -150,6 +160,26 @@ SD_TEST(models_vae_q8_0) { check_vae("q8_0"); }
 SD_TEST(models_clip_q4_0) { check_clip("q4_0"); }
 SD_TEST(models_unet_q4_0) { check_unet("q4_0"); }
 SD_TEST(models_vae_q4_0) { check_vae("q4_0"); }
+
+// The feed-forward runs in chunks of tokens at full size; the tiny model's 8x8 and 16x12 latents
+// have too few tokens to be cut at the default, so shrink the chunk (to a size that does not divide
+// the token count) and expect the very same bits and the golden.
+SD_TEST(models_unet_ff_chunks_give_the_same_bits) {
+  for (const char* dt : {"f32", "q8_0"}) {
+    sd::SdModel& m = model(dt);
+    const Golden x = golden("unet2.x"), t = golden("unet2.t"), ctx = golden("unet2.ctx"), ref = golden("unet2.eps");
+    auto run = [&] {
+      return m.run_unet(x.f.data(), x.shape[0], x.shape[1], x.shape[2], x.shape[3], t.f.data(), ctx.f.data(),
+                        ctx.shape[1], ctx.shape[2]);
+    };
+    const auto whole = run();
+    sd::unet_set_ff_chunk_rows(37);
+    const auto chunked = run();
+    sd::unet_set_ff_chunk_rows(0);
+    SD_CHECK(whole == chunked) << dt << ": chunked feed-forward changed the output";
+    SD_CHECK(err(chunked, ref) <= tol(dt).unet) << dt << " err " << err(chunked, ref);
+  }
+}
 
 // The quantized engine against an f32 run on the same weights dequantized (the unit-scale part of
 // the error: activations quantized per block in the GEMMs and convs, accumulation order).
