@@ -1,24 +1,71 @@
 #!/usr/bin/env bash
-# The GPU proof, run on a machine with an NVIDIA GPU (no Node needed): builds the core tests and
-# the CUDA backend for this GPU, runs every op on CUDA against the CPU backend, then the tiny-model
-# golden tests (CLIP, UNet, VAE at every weight dtype) on the CUDA backend, then a short benchmark.
+# The GPU proof, run on a machine with an NVIDIA GPU (no Node needed). Builds the core tests and the
+# CUDA backend for this GPU, then for each kernel set -- SDNODE_CUDA_TC=0 (v0 f32 SIMT) and =1
+# (tensor cores, f16 inputs / f32 accumulation) -- runs:
+#   1. every op on CUDA against the CPU backend, one line per case with its max rel err and
+#      tolerance, plus the tiny-model goldens and a kernel benchmark (sdcuda_tests --bench);
+#   2. the tiny-model golden suite (SDNODE_TEST_BACKEND=cuda sdcore_tests models_);
+#   3. the full-size SD 1.5-shaped benchmark: UNet 256/512 batch-2 step, CLIP, VAE decode (ms).
+# Ends with a summary: every FAIL line, each step's rc and seconds, the bench lines.
+# Expected run time on an H100/H200: build 2-4 min, steps 1-3 about 3 min together.
 #   bash scripts/gpu-check.sh [cuda-arch, default: detected, e.g. 90]
+#   SDNODE_GPU_CHECK_STEPS="ops models bench" (default all) runs a subset;
+#   SDNODE_GPU_CHECK_TC="0 1" (default) the kernel sets; SDNODE_GPU_CHECK_SANITIZE=1 adds a
+#   compute-sanitizer memcheck of the TC op tests (slow; for diagnosing a failure).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 arch="${1:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '.')}"
 arch="${arch:-90}"
+steps="${SDNODE_GPU_CHECK_STEPS:-ops models bench}"
+modes="${SDNODE_GPU_CHECK_TC:-0 1}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 gen=""; command -v ninja >/dev/null && gen="-G Ninja"
 t0=$(date +%s)
 cmake -S . -B build-gpu $gen -DCMAKE_BUILD_TYPE=Release -DSDNODE_TESTS=ON -DSDNODE_CUDA=ON \
   -DSDNODE_CUDA_ARCHS="${arch}-real" >/dev/null || exit 1
-cmake --build build-gpu -j "$(nproc)" 2>&1 | grep -E 'error|FAILED' ; [ "${PIPESTATUS[0]}" = 0 ] || exit 1
+cmake --build build-gpu -j "$(nproc)" --target sdcore_tests sdnode_cuda sdcuda_tests 2>&1 | grep -E 'error|FAILED|cuda/.*warning'
+[ "${PIPESTATUS[0]}" = 0 ] || exit 1
 echo "build: $(( $(date +%s) - t0 )) s"
 export SDNODE_CUDA_LIB="$PWD/build-gpu/native/cuda/sdnode_cuda.so"
+log="build-gpu/gpu-check.log"
+: >"$log"
+summary=()
 rc=0
-echo "== CUDA ops vs CPU backend"
-./build-gpu/native/cuda/sdcuda_tests --bench || rc=1
-echo "== tiny-model goldens on CUDA"
-SDNODE_TEST_BACKEND=cuda ./build-gpu/sdcore_tests models_ || rc=1
+# step NAME TIMEOUT CMD...: runs CMD (output to the terminal and the log), records rc and seconds.
+step() {
+  local name="$1" limit="$2"; shift 2
+  local s=$(date +%s)
+  echo "== $name" | tee -a "$log"
+  timeout "$limit" "$@" 2>&1 | tee -a "$log"
+  local r=${PIPESTATUS[0]}
+  [ "$r" = 0 ] || rc=1
+  [ "$r" = 124 ] && echo "== $name: TIMED OUT after $limit s" | tee -a "$log"
+  summary+=("$(printf '%-44s rc=%-3s %4d s' "$name" "$r" $(( $(date +%s) - s )))")
+}
+modes_csv=$(echo $modes | tr ' ' ',')
+case " $steps " in *" ops "*)
+  step "ops + goldens + kernel bench (TC=$modes_csv)" 300 \
+    env SDNODE_CUDA_TEST_TC="$modes_csv" ./build-gpu/native/cuda/sdcuda_tests --bench ;;
+esac
+case " $steps " in *" models "*)
+  for m in $modes; do
+    step "sdcore_tests models_ on cuda, TC=$m" 300 \
+      env SDNODE_CUDA_TC="$m" SDNODE_TEST_BACKEND=cuda ./build-gpu/sdcore_tests models_
+  done ;;
+esac
+case " $steps " in *" bench "*)
+  step "full-size bench f16 (TC=$modes_csv)" 300 \
+    env SDNODE_CUDA_TEST_TC="$modes_csv" SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
+esac
+if [ "${SDNODE_GPU_CHECK_SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null; then
+  step "compute-sanitizer memcheck, TC=1 ops" 300 \
+    env SDNODE_CUDA_TEST_TC=1 compute-sanitizer --tool memcheck --print-limit 20 ./build-gpu/native/cuda/sdcuda_tests
+fi
+echo
+echo "==== gpu-check summary ($(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1))"
+grep -E '\bFAIL\b' "$log" | head -60
+grep -E '^sdcuda|passed|failed' "$log" | grep -vE '^(ok|FAIL)' | tail -12
+grep -E '^bench |^== bench-model|UNet .*batch 2|CLIP batch|VAE decode' "$log"
+printf '%s\n' "${summary[@]}"
 echo "gpu-check: total $(( $(date +%s) - t0 )) s, rc=$rc"
 exit $rc

@@ -1,5 +1,6 @@
 // CudaBackend: device memory (one activation arena, weights uploaded once) and the C entry points.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -14,6 +15,9 @@ void cuda_check(cudaError_t e, const char* what) {
 }
 
 CudaBackend::CudaBackend(int device) : device_(device) {
+  // Opt-in until proven on a GPU (scripts/gpu-check.sh runs both); then the default becomes on.
+  const char* tc = std::getenv("SDNODE_CUDA_TC");
+  tc_ = tc && std::strcmp(tc, "1") == 0;
   SD_CUDA(cudaSetDevice(device));
   SD_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 }

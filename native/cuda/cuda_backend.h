@@ -4,7 +4,10 @@
 //
 // v0: f32 activations, SIMT kernels (tiled GEMM/implicit-GEMM conv with weights dequantized inside
 // shared-memory tiles, flash-style attention with online softmax, fused group_norm+SiLU).
-// Tensor cores, f16 activations and graphs are the next step.
+// Tensor-core path (tc_kernels.h): linear, conv2d and attention with f16 inputs and f32
+// accumulation, selected by SDNODE_CUDA_TC=1 (read once when the backend is created). The default
+// stays v0 until a GPU run of scripts/gpu-check.sh passes with TC=1; the next GPU session flips the
+// default (tc_ below) once it does. f16 activations in memory and graphs are later steps.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -45,6 +48,8 @@ class CudaBackend final : public Backend {
   void download(float* dst, const Tensor& src) override;
   size_t weight_bytes() const override { return weight_bytes_; }
 
+  bool f16_compute() const override { return tc_; }
+
   cudaStream_t stream() const { return stream_; }
   // Device scratch that grows only (for per-op temporaries such as timestep values or ids).
   void* scratch(size_t bytes);
@@ -78,6 +83,7 @@ class CudaBackend final : public Backend {
 
  private:
   int device_;
+  bool tc_ = false;  // tensor-core kernels (SDNODE_CUDA_TC=1)
   cudaStream_t stream_ = nullptr;
   DeviceBuffer arena_;
   size_t capacity_ = 0, used_ = 0;

@@ -1,6 +1,9 @@
 // The tiny-sd15 golden tests on the CUDA backend: CLIP (both outputs), UNet (square and
-// non-square), VAE decode and encode, at f32/f16 weights (the README's fp32 tolerances: the v0
-// kernels compute in f32 with f32 accumulation, no TF32) and q8_0/q4_0 (the CPU suite's bounds).
+// non-square), VAE decode and encode, at f32/f16 weights and q8_0/q4_0 (the CPU suite's bounds).
+// f32/f16 weights: the fixture README's fp32 column for the v0 kernels (f32 with f32 accumulation,
+// no TF32); its "recommend fp16" column (clip 5e-3, unet 1e-2, vae 1e-2) when the backend computes
+// with fp16 inputs (tensor cores, SDNODE_CUDA_TC=1).
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -35,6 +38,7 @@ double err(const std::vector<float>& out, const sdtest::Golden& g) {
 // Returns the number of failures; prints one line per check.
 int run_cuda_model_goldens() {
   using sdtest::golden;
+  g_pass = g_fail = 0;  // per call: once per kernel set
   const std::string path = "/tmp/sdnode-cuda-models-" + std::to_string(getpid()) + ".safetensors";
   const auto table = sdtest::write_safetensors(path, sdtest::tiny_model_tensors(), /*f32=*/true);
   for (const char* dt : {"f32", "f16", "q8_0", "q4_0"}) {
@@ -44,7 +48,9 @@ int run_cuda_model_goldens() {
       opt.has_dtype = true;
       sd::dtype_from_name(dt, &opt.dtype);
       sd::SdModel m(path, table, opt);
-      const Tol tol = kTol.at(dt);
+      Tol tol = kTol.at(dt);
+      if (m.backend().f16_compute())
+        tol = {std::max(tol.clip, 5e-3), std::max(tol.unet, 1e-2), std::max(tol.vae, 1e-2)};
       const auto tok = golden("clip.tokens");
       check(std::string(dt) + " clip.out", err(m.encode_text(tok.i.data(), 2, 77, 1), golden("clip.out")), tol.clip);
       check(std::string(dt) + " clip.out_skip2", err(m.encode_text(tok.i.data(), 2, 77, 2), golden("clip.out_skip2")), tol.clip);

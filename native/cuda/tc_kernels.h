@@ -1,0 +1,21 @@
+// Tensor-core kernels (f16 inputs, f32 accumulation), used by CudaBackend when SDNODE_CUDA_TC=1.
+// Activations stay f32 in memory (the op interface is unchanged); they are rounded to f16 when a
+// tile is staged into shared memory, weights (f32/f16/q8_0/q4_0) are dequantized into the same f16
+// tiles. Results therefore match the CPU within fp16, not fp32, tolerances.
+#pragma once
+#include <cuda_runtime.h>
+
+#include "ops.h"
+
+namespace sd {
+namespace cuda {
+
+// y[M, N] = x[M, K] . w[N, K]^T + bias[N]: any M, N, K (tails are masked).
+void tc_linear(cudaStream_t s, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
+// Implicit-GEMM conv2d (no im2col buffer), 1x1 and 3x3, stride 1 or 2, padding as v0.
+void tc_conv2d(cudaStream_t s, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad);
+// Flash attention for head dims up to 160; returns false (nothing launched) for larger heads.
+bool tc_attention(cudaStream_t s, Tensor& y, const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal);
+
+}  // namespace cuda
+}  // namespace sd

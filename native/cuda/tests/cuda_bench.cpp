@@ -1,0 +1,149 @@
+// Throughput figures (not tests): `sdcuda_tests --bench` times the GEMM/conv/attention kernels of the
+// kernel set under test; `--bench-model` builds the full-size SD 1.5-shaped model (random formula
+// weights, SDNODE_BENCH_DTYPE, default f16) once per kernel set and times CLIP, the UNet step at
+// batch 2 (one CFG step) for SDNODE_BENCH_SIZES (default 256,512; median of 5 after a warm-up) and
+// a VAE decode at the largest size. Times are wall clock around calls that end with a download, so
+// they include the host side of every op launch.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cuda_test_util.h"
+#include "models/model.h"
+#include "tests/full_size_model.h"
+
+using namespace cudatest;
+
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Median seconds of `reps` calls of fn (queued back to back, one sync per call).
+template <class F>
+double time_op(Env& e, const sd::Tensor& out, int reps, F&& fn) {
+  fn();
+  e.sync(out);
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const double t0 = now_s();
+    fn();
+    e.sync(out);
+    t.push_back(now_s() - t0);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+std::string env(const char* k, const char* def) {
+  const char* v = std::getenv(k);
+  return v && *v ? v : def;
+}
+
+}  // namespace
+
+void run_kernel_bench(sd::Backend& gpu) {
+  Rng rng(11);
+  Env e{&gpu};
+  const sd::DType types[] = {sd::DType::F32, sd::DType::F16, sd::DType::Q8_0, sd::DType::Q4_0};
+  struct Lin { int64_t M, N, K; };
+  for (Lin l : {Lin{8192, 320, 1280}, Lin{8192, 2560, 320}, Lin{2048, 1280, 5120}}) {
+    for (sd::DType t : types) {
+      if (l.M != 8192 || l.N != 320) {
+        if (t != sd::DType::F16) continue;
+      }
+      const auto w = rng.vec(l.N * l.K, 0.05f);
+      auto wg = weight(gpu, w, {l.N, l.K}, t);
+      gpu.rewind(0);
+      auto xt = e.act({l.M, l.K}), yt = e.act({l.M, l.N});
+      const double s = time_op(e, yt, 10, [&] { gpu.linear(yt, xt, wg, nullptr); });
+      std::printf("bench linear %-5s M%lld N%lld K%lld: %.3f ms, %.1f TFLOP/s\n", sd::dtype_name(t), (long long)l.M,
+                  (long long)l.N, (long long)l.K, s * 1e3, 2.0 * l.M * l.N * l.K / s / 1e12);
+    }
+  }
+  struct Cv { int64_t n, ci, co, h, s; };
+  for (Cv c : {Cv{2, 320, 320, 64, 1}, Cv{2, 640, 640, 32, 1}, Cv{2, 1280, 1280, 16, 1}, Cv{1, 128, 128, 512, 1},
+               Cv{2, 320, 320, 64, 2}}) {
+    const auto w = rng.vec(c.co * c.ci * 9, 0.05f);
+    auto wg = weight(gpu, w, {c.co, c.ci * 9}, sd::DType::F16).reshaped({c.co, c.ci, 3, 3});
+    gpu.rewind(0);
+    const int64_t ho = (c.h + 2 - 3) / c.s + 1;
+    auto xt = e.act({c.n, c.ci, c.h, c.h}), yt = e.act({c.n, c.co, ho, ho});
+    const double s = time_op(e, yt, 5, [&] { gpu.conv2d(yt, xt, wg, nullptr, static_cast<int>(c.s), 1); });
+    std::printf("bench conv3x3 f16 %lldx%lld->%lld %lldx%lld s%lld: %.3f ms, %.1f TFLOP/s\n", (long long)c.n,
+                (long long)c.ci, (long long)c.co, (long long)c.h, (long long)c.h, (long long)c.s, s * 1e3,
+                2.0 * c.n * c.co * ho * ho * c.ci * 9 / s / 1e12);
+  }
+  struct At { int64_t b, nq, nk, h, d; };
+  for (At a : {At{2, 4096, 4096, 8, 40}, At{2, 1024, 1024, 8, 80}, At{2, 256, 256, 8, 160}, At{2, 4096, 77, 8, 40},
+               At{1, 4096, 4096, 1, 512}}) {
+    gpu.rewind(0);
+    const int64_t w = a.h * a.d;
+    auto q = e.act({a.b, a.nq, w}), k = e.act({a.b, a.nk, w}), v = e.act({a.b, a.nk, w}), y = e.act({a.b, a.nq, w});
+    const double s = time_op(e, y, 3, [&] { gpu.attention(y, q, k, v, static_cast<int>(a.h), false); });
+    std::printf("bench attention b%lld nq%lld nk%lld h%lld d%lld: %.3f ms, %.2f TFLOP/s\n", (long long)a.b,
+                (long long)a.nq, (long long)a.nk, (long long)a.h, (long long)a.d, s * 1e3,
+                4.0 * a.b * a.h * a.nq * a.nk * a.d / s / 1e12);
+  }
+  std::fflush(stdout);
+}
+
+void run_model_bench(const std::vector<std::string>& modes) {
+  const std::string dt = env("SDNODE_BENCH_DTYPE", "f16");
+  sd::DType want;
+  if (!sd::dtype_from_name(dt.c_str(), &want)) {
+    std::printf("bench-model: unknown SDNODE_BENCH_DTYPE %s\n", dt.c_str());
+    return;
+  }
+  std::vector<int64_t> sizes;
+  std::stringstream ss(env("SDNODE_BENCH_SIZES", "256,512"));
+  for (std::string item; std::getline(ss, item, ',');) sizes.push_back(std::atoll(item.c_str()));
+  for (const std::string& mode : modes) {
+    setenv("SDNODE_CUDA_TC", mode.c_str(), 1);
+    try {
+      sd::ModelOptions opt;
+      opt.backend = "cuda";
+      double t0 = now_s();
+      auto model = sdtest::full_size_model(opt, want);
+      std::printf("== bench-model SDNODE_CUDA_TC=%s, %s weights (%.2f GiB), built in %.1f s\n", mode.c_str(),
+                  dt.c_str(), model->weight_bytes() / 1073741824.0, now_s() - t0);
+      std::vector<int32_t> ids(2 * 77, 49407);
+      model->encode_text(ids.data(), 2, 77, 1);
+      t0 = now_s();
+      const auto ctx = model->encode_text(ids.data(), 2, 77, 1);
+      std::printf("  CLIP batch 2: %.2f ms\n", (now_s() - t0) * 1e3);
+      for (int64_t px : sizes) {
+        const int64_t lat = px / 8;
+        std::vector<float> x(2 * 4 * lat * lat, 0.5f), t = {500.f, 500.f};
+        model->run_unet(x.data(), 2, 4, lat, lat, t.data(), ctx.data(), 77, 768);  // plans + warms up
+        std::vector<double> ms;
+        for (int r = 0; r < 5; ++r) {
+          t0 = now_s();
+          model->run_unet(x.data(), 2, 4, lat, lat, t.data(), ctx.data(), 77, 768);
+          ms.push_back((now_s() - t0) * 1e3);
+        }
+        std::sort(ms.begin(), ms.end());
+        std::printf("  UNet %lldx%lld batch 2 (one CFG step): median %.2f ms (min %.2f, max %.2f)\n", (long long)px,
+                    (long long)px, ms[2], ms[0], ms[4]);
+        std::fflush(stdout);
+      }
+      if (!sizes.empty()) {
+        const int64_t px = *std::max_element(sizes.begin(), sizes.end()), lat = px / 8;
+        std::vector<float> z(4 * lat * lat, 0.5f);
+        model->vae_decode(z.data(), 1, lat, lat);
+        t0 = now_s();
+        model->vae_decode(z.data(), 1, lat, lat);
+        std::printf("  VAE decode %lldx%lld: %.2f ms; activations arena %.0f MB\n", (long long)px, (long long)px,
+                    (now_s() - t0) * 1e3, model->activation_bytes() / 1e6);
+      }
+    } catch (const std::exception& e) {
+      std::printf("bench-model TC=%s failed: %s\n", mode.c_str(), e.what());
+    }
+    std::fflush(stdout);
+  }
+}

@@ -1,0 +1,108 @@
+// Helpers shared by the CUDA test/bench files: deterministic inputs, the error metric, pass/fail
+// counting, and running one op body on both backends.
+#pragma once
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ops.h"
+
+namespace cudatest {
+
+struct Rng {
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
+  float next() {  // uniform in [-1, 1)
+    s ^= s >> 12; s ^= s << 25; s ^= s >> 27;
+    return static_cast<float>(((s * 0x2545F4914F6CDD1Dull) >> 40) * (1.0 / 16777216.0)) * 2.f - 1.f;
+  }
+  std::vector<float> vec(size_t n, float scale = 1.f) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = next() * scale;
+    return v;
+  }
+  std::vector<float> gauss(size_t n, float sigma = 1.f) {  // Box-Muller
+    std::vector<float> v(n);
+    for (auto& x : v) {
+      const double u1 = 0.5 * (next() + 1.0) + 1e-12, u2 = 0.5 * (next() + 1.0);
+      x = static_cast<float>(sigma * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+    }
+    return v;
+  }
+};
+
+// max |a - ref| / max |ref| (NaN counts as infinite).
+inline double rel_err(const std::vector<float>& a, const std::vector<float>& ref) {
+  double scale = 1e-6, err = 0;
+  for (float r : ref) scale = std::fmax(scale, std::fabs(r));
+  for (size_t i = 0; i < a.size() && i < ref.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(a[i]) - ref[i]);
+    err = std::isnan(d) ? INFINITY : std::fmax(err, d);
+  }
+  return a.size() == ref.size() ? err / scale : INFINITY;
+}
+
+struct Counts {
+  int pass = 0, fail = 0;
+};
+inline Counts& counts() {
+  static Counts c;
+  return c;
+}
+
+inline void report(const std::string& name, double err, double tol) {
+  const bool ok = err <= tol;
+  (ok ? counts().pass : counts().fail)++;
+  std::printf("%s %-52s rel err %.2e (tol %.0e)\n", ok ? "ok  " : "FAIL", name.c_str(), err, tol);
+  std::fflush(stdout);
+}
+
+inline void report_exception(const std::string& name, const char* what) {
+  counts().fail++;
+  std::printf("FAIL %-52s exception: %s\n", name.c_str(), what);
+  std::fflush(stdout);
+}
+
+// Runs an op body on a backend with its inputs uploaded; returns the downloaded output.
+struct Env {
+  sd::Backend* be;
+  sd::Tensor act(std::initializer_list<int64_t> dims, const std::vector<float>* data = nullptr) {
+    sd::Tensor t = be->alloc(sd::DType::F32, dims);
+    if (data) be->upload(t, data->data());
+    return t;
+  }
+  std::vector<float> get(const sd::Tensor& t) {
+    std::vector<float> v(static_cast<size_t>(t.numel()));
+    be->download(v.data(), t);
+    return v;
+  }
+  // Waits for the backend's queued work (a 1-element download is stream-ordered).
+  void sync(const sd::Tensor& t) {
+    float one;
+    sd::Tensor view(sd::DType::F32, {1}, t.data);
+    be->download(&one, view);
+  }
+};
+
+using OpFn = std::function<std::vector<float>(Env&)>;
+
+inline void compare(sd::Backend& cpu, sd::Backend& gpu, const std::string& name, double tol, const OpFn& fn) {
+  try {
+    cpu.rewind(0);
+    gpu.rewind(0);
+    Env ec{&cpu}, eg{&gpu};
+    const std::vector<float> ref = fn(ec), out = fn(eg);
+    report(name, rel_err(out, ref), tol);
+  } catch (const std::exception& e) {
+    report_exception(name, e.what());
+  }
+}
+
+inline sd::Tensor weight(sd::Backend& be, const std::vector<float>& w, std::initializer_list<int64_t> dims, sd::DType t) {
+  sd::Tensor host(sd::DType::F32, dims, const_cast<float*>(w.data()));
+  return be.upload_weight(host, t);
+}
+
+}  // namespace cudatest
