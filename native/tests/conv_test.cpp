@@ -7,7 +7,8 @@
 // |y - y_exact| <= gamma_(K+2) * (sum |x w| + |b|), gamma_n ~ n * 2^-24 (Higham, Thm 3.1); the
 // test uses (K + 3) * 2^-24 * that sum per element. Quantized dtypes use the same bound against the
 // reference run on the same quantized weights; their error against f32 weights is the
-// quantization error, which quant_test bounds.
+// quantization error, which quant_test bounds. Quantized weights run on the float path here (the
+// integer path quantizes activations too: conv_int8_test.cpp checks it against its own oracle).
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 #include "core/cpu_features.h"
 #include "core/quant.h"
 #include "cpu/conv.h"
+#include "cpu/conv_int8.h"
 #include "cpu/cpu_backend.h"
 #include "tests/test.h"
 
@@ -72,12 +74,19 @@ struct IsaGuard {
   ~IsaGuard() { sd::isa_force(sd::isa_best()); }
 };
 
+// Quantized weights take the float (dequantizing) path while it lives.
+struct FloatQuantPath {
+  FloatQuantPath() { sd::conv_force_quant_path(sd::ConvQuantPath::Float); }
+  ~FloatQuantPath() { sd::conv_force_quant_path(sd::ConvQuantPath::Auto); }
+};
+
 struct Shape { int64_t ci, co, h, w; };
 
 }  // namespace
 
 SD_TEST(conv2d_matches_reference) {
   IsaGuard guard;
+  FloatQuantPath float_path;
   // Widths < 40 take the packed path (stride 1 too); 6x41 the padded-tile path with panels
   // crossing rows; 64x64 the padded-tile path with row-aligned panels (and Ci = 4: K = 36, not
   // blockable). K = 864 and 360 span several K blocks, 360 with a partial one.
@@ -156,6 +165,7 @@ SD_TEST(conv2d_op_interface) {
 // Quantized conv weights are blocked along Ci*k*k (tensor.h): the op accepts [Co, 32, 3, 3] q8_0
 // and rejects a K = 36 row (Ci = 4, SD's first conv, which stays f16/f32).
 SD_TEST(conv2d_op_quantized_rows) {
+  FloatQuantPath float_path;
   sd::CpuBackend be(2);
   sdtest::Rng rng(9);
   const int64_t N = 1, Ci = 32, Co = 6, H = 5, W = 6;
