@@ -21,9 +21,14 @@ constexpr int64_t kAttnTq = 64;       // queries per inner tile (rounded up to t
 constexpr int64_t kAttnTk = 128;      // longest key tile (kernels pick per head size)
 constexpr int64_t kAttnRowPad = 8;    // room for register-block row padding (max MR)
 // The query-lanes kernel (simd_attention_lanes.inc): blocks of at most kAttnLaneRows queries
-// (along the vector lanes) over key tiles of at most kAttnLaneTk keys.
+// (along the vector lanes) over key tiles of at most kAttnLaneTk keys. When the packed K/V of all
+// heads of a sample fit in kAttnLaneAllHeadsBytes (cross-attention's 77 keys), a task is
+// kAttnLaneChunk queries of every head, so Q and y are read and written as whole rows; otherwise
+// a task is kAttnQChunk queries of one head, whose K/V stay in L2 across the task.
 constexpr int64_t kAttnLaneRows = 32;
 constexpr int64_t kAttnLaneTk = 128;
+constexpr int64_t kAttnLaneChunk = 64;
+constexpr int64_t kAttnLaneAllHeadsBytes = 1 << 20;
 
 struct AttnProblem {
   const float* q;  // [B, Nq, H*D]
@@ -33,7 +38,7 @@ struct AttnProblem {
   int64_t B, Nq, Nk, H, D;
   float scale;  // 1/sqrt(D)
   bool causal;
-  bool legacy;       // TEMP (measuring): run the row-major kernel instead of the query-lanes one
+  bool legacy;  // TEMP (measuring): run the row-major kernel instead of the query-lanes one
   uint64_t call_id;  // unique per attention call: lets a thread reuse the K/V it packed
 };
 
@@ -41,7 +46,8 @@ struct AttnProblem {
 // (O(Nk * D)) plus the tile buffers. Out of line on purpose: an inline helper here would be
 // compiled into ISA units too (see the ODR note in the team docs).
 size_t attn_scratch_floats(int64_t Nk, int64_t D);
-size_t attn_lanes_scratch_floats(int64_t Nk, int64_t D);
+// The same for a query-lanes task over `heads` heads.
+size_t attn_lanes_scratch_floats(int64_t Nk, int64_t D, int64_t heads);
 
 struct MiscKernels {
   // One (sample, group) block: x/y hold cpg channels of hw contiguous values each.
@@ -63,15 +69,27 @@ struct MiscKernels {
 // The table for the level sd::isa_active() reports now.
 const MiscKernels& misc_kernels();
 
+// The query-lanes attention kernel of one SIMD level.
+struct AttnLaneKernels {
+  int64_t max_head;  // wider heads take MiscKernels::attention_tile
+  // Queries [q0, q0 + nq) of heads [h0, h1) of batch b; scratch holds
+  // attn_lanes_scratch_floats(Nk, D, h1 - h0) floats, 64-byte aligned.
+  void (*rows)(const AttnProblem& p, int64_t b, int64_t h0, int64_t h1, int64_t q0, int64_t nq,
+               float* scratch);
+};
+
+// The query-lanes kernel for the level sd::isa_active() reports now; nullptr at the scalar level.
+const AttnLaneKernels* attn_lane_kernels();
+
 namespace scalar { extern const MiscKernels kMiscKernels; }
 #if defined(SDNODE_HAVE_AVX2)
-namespace avx2 { extern const MiscKernels kMiscKernels; }
+namespace avx2 { extern const MiscKernels kMiscKernels; extern const AttnLaneKernels kAttnLaneKernels; }
 #endif
 #if defined(SDNODE_HAVE_AVX512)
-namespace avx512 { extern const MiscKernels kMiscKernels; }
+namespace avx512 { extern const MiscKernels kMiscKernels; extern const AttnLaneKernels kAttnLaneKernels; }
 #endif
 #if defined(SDNODE_HAVE_NEON)
-namespace neon { extern const MiscKernels kMiscKernels; }
+namespace neon { extern const MiscKernels kMiscKernels; extern const AttnLaneKernels kAttnLaneKernels; }
 #endif
 
 }  // namespace sd
