@@ -76,13 +76,25 @@ __global__ void transpose12_kernel(const float* x, float* y, int64_t B, int64_t 
 
 // freqs come from the host, computed exactly as the CPU backend does, and sin/cos run in double:
 // at t = 999 one ulp of a frequency moves the argument by ~6e-5, so both backends must agree on it.
+__device__ __forceinline__ void timestep_at(int64_t i, const float* t, const float* freqs, float* y, int64_t half) {
+  const int64_t b = i / half, j = i - b * half;
+  const double arg = static_cast<double>(t[b] * freqs[j]);
+  y[b * 2 * half + j] = static_cast<float>(cos(arg));
+  y[b * 2 * half + half + j] = static_cast<float>(sin(arg));
+}
+
 __global__ void timestep_kernel(const float* t, const float* freqs, float* y, int64_t B, int64_t half) {
-  SD_GRID_LOOP(i, B * half) {
-    const int64_t b = i / half, j = i - b * half;
-    const double arg = static_cast<double>(t[b] * freqs[j]);
-    y[b * 2 * half + j] = static_cast<float>(cos(arg));
-    y[b * 2 * half + half + j] = static_cast<float>(sin(arg));
-  }
+  SD_GRID_LOOP(i, B * half) timestep_at(i, t, freqs, y, half);
+}
+
+// Small host tables travel as kernel parameters (under the 4 KB parameter limit): no host-to-device
+// copy, so no host synchronisation inside a forward (and nothing that a CUDA graph could not hold).
+constexpr int kSmall = 960;
+struct SmallF32 { float v[kSmall]; };
+struct SmallI32 { int32_t v[kSmall]; };
+
+__global__ void timestep_small_kernel(SmallF32 tab, float* y, int64_t B, int64_t half) {
+  SD_GRID_LOOP(i, B * half) timestep_at(i, tab.v, tab.v + B, y, half);
 }
 
 __global__ void get_rows_kernel(const uint8_t* table, DType t, int64_t row_bytes, const int32_t* ids, float* y,
@@ -90,6 +102,14 @@ __global__ void get_rows_kernel(const uint8_t* table, DType t, int64_t row_bytes
   SD_GRID_LOOP(i, n_ids * d) {
     const int64_t r = i / d, c = i - r * d;
     y[i] = cuda::load_weight(table + ids[r] * row_bytes, t, c);
+  }
+}
+
+__global__ void get_rows_small_kernel(const uint8_t* table, DType t, int64_t row_bytes, SmallI32 ids, float* y,
+                                      int64_t n_ids, int64_t d) {
+  SD_GRID_LOOP(i, n_ids * d) {
+    const int64_t r = i / d, c = i - r * d;
+    y[i] = cuda::load_weight(table + ids.v[r] * row_bytes, t, c);
   }
 }
 
@@ -169,6 +189,13 @@ void CudaBackend::do_timestep_embedding(Tensor& y, const float* t, float max_per
   const float neg_log = static_cast<float>(-std::log(static_cast<double>(max_period)));
   for (int64_t i = 0; i < half; ++i)
     host[B + i] = static_cast<float>(std::exp(static_cast<double>(neg_log * static_cast<float>(i) / static_cast<float>(half))));
+  if (host.size() <= static_cast<size_t>(kSmall)) {
+    SmallF32 tab{};
+    for (size_t i = 0; i < host.size(); ++i) tab.v[i] = host[i];
+    timestep_small_kernel<<<blocks_for(B * half), THREADS, 0, stream()>>>(tab, y.f32(), B, half);
+    SD_CUDA_LAUNCHED("timestep_embedding");
+    return;
+  }
   auto* dt = static_cast<float*>(scratch(host.size() * sizeof(float)));
   SD_CUDA(cudaMemcpyAsync(dt, host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice, stream()));
   timestep_kernel<<<blocks_for(B * half), THREADS, 0, stream()>>>(dt, dt + B, y.f32(), B, half);
@@ -178,6 +205,15 @@ void CudaBackend::do_timestep_embedding(Tensor& y, const float* t, float max_per
 }
 
 void CudaBackend::do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) {
+  const int64_t row_bytes = static_cast<int64_t>(dtype_row_bytes(table.type, table.shape[1]));
+  if (n_ids <= kSmall) {
+    SmallI32 tab{};
+    for (int64_t i = 0; i < n_ids; ++i) tab.v[i] = ids[i];
+    get_rows_small_kernel<<<blocks_for(n_ids * table.shape[1]), THREADS, 0, stream()>>>(
+        static_cast<const uint8_t*>(table.data), table.type, row_bytes, tab, y.f32(), n_ids, table.shape[1]);
+    SD_CUDA_LAUNCHED("get_rows");
+    return;
+  }
   auto* did = static_cast<int32_t*>(scratch(static_cast<size_t>(n_ids) * sizeof(int32_t)));
   SD_CUDA(cudaMemcpyAsync(did, ids, static_cast<size_t>(n_ids) * sizeof(int32_t), cudaMemcpyHostToDevice, stream()));
   const int64_t d = table.shape[1];

@@ -64,7 +64,7 @@ void run_matmul_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng, double mm) {
           Env eg{&gpu};
           auto xt = eg.act({M, K}, &x), bt = eg.act({N}, &b), yt = eg.act({M, N});
           gpu.linear(yt, xt, wg, &bt);
-          report(name + " vs dequantized ref", rel_err(eg.get(yt), ref), mm);
+          report(name + " vs dequantized ref", eg.get(yt), ref, mm, std::to_string(M) + "x" + std::to_string(N));
         } catch (const std::exception& ex) {
           report_exception(name, ex.what());
         }
@@ -109,6 +109,14 @@ void run_matmul_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng, double mm) {
       compare(cpu, gpu, std::string("get_rows ") + sd::dtype_name(t), 0, [&](Env& e) {
         auto yt = e.act({5, 64});
         e.be->get_rows(yt, e.be == &cpu ? tc : tg, ids, 5);
+        return e.get(yt);
+      });
+      // More ids than fit in a kernel parameter: the copied-ids path.
+      std::vector<int32_t> many(1000);
+      for (size_t i = 0; i < many.size(); ++i) many[i] = static_cast<int32_t>((i * 37 + 11) % 50);
+      compare(cpu, gpu, std::string("get_rows 1000 ids ") + sd::dtype_name(t), 0, [&](Env& e) {
+        auto yt = e.act({1000, 64});
+        e.be->get_rows(yt, e.be == &cpu ? tc : tg, many.data(), 1000);
         return e.get(yt);
       });
     }
@@ -198,6 +206,11 @@ void run_other_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng) {
   const float ts[] = {999.f, 437.25f, 0.f};
   compare(cpu, gpu, "timestep_embedding", 1e-6, [&](Env& e) {
     auto yt = e.act({3, 320});
+    e.be->timestep_embedding(yt, ts);
+    return e.get(yt);
+  });
+  compare(cpu, gpu, "timestep_embedding dim 2048 (copied table)", 1e-6, [&](Env& e) {
+    auto yt = e.act({3, 2048});
     e.be->timestep_embedding(yt, ts);
     return e.get(yt);
   });

@@ -33,16 +33,32 @@ struct Rng {
   }
 };
 
-// max |a - ref| / max |ref| (NaN counts as infinite).
-inline double rel_err(const std::vector<float>& a, const std::vector<float>& ref) {
-  double scale = 1e-6, err = 0;
-  for (float r : ref) scale = std::fmax(scale, std::fabs(r));
-  for (size_t i = 0; i < a.size() && i < ref.size(); ++i) {
-    const double d = std::fabs(static_cast<double>(a[i]) - ref[i]);
-    err = std::isnan(d) ? INFINITY : std::fmax(err, d);
+// max |a - ref| / max |ref| (NaN counts as infinite), and where it is worst.
+struct ErrStat {
+  double err = 0;
+  size_t worst = 0, over = 0;  // flat index of the worst element; elements over `tol` (when given)
+  float out = 0, ref = 0;
+};
+
+inline ErrStat err_stat(const std::vector<float>& a, const std::vector<float>& ref, double tol = 0) {
+  ErrStat st;
+  if (a.size() != ref.size()) {
+    st.err = INFINITY;
+    return st;
   }
-  return a.size() == ref.size() ? err / scale : INFINITY;
+  double scale = 1e-6;
+  for (float r : ref) scale = std::fmax(scale, std::fabs(r));
+  for (size_t i = 0; i < a.size(); ++i) {
+    double d = std::fabs(static_cast<double>(a[i]) - ref[i]) / scale;
+    if (std::isnan(d)) d = INFINITY;
+    if (d > tol) st.over++;
+    if (d > st.err || (i == 0 && d == INFINITY)) st.err = d, st.worst = i;
+  }
+  if (!a.empty()) st.out = a[st.worst], st.ref = ref[st.worst];
+  return st;
 }
+
+inline double rel_err(const std::vector<float>& a, const std::vector<float>& ref) { return err_stat(a, ref).err; }
 
 struct Counts {
   int pass = 0, fail = 0;
@@ -57,6 +73,17 @@ inline void report(const std::string& name, double err, double tol) {
   (ok ? counts().pass : counts().fail)++;
   std::printf("%s %-52s rel err %.2e (tol %.0e)\n", ok ? "ok  " : "FAIL", name.c_str(), err, tol);
   std::fflush(stdout);
+}
+
+// As report(), and on failure says where: the worst flat index (row-major over the output's
+// dims, given for decoding), its values, and how many elements are over the tolerance.
+inline void report(const std::string& name, const std::vector<float>& out, const std::vector<float>& ref, double tol,
+                   const std::string& dims = "") {
+  const ErrStat st = err_stat(out, ref, tol);
+  report(name, st.err, tol);
+  if (st.err > tol)
+    std::printf("     worst at flat index %zu of %zu%s: got %.6g want %.6g; %zu elements over tol\n", st.worst,
+                ref.size(), dims.empty() ? "" : (" (dims " + dims + ")").c_str(), st.out, st.ref, st.over);
 }
 
 inline void report_exception(const std::string& name, const char* what) {
@@ -94,7 +121,7 @@ inline void compare(sd::Backend& cpu, sd::Backend& gpu, const std::string& name,
     gpu.rewind(0);
     Env ec{&cpu}, eg{&gpu};
     const std::vector<float> ref = fn(ec), out = fn(eg);
-    report(name, rel_err(out, ref), tol);
+    report(name, out, ref, tol);
   } catch (const std::exception& e) {
     report_exception(name, e.what());
   }
