@@ -16,6 +16,12 @@
 namespace sd {
 namespace cuda {
 
+// The kernel's dynamic shared memory (declared here so the kernels never spell `extern __shared__`).
+__device__ __forceinline__ unsigned char* dynamic_smem() {
+  extern __shared__ __align__(16) unsigned char smem_dyn[];
+  return smem_dyn;
+}
+
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }

@@ -1,0 +1,157 @@
+// The tensor-core flash-attention kernel (see attention_tc.cu for the design). A header of its own
+// so that a host-side emulation of the warp-level ops (tests/tc_emulation.cpp) can run it.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "cuda/tc_common.cuh"
+
+namespace sd {
+namespace cuda {
+namespace tc_attn {
+
+constexpr int BQ = 64, BKEY = 64, THREADS = 128;
+
+// rows [r0, r0 + 64) of one head of src [B, n, width] -> dst[64][STR] f16 (times `scale`); rows
+// past n and columns past d are zero (zero keys/values so masked lanes never meet NaN garbage).
+template <int DP>
+__device__ __forceinline__ void stage_tile(__half* dst, const float* src, int64_t row0, int r0, int n, int width,
+                                           int d, float scale) {
+  constexpr int STR = DP + 8, PAIRS = DP / 2;
+  for (int i = threadIdx.x; i < BQ * PAIRS; i += THREADS) {
+    const int r = i / PAIRS, c = (i - r * PAIRS) * 2;
+    float a = 0.f, b = 0.f;
+    if (r0 + r < n) {
+      const float* p = src + (row0 + r0 + r) * width;
+      if (c < d) a = p[c] * scale;
+      if (c + 1 < d) b = p[c + 1] * scale;
+    }
+    *reinterpret_cast<__half2*>(dst + r * STR + c) = __floats2half2_rn(a, b);
+  }
+}
+
+template <int DP>
+__global__ void __launch_bounds__(THREADS) tc_attention_kernel(const float* q, const float* k, const float* v, float* y,
+                                                               int nq, int nk, int heads, int d, float qscale,
+                                                               bool causal) {
+  constexpr int STR = DP + 8, KC = DP / 16, NT = BKEY / 8, ON = DP / 8;
+  __half* Ks = reinterpret_cast<__half*>(dynamic_smem());  // [BKEY][STR]
+  __half* Vs = Ks + BKEY * STR;                      // [BKEY][STR]
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+  const int b = blockIdx.y / heads, h = blockIdx.y - b * heads;
+  const int width = heads * d, q0 = blockIdx.x * BQ;
+  const float* qh = q + h * d;
+  const float* kh = k + h * d;
+  const float* vh = v + h * d;
+
+  // Q through the K buffer into registers.
+  stage_tile<DP>(Ks, qh, static_cast<int64_t>(b) * nq, q0, nq, width, d, qscale);
+  __syncthreads();
+  uint32_t qf[KC][4];
+#pragma unroll
+  for (int kc = 0; kc < KC; ++kc) ldmatrix_x4(qf[kc], Ks + (warp * 16 + (lane & 15)) * STR + kc * 16 + (lane >> 4) * 8);
+  __syncthreads();
+
+  float o[ON][4];
+#pragma unroll
+  for (int i = 0; i < ON; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+  float mrow[2] = {-INFINITY, -INFINITY}, lsum[2] = {0.f, 0.f};  // rows g and g + 8 of this warp
+  const int qrow0 = q0 + warp * 16 + g;
+  const int kend = causal ? min(nk, q0 + BQ) : nk;
+  // K as the B operand (n = key, k = dim): rows (lane % 8) + (lane / 16) * 8, k half (lane / 8) % 2.
+  const int kb_off = ((lane & 7) + (lane >> 4) * 8) * STR + ((lane >> 3) & 1) * 8;
+  // V as the B operand via .trans (k = key, n = dim): key rows (lane % 8) + ((lane / 8) % 2) * 8, dim half lane / 16.
+  const int vb_off = ((lane & 7) + ((lane >> 3) & 1) * 8) * STR + (lane >> 4) * 8;
+
+  for (int j0 = 0; j0 < kend; j0 += BKEY) {
+    stage_tile<DP>(Ks, kh, static_cast<int64_t>(b) * nk, j0, nk, width, d, 1.f);
+    stage_tile<DP>(Vs, vh, static_cast<int64_t>(b) * nk, j0, nk, width, d, 1.f);
+    __syncthreads();
+
+    float s[NT][4];
+#pragma unroll
+    for (int i = 0; i < NT; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+#pragma unroll
+    for (int kc = 0; kc < KC; ++kc)
+#pragma unroll
+      for (int nj = 0; nj < NT / 2; ++nj) {
+        uint32_t kf[4];
+        ldmatrix_x4(kf, Ks + kb_off + nj * 16 * STR + kc * 16);
+        mma_16816(s[2 * nj], qf[kc], kf[0], kf[1]);
+        mma_16816(s[2 * nj + 1], qf[kc], kf[2], kf[3]);
+      }
+
+    float mx[2] = {mrow[0], mrow[1]};
+#pragma unroll
+    for (int ni = 0; ni < NT; ++ni)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = j0 + ni * 8 + t4 * 2 + (e & 1);
+        if (key >= nk || (causal && key > qrow0 + (e >> 1) * 8)) s[ni][e] = -INFINITY;
+        mx[e >> 1] = fmaxf(mx[e >> 1], s[ni][e]);
+      }
+    float corr[2], base[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      base[r] = mx[r] == -INFINITY ? 0.f : mx[r];  // a row with nothing unmasked yet stays at zero
+      corr[r] = exp2f(mrow[r] - base[r]);
+      mrow[r] = mx[r];
+      lsum[r] *= corr[r];
+    }
+#pragma unroll
+    for (int ni = 0; ni < NT; ++ni)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[ni][e] = exp2f(s[ni][e] - base[e >> 1]);
+        lsum[e >> 1] += s[ni][e];
+      }
+#pragma unroll
+    for (int i = 0; i < ON; ++i) {
+      o[i][0] *= corr[0];
+      o[i][1] *= corr[0];
+      o[i][2] *= corr[1];
+      o[i][3] *= corr[1];
+    }
+
+#pragma unroll
+    for (int kc = 0; kc < BKEY / 16; ++kc) {
+      const uint32_t pa[4] = {pack_half2(s[2 * kc][0], s[2 * kc][1]), pack_half2(s[2 * kc][2], s[2 * kc][3]),
+                              pack_half2(s[2 * kc + 1][0], s[2 * kc + 1][1]),
+                              pack_half2(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+#pragma unroll
+      for (int dn = 0; dn < DP / 16; ++dn) {
+        uint32_t vf[4];
+        ldmatrix_x4_trans(vf, Vs + vb_off + kc * 16 * STR + dn * 16);
+        mma_16816(o[2 * dn], pa, vf[0], vf[1]);
+        mma_16816(o[2 * dn + 1], pa, vf[2], vf[3]);
+      }
+    }
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    lsum[r] += __shfl_xor_sync(0xffffffffu, lsum[r], 1);
+    lsum[r] += __shfl_xor_sync(0xffffffffu, lsum[r], 2);
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int qi = qrow0 + r * 8;
+    if (qi >= nq) continue;
+    const float inv = 1.f / lsum[r];
+    float* yp = y + (static_cast<int64_t>(b) * nq + qi) * width + h * d;
+#pragma unroll
+    for (int ni = 0; ni < ON; ++ni)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int c = ni * 8 + t4 * 2 + e;
+        if (c < d) yp[c] = o[ni][r * 2 + e] * inv;
+      }
+  }
+}
+
+}  // namespace tc_attn
+}  // namespace cuda
+}  // namespace sd

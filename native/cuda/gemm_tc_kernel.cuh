@@ -1,0 +1,246 @@
+// The tensor-core GEMM kernel and its tile loaders (see gemm_tc.cu for the design). A header of its
+// own so that a host-side emulation of the warp-level ops (tests/tc_emulation.cpp) can run it.
+#pragma once
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "cuda/tc_common.cuh"
+
+namespace sd {
+namespace cuda {
+namespace tc_gemm {
+
+constexpr int BM = 128, BN = 128, BK = 32, THREADS = 256;
+constexpr int BKP = BK + 8;  // row stride in halves: 80 bytes keeps ldmatrix rows 16-byte aligned and conflict-free
+
+__device__ __forceinline__ void store16(__half* dst, const float (&v)[16]) {
+  uint4 lo, hi;
+  lo.x = pack_half2(v[0], v[1]);
+  lo.y = pack_half2(v[2], v[3]);
+  lo.z = pack_half2(v[4], v[5]);
+  lo.w = pack_half2(v[6], v[7]);
+  hi.x = pack_half2(v[8], v[9]);
+  hi.y = pack_half2(v[10], v[11]);
+  hi.z = pack_half2(v[12], v[13]);
+  hi.w = pack_half2(v[14], v[15]);
+  reinterpret_cast<uint4*>(dst)[0] = lo;
+  reinterpret_cast<uint4*>(dst)[1] = hi;
+}
+
+// f32 rows of length K with stride ld (activations, or f32 weights); rows >= rows_ read as zero.
+struct F32Rows {
+  const float* base;
+  int64_t rows, K, ld;
+  bool vec;  // 16-byte aligned rows: float4 loads
+  const float* p = nullptr;
+  float r[16];
+  __device__ void init(int64_t row) { p = row < rows ? base + row * ld : nullptr; }
+  __device__ void fetch(int64_t k) {
+    if (p && vec && k + 16 <= K) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float4 f = reinterpret_cast<const float4*>(p + k)[i];
+        r[4 * i] = f.x, r[4 * i + 1] = f.y, r[4 * i + 2] = f.z, r[4 * i + 3] = f.w;
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < 16; ++i) r[i] = (p && k + i < K) ? p[k + i] : 0.f;
+    }
+  }
+  __device__ void stage(__half* dst) const { store16(dst, r); }
+};
+
+// Implicit-GEMM A for conv: row m = output pixel (img, oy, ox), column k = (ci, ky, kx).
+template <int KS>
+struct ConvRows {
+  const float* x;
+  int64_t M, K;
+  int h, w, ho, wo, stride, pad;
+  const float* img = nullptr;  // this thread's image, null for rows past M
+  int iy0 = 0, ix0 = 0;
+  float r[16];
+  __device__ void init(int64_t m) {
+    if (m >= M) { img = nullptr; return; }
+    const int64_t plane = static_cast<int64_t>(ho) * wo;
+    const int64_t n = m / plane;
+    const int p = static_cast<int>(m - n * plane);
+    const int oy = p / wo, ox = p - oy * wo;
+    iy0 = oy * stride - pad;
+    ix0 = ox * stride - pad;
+    img = x + n * (K / (KS * KS)) * h * static_cast<int64_t>(w);
+  }
+  __device__ void fetch(int64_t k) {
+    constexpr int KK = KS * KS;
+    int c = static_cast<int>(k / KK), rr = static_cast<int>(k - static_cast<int64_t>(c) * KK);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const int ky = rr / KS, kx = rr - ky * KS;
+      const int iy = iy0 + ky, ix = ix0 + kx;
+      const bool in = img && k + i < K && iy >= 0 && iy < h && ix >= 0 && ix < w;
+      r[i] = in ? img[(static_cast<int64_t>(c) * h + iy) * w + ix] : 0.f;
+      if (++rr == KK) rr = 0, ++c;
+    }
+  }
+  __device__ void stage(__half* dst) const { store16(dst, r); }
+};
+
+struct F16Rows {
+  const __half* base;
+  int64_t rows, K;
+  bool vec;  // K % 8 == 0 and a 16-byte aligned base: uint4 loads
+  const __half* p = nullptr;
+  uint4 r[2];
+  __device__ void init(int64_t row) { p = row < rows ? base + row * K : nullptr; }
+  __device__ void fetch(int64_t k) {
+    if (p && vec && k + 16 <= K) {
+      r[0] = reinterpret_cast<const uint4*>(p + k)[0];
+      r[1] = reinterpret_cast<const uint4*>(p + k)[1];
+    } else {
+      unsigned short u[16];
+#pragma unroll
+      for (int i = 0; i < 16; ++i) u[i] = (p && k + i < K) ? __half_as_ushort(p[k + i]) : 0;
+      uint32_t* o = reinterpret_cast<uint32_t*>(r);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) o[i] = u[2 * i] | (static_cast<uint32_t>(u[2 * i + 1]) << 16);
+    }
+  }
+  __device__ void stage(__half* dst) const {
+    reinterpret_cast<uint4*>(dst)[0] = r[0];
+    reinterpret_cast<uint4*>(dst)[1] = r[1];
+  }
+};
+
+// q8_0 (34-byte blocks) and q4_0 (18-byte blocks): K % 32 == 0 (enforced at upload), so a 16-chunk
+// is one half of one block. Blocks are only 2-byte aligned: 16-bit loads.
+template <bool Q4>
+struct QRows {
+  const uint8_t* base;
+  int64_t rows, K, row_bytes;
+  const uint8_t* p = nullptr;
+  unsigned short d = 0, q[8];
+  int hi = 0;
+  __device__ void init(int64_t row) { p = row < rows ? base + row * row_bytes : nullptr; }
+  __device__ void fetch(int64_t k) {
+    constexpr int BLOCK = Q4 ? 18 : 34;
+    if (!p || k >= K) {
+      d = 0;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) q[i] = 0;
+      return;
+    }
+    const unsigned short* b = reinterpret_cast<const unsigned short*>(p + (k >> 5) * BLOCK);
+    hi = static_cast<int>(k & 16) ? 1 : 0;
+    d = b[0];
+    const unsigned short* qs = b + 1 + (Q4 ? 0 : hi * 8);  // q4_0: both halves share bytes 0..15
+#pragma unroll
+    for (int i = 0; i < 8; ++i) q[i] = qs[i];
+  }
+  __device__ void stage(__half* dst) const {
+    const float s = __half2float(__ushort_as_half(d));
+    float v[16];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int b0 = q[i] & 0xFF, b1 = q[i] >> 8;
+      if (Q4) {
+        const int sh = hi ? 4 : 0;
+        v[2 * i] = s * static_cast<float>(((b0 >> sh) & 15) - 8);
+        v[2 * i + 1] = s * static_cast<float>(((b1 >> sh) & 15) - 8);
+      } else {
+        v[2 * i] = s * static_cast<float>(static_cast<int8_t>(b0));
+        v[2 * i + 1] = s * static_cast<float>(static_cast<int8_t>(b1));
+      }
+    }
+    store16(dst, v);
+  }
+};
+
+struct DenseOut {
+  float* c;
+  int64_t ldc;
+  __device__ void operator()(int64_t m, int64_t n, float v) const { c[m * ldc + n] = v; }
+};
+
+struct ConvOut {
+  float* y;
+  int64_t co, plane;
+  __device__ void operator()(int64_t m, int64_t n, float v) const {
+    const int64_t img = m / plane;
+    y[(img * co + n) * plane + (m - img * plane)] = v;
+  }
+};
+
+template <class ALoad, class WLoad, class Store>
+__global__ void __launch_bounds__(THREADS) tc_gemm_kernel(int64_t M, int64_t N, int64_t K, ALoad al, WLoad wl,
+                                                          const float* bias, Store st) {
+  __shared__ __align__(16) __half As[2][BM * BKP];
+  __shared__ __align__(16) __half Bs[2][BN * BKP];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM, n0 = static_cast<int64_t>(blockIdx.y) * BN;
+  const int lrow = tid >> 1, lk = (tid & 1) * 16, soff = lrow * BKP + lk;
+  al.init(m0 + lrow);
+  wl.init(n0 + lrow);
+  const int tiles = static_cast<int>((K + BK - 1) / BK);
+  al.fetch(lk);
+  wl.fetch(lk);
+  al.stage(&As[0][soff]);
+  wl.stage(&Bs[0][soff]);
+  __syncthreads();
+
+  const int wm = warp & 1, wn = warp >> 1;  // this warp's 64x32 piece: rows wm*64, cols wn*32
+  // ldmatrix row addresses (see tc_common.cuh): A rows lane % 16, k half lane / 16; W rows
+  // (lane % 8) + (lane / 16) * 8, k half (lane / 8) % 2.
+  const int a_off = (wm * 64 + (lane & 15)) * BKP + (lane >> 4) * 8;
+  const int b_off = (wn * 32 + (lane & 7) + (lane >> 4) * 8) * BKP + ((lane >> 3) & 1) * 8;
+  float acc[4][4][4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+
+  for (int t = 0; t < tiles; ++t) {
+    const int cur = t & 1;
+    const bool more = t + 1 < tiles;
+    if (more) {
+      al.fetch(static_cast<int64_t>(t + 1) * BK + lk);
+      wl.fetch(static_cast<int64_t>(t + 1) * BK + lk);
+    }
+    const __half* as = As[cur];
+    const __half* bs = Bs[cur];
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 16) {
+      uint32_t af[4][4], bf[2][4];
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi) ldmatrix_x4(af[mi], as + a_off + mi * 16 * BKP + kk);
+#pragma unroll
+      for (int nj = 0; nj < 2; ++nj) ldmatrix_x4(bf[nj], bs + b_off + nj * 16 * BKP + kk);
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni)
+          mma_16816(acc[mi][ni], af[mi], bf[ni >> 1][(ni & 1) * 2], bf[ni >> 1][(ni & 1) * 2 + 1]);
+    }
+    if (more) {
+      al.stage(&As[cur ^ 1][soff]);
+      wl.stage(&Bs[cur ^ 1][soff]);
+    }
+    __syncthreads();
+  }
+
+  const int g = lane >> 2, t4 = lane & 3;
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t m = m0 + wm * 64 + mi * 16 + g + (e >> 1) * 8;
+        const int64_t n = n0 + wn * 32 + ni * 8 + t4 * 2 + (e & 1);
+        if (m < M && n < N) st(m, n, acc[mi][ni][e] + (bias ? bias[n] : 0.f));
+      }
+}
+
+}  // namespace tc_gemm
+}  // namespace cuda
+}  // namespace sd

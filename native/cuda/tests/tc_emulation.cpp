@@ -1,0 +1,254 @@
+// Runs the tensor-core kernels (gemm_tc_kernel.cuh, attention_tc_kernel.cuh) on the host, with the
+// warp-level ops emulated from the PTX ISA's fragment layouts (tests/emu/cuda/tc_common.cuh), and
+// compares them with a double-precision reference on the same fp16-rounded inputs. It checks the
+// kernels' tiling, fragment and masking arithmetic on a machine without a GPU; it cannot check the
+// hardware's own behaviour (scripts/gpu-check.sh does). Not part of the build:
+//   bash scripts/cuda-emu-check.sh
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "emu/cuda/tc_common.cuh"
+inline int min(int a, int b) { return a < b ? a : b; }
+#include "cuda/attention_tc_kernel.cuh"
+#include "cuda/gemm_tc_kernel.cuh"
+
+namespace {
+
+int g_fail = 0, g_pass = 0;
+
+void run_grid(unsigned gx, unsigned gy, int threads, const std::function<void()>& body) {
+  emu::block_barrier().n = threads;
+  for (int w = 0; w < threads / 32; ++w) emu::warps()[w].bar.n = 32;
+  for (unsigned by = 0; by < gy; ++by)
+    for (unsigned bx = 0; bx < gx; ++bx) {
+      std::vector<std::thread> ts;
+      for (int t = 0; t < threads; ++t)
+        ts.emplace_back([&, t] {
+          threadIdx = make_uint3(t, 0, 0);
+          blockIdx = make_uint3(bx, by, 0);
+          body();
+        });
+      for (auto& t : ts) t.join();
+    }
+}
+
+float h(float x) { return __half2float(__float2half_rn(x)); }
+
+void check(const std::string& name, const std::vector<float>& out, const std::vector<double>& ref, double tol) {
+  double scale = 1e-12, err = 0;
+  size_t worst = 0;
+  for (double r : ref) scale = std::fmax(scale, std::fabs(r));
+  for (size_t i = 0; i < out.size(); ++i) {
+    double d = std::fabs(out[i] - ref[i]);
+    if (std::isnan(d)) d = INFINITY;
+    if (d > err) err = d, worst = i;
+  }
+  err /= scale;
+  const bool ok = err <= tol;
+  (ok ? g_pass : g_fail)++;
+  std::printf("%s %-50s rel err %.2e (tol %.0e)", ok ? "ok  " : "FAIL", name.c_str(), err, tol);
+  if (!ok) std::printf("  worst %zu: %g vs %g", worst, out[worst], ref[worst]);
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+std::mt19937 rng(5);
+std::vector<float> randn(size_t n, float s = 1.f) {
+  std::normal_distribution<float> d(0.f, s);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+using namespace sd::cuda::tc_gemm;
+
+// Weights as the kernel sees them plus their exact values (after fp16 rounding of the tile).
+struct W {
+  sd::DType t;
+  std::vector<uint8_t> bytes;
+  std::vector<float> deq;  // [N, K], values the tile holds
+};
+
+W make_weights(sd::DType t, int64_t N, int64_t K) {
+  W w{t, {}, std::vector<float>(N * K)};
+  std::uniform_int_distribution<int> q8(-127, 127), q4(0, 15);
+  const auto f = randn(N * K, 0.1f);
+  if (t == sd::DType::F32) {
+    w.bytes.resize(N * K * 4);
+    std::memcpy(w.bytes.data(), f.data(), w.bytes.size());
+    for (int64_t i = 0; i < N * K; ++i) w.deq[i] = h(f[i]);
+  } else if (t == sd::DType::F16) {
+    w.bytes.resize(N * K * 2);
+    for (int64_t i = 0; i < N * K; ++i) {
+      const uint16_t b = __half_as_ushort(__float2half_rn(f[i]));
+      std::memcpy(&w.bytes[2 * i], &b, 2);
+      w.deq[i] = h(f[i]);
+    }
+  } else {
+    const bool is4 = t == sd::DType::Q4_0;
+    const int bs = is4 ? 18 : 34;
+    w.bytes.resize(N * (K / 32) * bs);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t b = 0; b < K / 32; ++b) {
+        uint8_t* blk = &w.bytes[(n * (K / 32) + b) * bs];
+        const float d = 0.001f + 0.01f * std::fabs(f[n * K + b * 32]);
+        const uint16_t db = __half_as_ushort(__float2half_rn(d));
+        std::memcpy(blk, &db, 2);
+        const float dh = __half2float(__float2half_rn(d));
+        for (int j = 0; j < 32; ++j) {
+          float v;
+          if (is4) {
+            const int q = q4(rng);
+            uint8_t& byte = blk[2 + (j & 15)];
+            if (j < 16) byte = static_cast<uint8_t>((byte & 0xF0) | q);
+            else byte = static_cast<uint8_t>((byte & 0x0F) | (q << 4));
+            v = dh * static_cast<float>(q - 8);
+          } else {
+            const int q = q8(rng);
+            blk[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(q));
+            v = dh * static_cast<float>(q);
+          }
+          w.deq[n * K + b * 32 + j] = h(v);
+        }
+      }
+  }
+  return w;
+}
+
+template <class ALoad, class Store>
+void run_gemm(int64_t M, int64_t N, int64_t K, const ALoad& al, const W& w, const float* bias, const Store& st) {
+  const unsigned gx = static_cast<unsigned>((M + BM - 1) / BM), gy = static_cast<unsigned>((N + BN - 1) / BN);
+  const uint8_t* wp = w.bytes.data();
+  switch (w.t) {
+    case sd::DType::F32:
+      run_grid(gx, gy, THREADS, [&] {
+        tc_gemm_kernel(M, N, K, al, F32Rows{reinterpret_cast<const float*>(wp), N, K, K, K % 4 == 0}, bias, st);
+      });
+      break;
+    case sd::DType::F16:
+      run_grid(gx, gy, THREADS, [&] {
+        tc_gemm_kernel(M, N, K, al, F16Rows{reinterpret_cast<const __half*>(wp), N, K, K % 8 == 0}, bias, st);
+      });
+      break;
+    case sd::DType::Q8_0:
+      run_grid(gx, gy, THREADS, [&] { tc_gemm_kernel(M, N, K, al, QRows<false>{wp, N, K, K / 32 * 34}, bias, st); });
+      break;
+    case sd::DType::Q4_0:
+      run_grid(gx, gy, THREADS, [&] { tc_gemm_kernel(M, N, K, al, QRows<true>{wp, N, K, K / 32 * 18}, bias, st); });
+      break;
+  }
+}
+
+void test_linear(sd::DType t, int64_t M, int64_t N, int64_t K) {
+  const W w = make_weights(t, N, K);
+  const auto x = randn(M * K), b = randn(N);
+  std::vector<float> y(M * N, NAN);
+  run_gemm(M, N, K, F32Rows{x.data(), M, K, K, K % 4 == 0}, w, b.data(), DenseOut{y.data(), N});
+  std::vector<double> ref(M * N);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      double s = b[n];
+      for (int64_t k = 0; k < K; ++k) s += static_cast<double>(h(x[m * K + k])) * w.deq[n * K + k];
+      ref[m * N + n] = s;
+    }
+  check(std::string("linear ") + sd::dtype_name(t) + " " + std::to_string(M) + "x" + std::to_string(N) + "x" +
+            std::to_string(K),
+        y, ref, 1e-5);
+}
+
+void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int stride, int pad) {
+  const int64_t K = static_cast<int64_t>(ci) * ks * ks;
+  const int ho = (hh + 2 * pad - ks) / stride + 1, wo = (ww + 2 * pad - ks) / stride + 1;
+  const int64_t M = static_cast<int64_t>(n) * ho * wo;
+  const W w = make_weights(t, co, K);
+  const auto x = randn(static_cast<size_t>(n) * ci * hh * ww), b = randn(co);
+  std::vector<float> y(M * co, NAN);
+  const ConvOut st{y.data(), co, static_cast<int64_t>(ho) * wo};
+  if (ks == 3) run_gemm(M, co, K, ConvRows<3>{x.data(), M, K, hh, ww, ho, wo, stride, pad}, w, b.data(), st);
+  else run_gemm(M, co, K, ConvRows<1>{x.data(), M, K, hh, ww, ho, wo, stride, pad}, w, b.data(), st);
+  std::vector<double> ref(y.size());
+  for (int img = 0; img < n; ++img)
+    for (int o = 0; o < co; ++o)
+      for (int oy = 0; oy < ho; ++oy)
+        for (int ox = 0; ox < wo; ++ox) {
+          double s = b[o];
+          for (int c = 0; c < ci; ++c)
+            for (int ky = 0; ky < ks; ++ky)
+              for (int kx = 0; kx < ks; ++kx) {
+                const int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+                if (iy < 0 || iy >= hh || ix < 0 || ix >= ww) continue;
+                s += static_cast<double>(h(x[((static_cast<int64_t>(img) * ci + c) * hh + iy) * ww + ix])) *
+                     w.deq[o * K + (c * ks + ky) * ks + kx];
+              }
+          ref[((static_cast<int64_t>(img) * co + o) * ho + oy) * wo + ox] = s;
+        }
+  check(std::string("conv ") + sd::dtype_name(t) + " k" + std::to_string(ks) + " s" + std::to_string(stride) + " p" +
+            std::to_string(pad) + " " + std::to_string(ci) + "->" + std::to_string(co) + " " + std::to_string(hh) + "x" +
+            std::to_string(ww),
+        y, ref, 1e-5);
+}
+
+template <int DP>
+void test_attention(int B, int nq, int nk, int heads, int d, bool causal) {
+  namespace at = sd::cuda::tc_attn;
+  const int width = heads * d;
+  const auto q = randn(static_cast<size_t>(B) * nq * width), k = randn(static_cast<size_t>(B) * nk * width),
+             v = randn(static_cast<size_t>(B) * nk * width);
+  std::vector<float> y(q.size(), NAN);
+  const float qscale = 1.4426950408889634f / std::sqrt(static_cast<float>(d));
+  run_grid(static_cast<unsigned>((nq + at::BQ - 1) / at::BQ), static_cast<unsigned>(B * heads), at::THREADS, [&] {
+    at::tc_attention_kernel<DP>(q.data(), k.data(), v.data(), y.data(), nq, nk, heads, d, qscale, causal);
+  });
+  // Reference: fp16-rounded inputs, exact softmax (P's own fp16 rounding is the kernel's: tol 2e-3).
+  std::vector<double> ref(y.size());
+  for (int b = 0; b < B; ++b)
+    for (int hd = 0; hd < heads; ++hd)
+      for (int i = 0; i < nq; ++i) {
+        const float* qi = &q[(static_cast<size_t>(b) * nq + i) * width + hd * d];
+        std::vector<double> s(nk);
+        double mx = -INFINITY;
+        for (int j = 0; j < nk; ++j) {
+          if (causal && j > i) { s[j] = -INFINITY; continue; }
+          const float* kj = &k[(static_cast<size_t>(b) * nk + j) * width + hd * d];
+          double a = 0;
+          for (int c = 0; c < d; ++c) a += static_cast<double>(h(qi[c] * qscale)) * h(kj[c]);
+          s[j] = a;
+          mx = std::fmax(mx, a);
+        }
+        double l = 0;
+        for (int j = 0; j < nk; ++j) l += s[j] = std::exp2(s[j] - mx);
+        for (int c = 0; c < d; ++c) {
+          double o = 0;
+          for (int j = 0; j < nk; ++j) o += s[j] * h(v[(static_cast<size_t>(b) * nk + j) * width + hd * d + c]);
+          ref[(static_cast<size_t>(b) * nq + i) * width + hd * d + c] = o / l;
+        }
+      }
+  check("attention b" + std::to_string(B) + " nq" + std::to_string(nq) + " nk" + std::to_string(nk) + " h" +
+            std::to_string(heads) + " d" + std::to_string(d) + (causal ? " causal" : ""),
+        y, ref, 2e-3);
+}
+
+}  // namespace
+
+int main() {
+  for (sd::DType t : {sd::DType::F32, sd::DType::F16, sd::DType::Q8_0, sd::DType::Q4_0}) {
+    const bool q = t == sd::DType::Q8_0 || t == sd::DType::Q4_0;
+    test_linear(t, 150, 137, q ? 96 : 80);
+    if (!q) test_linear(t, 7, 3, 36);
+    test_conv(t, 2, q ? 32 : 4, 20, 9, 7, 3, 1, 1);
+    test_conv(t, 1, 32, 9, 11, 9, 3, 2, 0);
+    test_conv(t, 1, 64, 130, 5, 6, 1, 1, 0);
+  }
+  test_attention<48>(2, 70, 77, 2, 40, false);
+  test_attention<48>(1, 130, 130, 1, 40, true);
+  test_attention<16>(1, 65, 100, 3, 8, false);
+  test_attention<64>(1, 77, 77, 1, 64, true);
+  test_attention<160>(1, 20, 70, 1, 160, false);
+  std::printf("tc emulation: %d passed, %d failed\n", g_pass, g_fail);
+  return g_fail ? 1 : 0;
+}
