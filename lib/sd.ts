@@ -48,11 +48,14 @@ export interface ModelInfo {
 
 export interface VaeOptions {
   /**
-   * Tile side in pixels (multiple of 8). Images with a side above it are processed in overlapping
-   * tiles (overlap tileSize / 4, linear blending), so memory is bounded by the tile. 0 disables.
-   * Default 512.
+   * Largest tile side in pixels (multiple of 8). Images with a side above it are processed in
+   * overlapping tiles (linear blending), so memory is bounded by the tile: per side, the fewest
+   * tiles of at most tileSize that overlap by tileOverlap, all shrunk to the same shortest length
+   * that covers the side. 0 disables. Default 512.
    */
   tileSize?: number;
+  /** Least overlap of neighbouring tiles in pixels (multiple of 8, below tileSize). Default tileSize / 4. */
+  tileOverlap?: number;
 }
 
 /** The addon's Model class (native/addon/model.cpp). */
@@ -60,8 +63,8 @@ interface NativeModel {
   load(path: string, tensors: TensorEntry[], options: { backend: string; weights?: string; threads?: number }): Promise<ModelInfo>;
   encodeText(ids: Int32Array, B: number, L: number, skip: number): Promise<Float32Array>;
   unet(x: Float32Array, B: number, C: number, h: number, w: number, t: Float32Array, ctx: Float32Array, L: number, D: number): Promise<Float32Array>;
-  vaeDecode(z: Float32Array, B: number, h: number, w: number, tile: number): Promise<Float32Array>;
-  vaeEncode(img: Float32Array, B: number, H: number, W: number, tile: number): Promise<Float32Array>;
+  vaeDecode(z: Float32Array, B: number, h: number, w: number, tile: number, overlap: number): Promise<Float32Array>;
+  vaeEncode(img: Float32Array, B: number, H: number, W: number, tile: number, overlap: number): Promise<Float32Array>;
   release(part: string): Promise<Float32Array>;
   dispose(): void;
 }
@@ -90,16 +93,22 @@ function checkTensor(fn: string, arg: string, v: unknown, rank: number, kind: 'F
   return shape as number[];
 }
 
-function tileOption(fn: string, options: VaeOptions | undefined): number {
-  if (options === undefined) return 512;
+/** [tile, overlap] in pixels from VaeOptions (overlap 0 = the native default, tile / 4). */
+function tileOption(fn: string, options: VaeOptions | undefined): [number, number] {
+  if (options === undefined) return [512, 0];
   if (typeof options !== 'object' || options === null) throw new TypeError(`${fn}: options must be an object`);
-  const t = options.tileSize;
-  if (t === undefined) return 512;
+  const t = options.tileSize ?? 512;
   if (typeof t !== 'number') throw new TypeError(`${fn}: options.tileSize must be a number`);
   if (!Number.isSafeInteger(t) || t < 0 || t % 8 !== 0 || (t > 0 && t < 64)) {
     throw new RangeError(`${fn}: options.tileSize must be 0 or a multiple of 8 that is at least 64, got ${t}`);
   }
-  return t;
+  const o = options.tileOverlap;
+  if (o === undefined) return [t, 0];
+  if (typeof o !== 'number') throw new TypeError(`${fn}: options.tileOverlap must be a number`);
+  if (!Number.isSafeInteger(o) || o < 8 || o % 8 !== 0 || (t > 0 && o >= t)) {
+    throw new RangeError(`${fn}: options.tileOverlap must be a multiple of 8, at least 8 and below tileSize (${t}), got ${o}`);
+  }
+  return [t, o];
 }
 
 export class StableDiffusion {
@@ -213,9 +222,9 @@ export class StableDiffusion {
     if (!v?.decoder) throw new Error(`${fn}: this model has no VAE decoder`);
     const [B, C, h, w] = checkTensor(fn, 'z', z, 4, 'Float32Array') as [number, number, number, number];
     if (C !== v.zChannels) throw new RangeError(`${fn}: z.shape[1] must be ${v.zChannels}, got ${C}`);
-    const tile = tileOption(fn, options) / v.factor;
+    const [tile, overlap] = tileOption(fn, options).map((px) => px / v.factor) as [number, number];
     const zd = z.data.slice();
-    const data = await this.#run(() => m.vaeDecode(zd, B, h, w, tile));
+    const data = await this.#run(() => m.vaeDecode(zd, B, h, w, tile, overlap));
     return { data, shape: [B, 3, h * v.factor, w * v.factor] };
   }
 
@@ -230,9 +239,9 @@ export class StableDiffusion {
     if (H % v.factor !== 0 || W % v.factor !== 0) {
       throw new RangeError(`${fn}: image height and width must be multiples of ${v.factor}, got ${H}x${W}`);
     }
-    const tile = tileOption(fn, options) / v.factor;
+    const [tile, overlap] = tileOption(fn, options).map((px) => px / v.factor) as [number, number];
     const id = image.data.slice();
-    const data = await this.#run(() => m.vaeEncode(id, B, H, W, tile));
+    const data = await this.#run(() => m.vaeEncode(id, B, H, W, tile, overlap));
     return { data, shape: [B, 2 * v.zChannels, H / v.factor, W / v.factor] };
   }
 

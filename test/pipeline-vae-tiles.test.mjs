@@ -35,3 +35,12 @@ test('vaeTileSize must be 0 or a multiple of 8 >= 64', async () => {
   }
   await assert.rejects(generate(fakeModel(), { ...base, vaeTileSize: '256' }), TypeError);
 });
+
+test('vaeTileOverlap is passed with vaeTileSize and validated', async () => {
+  const a = recording();
+  await generate(a.m, { ...base, vaeTileSize: 320, vaeTileOverlap: 64 });
+  assert.deepEqual(a.seen.decode, [{ tileSize: 320, tileOverlap: 64 }]);
+  for (const bad of [0, 4, 12, 320, 400]) {
+    await assert.rejects(generate(fakeModel(), { ...base, vaeTileSize: 320, vaeTileOverlap: bad }), RangeError, `vaeTileOverlap ${bad}`);
+  }
+});

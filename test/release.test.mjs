@@ -65,3 +65,23 @@ describe('release()', () => {
     }
   });
 });
+
+describe('vaeDecode tiles', () => {
+  let sd;
+  before(async () => { sd = await StableDiffusion.load(tinyModelPath('f32'), { backend: 'cpu', weights: 'f32', threads: 2 }); });
+  after(async () => { await sd?.dispose(); cleanup(); });
+
+  test('tileOverlap reaches the native tiler and is validated', async () => {
+    // 32 x 24 latents (256 x 192 px) in 128 px tiles: overlap 32 px (default) and 64 px differ.
+    const z = { data: Float32Array.from({ length: 4 * 32 * 24 }, (_, i) => Math.sin(i * 0.37)), shape: [1, 4, 32, 24] };
+    const whole = (await sd.vaeDecode(z, { tileSize: 0 })).data;
+    const a = (await sd.vaeDecode(z, { tileSize: 128 })).data;
+    const b = (await sd.vaeDecode(z, { tileSize: 128, tileOverlap: 64 })).data;
+    assert.notDeepEqual(a, b);
+    const rel = (x) => { let m = 0, s = 0; for (let i = 0; i < x.length; i++) { m = Math.max(m, Math.abs(x[i] - whole[i])); s = Math.max(s, Math.abs(whole[i])); } return m / s; };
+    // Not exact (GroupNorm statistics per tile): the wider overlap must come closer to the whole decode.
+    assert.ok(rel(b) < rel(a), `overlap 64 px err ${rel(b)}, 32 px err ${rel(a)}`);
+    await assert.rejects(sd.vaeDecode(z, { tileSize: 128, tileOverlap: 128 }), RangeError);
+    await assert.rejects(sd.vaeDecode(z, { tileSize: 128, tileOverlap: 12 }), RangeError);
+  });
+});

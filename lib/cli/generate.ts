@@ -28,6 +28,7 @@ Makes images from a text prompt with a Stable Diffusion 1.x checkpoint (.safeten
       --ensd N              A1111's eta noise seed delta for the step noise of ancestral samplers (default 0)
       --clip-skip N         1 (default) or 2 (some anime models want 2)
       --vae-tile-size N     VAE tiles in pixels (default 512; 0 = whole image; 256 on a Raspberry Pi)
+      --vae-tile-overlap N  least overlap of VAE tiles in pixels (default: a quarter of the tile)
       --eta X               noise of ddim / euler_a / dpm++2s_a (default: the sampler's)
   -i, --init-img FILE       img2img: start from this PNG (resized bilinearly to -W x -H)
       --strength X          img2img: how much to change it, 0 < X <= 1 (default ${GENERATE_DEFAULTS.strength})
@@ -67,6 +68,7 @@ const OPTIONS = {
   ensd: { type: 'string' },
   'clip-skip': { type: 'string' },
   'vae-tile-size': { type: 'string' },
+  'vae-tile-overlap': { type: 'string' },
   eta: { type: 'string' },
   'init-img': { type: 'string', short: 'i' },
   strength: { type: 'string' },
@@ -169,6 +171,7 @@ export function parseGenerateArgs(argv: readonly string[]): { help: boolean; mod
     rng: v.rng === 'cuda' ? 'philox' : v.rng,
     clipSkip: number('clip-skip', v['clip-skip']),
     vaeTileSize: number('vae-tile-size', v['vae-tile-size']),
+    vaeTileOverlap: number('vae-tile-overlap', v['vae-tile-overlap']),
     noiseSeedDelta: number('ensd', v.ensd),
     eta: number('eta', v.eta),
     strength: number('strength', v.strength),
@@ -183,7 +186,7 @@ export function parseGenerateArgs(argv: readonly string[]): { help: boolean; mod
     if (e instanceof TypeError || e instanceof RangeError) {
       const flag: Record<string, string> = {
         negativePrompt: '--negative-prompt', cfgScale: '--cfg-scale', sampler: '--sampling-method', batchSize: '--batch-count',
-        clipSkip: '--clip-skip', vaeTileSize: '--vae-tile-size', noiseSeedDelta: '--ensd', initImage: '--init-img', loraTags: '--lora-tags',
+        clipSkip: '--clip-skip', vaeTileSize: '--vae-tile-size', vaeTileOverlap: '--vae-tile-overlap', noiseSeedDelta: '--ensd', initImage: '--init-img', loraTags: '--lora-tags',
       };
       throw new UsageError(e.message.replace(/^generate: /, '').replace(/"(\w+)"/g, (m, f: string) => flag[f] ?? (f in options ? `--${f}` : m)));
     }

@@ -12,7 +12,7 @@ import { encodeImage, repeatBatch } from './img2img.js';
 import { inpaintChannels, latentBlender } from './inpaint.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
 import { sampleLatent } from './txt2img.js';
-import type { GenerateOptions, GenerateResult, PipelineModel, Tensor } from './types.js';
+import type { GenerateOptions, GenerateResult, PipelineModel, Tensor, VaeTiling } from './types.js';
 
 export const PIPELINE_VERSION = 'sdnode 0.1.0';
 
@@ -24,8 +24,12 @@ export interface GenerateInternals {
 }
 
 // Passed only when set, so models (and test fakes) that take no options see the same call as before.
-function vaeOptions(tileSize: number | undefined): { tileSize: number } | undefined {
-  return tileSize === undefined ? undefined : { tileSize };
+function vaeOptions(tileSize: number | undefined, tileOverlap: number | undefined): VaeTiling | undefined {
+  if (tileSize === undefined && tileOverlap === undefined) return undefined;
+  const o: VaeTiling = {};
+  if (tileSize !== undefined) o.tileSize = tileSize;
+  if (tileOverlap !== undefined) o.tileOverlap = tileOverlap;
+  return o;
 }
 
 function checkModel(model: unknown): PipelineModel {
@@ -113,9 +117,9 @@ export async function generate(model: PipelineModel, options: GenerateOptions, i
   const seeded = rng.first();
   const noise = r.noise ?? seeded;
   let init: Float32Array | undefined;
-  if (image) init = repeatBatch(await encodeImage(sd, image, r.vaeTileSize), B);
+  if (image) init = repeatBatch(await encodeImage(sd, image, vaeOptions(r.vaeTileSize, r.vaeTileOverlap)), B);
   const mask = pixelMask ? latentMask(pixelMask) : undefined;
-  const concat = inChannels === 9 ? await inpaintChannels(sd, image, mask, pixelMask, H, W, B, r.vaeTileSize) : undefined;
+  const concat = inChannels === 9 ? await inpaintChannels(sd, image, mask, pixelMask, H, W, B, vaeOptions(r.vaeTileSize, r.vaeTileOverlap)) : undefined;
   if (image) await release('vae', 'activations');
   signal?.throwIfAborted();
   const tCond = Date.now();
@@ -134,7 +138,7 @@ export async function generate(model: PipelineModel, options: GenerateOptions, i
     signal?.throwIfAborted();
     const z = new Float32Array(n);
     for (let i = 0; i < n; i++) z[i] = latent[b * n + i]! / LATENT_SCALE;
-    const out = await sd.vaeDecode({ data: z, shape: [1, 4, h, w] }, vaeOptions(r.vaeTileSize));
+    const out = await sd.vaeDecode({ data: z, shape: [1, 4, h, w] }, vaeOptions(r.vaeTileSize, r.vaeTileOverlap));
     if (!out || out.data.length !== 3 * H * W) throw new Error(`vaeDecode returned ${out?.data?.length ?? 'no'} values, expected ${3 * H * W}`);
     for (let i = 0; i < 3 * H * W; i++) {
       const v = out.data[i]!;

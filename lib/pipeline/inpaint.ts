@@ -9,7 +9,7 @@
 // Mask at latent size: binarized at 0.5, then the mean of each 8x8 pixel block (soft edges).
 import type { SamplingPlan, StepInfo } from '../samplers/index.js';
 import { encodeImage } from './img2img.js';
-import type { PipelineModel, Tensor } from './types.js';
+import type { PipelineModel, Tensor, VaeTiling } from './types.js';
 
 /** An onStep hook that blends the kept region back (4-channel models). */
 export function latentBlender(
@@ -39,7 +39,7 @@ export function latentBlender(
 /** The 5 extra input channels per image for a 9-channel UNet: [B, 5, h, w] = mask, masked-image latent. */
 export async function inpaintChannels(
   model: PipelineModel, image: Tensor | undefined, mask: Float32Array | undefined, pixelMask: Tensor | undefined,
-  H: number, W: number, B: number, tileSize?: number,
+  H: number, W: number, B: number, tiling?: VaeTiling,
 ): Promise<Float32Array> {
   const plane = (H / 8) * (W / 8);
   const masked = new Float32Array(3 * H * W);
@@ -48,7 +48,7 @@ export async function inpaintChannels(
       for (let i = 0; i < H * W; i++) masked[c * H * W + i] = pixelMask.data[i]! >= 0.5 ? 0 : image.data[c * H * W + i]!;
     }
   }
-  const lat = await encodeImage(model, { data: masked, shape: [1, 3, H, W] }, tileSize);
+  const lat = await encodeImage(model, { data: masked, shape: [1, 3, H, W] }, tiling);
   const one = new Float32Array(5 * plane);
   if (mask) one.set(mask, 0);
   else one.fill(1, 0, plane);

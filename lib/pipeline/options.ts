@@ -38,6 +38,7 @@ export interface ResolvedOptions {
   latents: Float32Array | undefined;
   loraTags: 'error' | 'warn';
   vaeTileSize: number | undefined;
+  vaeTileOverlap: number | undefined;
   modelName: string | undefined;
   modelHash: string | undefined;
   onProgress: ((p: Progress) => void | Promise<void>) | undefined;
@@ -46,7 +47,7 @@ export interface ResolvedOptions {
 
 const KNOWN = new Set([
   'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'schedule', 'seed', 'rng', 'noiseSeedDelta', 'batchSize',
-  'clipSkip', 'eta', 'emphasis', 'initImage', 'strength', 'mask', 'noise', 'latents', 'loraTags', 'vaeTileSize', 'modelName', 'modelHash',
+  'clipSkip', 'eta', 'emphasis', 'initImage', 'strength', 'mask', 'noise', 'latents', 'loraTags', 'vaeTileSize', 'vaeTileOverlap', 'modelName', 'modelHash',
   'onProgress', 'signal',
 ]);
 
@@ -160,6 +161,11 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
   if (vaeTileSize !== undefined && !(Number.isSafeInteger(vaeTileSize) && vaeTileSize >= 0 && vaeTileSize % 8 === 0 && (vaeTileSize === 0 || vaeTileSize >= 64))) {
     throw new RangeError(`generate: "vaeTileSize" must be 0 or a multiple of 8 that is at least 64, got ${vaeTileSize}`);
   }
+  const vaeTileOverlap = num(o, 'vaeTileOverlap');
+  if (vaeTileOverlap !== undefined && !(Number.isSafeInteger(vaeTileOverlap) && vaeTileOverlap >= 8 && vaeTileOverlap % 8 === 0 &&
+      (!vaeTileSize || vaeTileOverlap < vaeTileSize))) {
+    throw new RangeError(`generate: "vaeTileOverlap" must be a multiple of 8, at least 8 and below vaeTileSize, got ${vaeTileOverlap}`);
+  }
   const modelName = str(o, 'modelName');
   const modelHash = str(o, 'modelHash');
   const onProgress = o.onProgress;
@@ -169,7 +175,7 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
 
   return {
     prompt, negativePrompt, width, height, steps, cfgScale, sampler, schedule, seed, seedWasRandom, rng, noiseSeedDelta, batchSize, clipSkip,
-    eta, emphasis, initImage, strength, mask, noise, latents, loraTags, vaeTileSize, modelName, modelHash,
+    eta, emphasis, initImage, strength, mask, noise, latents, loraTags, vaeTileSize, vaeTileOverlap, modelName, modelHash,
     onProgress: onProgress as ResolvedOptions['onProgress'], signal: signal as AbortSignal | undefined,
   };
 }

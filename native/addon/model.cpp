@@ -317,8 +317,9 @@ class Model : public Napi::ObjectWrap<Model> {
       auto m = live("vaeDecode");
       const int64_t B = int_arg(info, 1, "vaeDecode", "B"), h = int_arg(info, 2, "vaeDecode", "h"), w = int_arg(info, 3, "vaeDecode", "w");
       const int64_t tile = info.Length() > 4 && info[4].IsNumber() ? int_arg(info, 4, "vaeDecode", "tile", 0) : 0;
+      const int64_t overlap = info.Length() > 5 && info[5].IsNumber() ? int_arg(info, 5, "vaeDecode", "overlap", 0) : 0;
       auto z = std::make_shared<std::vector<float>>(array_arg<float, napi_float32_array>(info, 0, "vaeDecode", "z", B * m->vae().z_channels * h * w));
-      return run(m, [=](sd::SdModel& s) { return s.vae_decode(z->data(), B, h, w, tile); });
+      return run(m, [=](sd::SdModel& s) { return s.vae_decode(z->data(), B, h, w, tile, overlap); });
     });
   }
 
@@ -327,8 +328,9 @@ class Model : public Napi::ObjectWrap<Model> {
       auto m = live("vaeEncode");
       const int64_t B = int_arg(info, 1, "vaeEncode", "B"), H = int_arg(info, 2, "vaeEncode", "H"), W = int_arg(info, 3, "vaeEncode", "W");
       const int64_t tile = info.Length() > 4 && info[4].IsNumber() ? int_arg(info, 4, "vaeEncode", "tile", 0) : 0;
+      const int64_t overlap = info.Length() > 5 && info[5].IsNumber() ? int_arg(info, 5, "vaeEncode", "overlap", 0) : 0;
       auto img = std::make_shared<std::vector<float>>(array_arg<float, napi_float32_array>(info, 0, "vaeEncode", "image", B * m->vae().image_channels * H * W));
-      return run(m, [=](sd::SdModel& s) { return s.vae_encode(img->data(), B, H, W, tile); });
+      return run(m, [=](sd::SdModel& s) { return s.vae_encode(img->data(), B, H, W, tile, overlap); });
     });
   }
 

@@ -98,11 +98,11 @@ std::vector<float> SdModel::run_unet(const float* x, int64_t B, int64_t C, int64
   return out;
 }
 
-std::vector<float> SdModel::vae_decode(const float* z, int64_t B, int64_t h, int64_t w, int64_t tile) {
+std::vector<float> SdModel::vae_decode(const float* z, int64_t B, int64_t h, int64_t w, int64_t tile, int64_t overlap) {
   need(vae_.has_decoder, "this model has no VAE decoder");
   need(B >= 1 && h >= 1 && w >= 1, "empty latent");
   if (tile > 0 && (h > tile || w > tile)) {
-    const TileJob job{B, vae_.z_channels, h, w, vae_.image_channels, vae_.factor(), 1, tile};
+    const TileJob job{B, vae_.z_channels, h, w, vae_.image_channels, vae_.factor(), 1, tile, overlap};
     return run_tiled(job, z, [&](const float* in, int64_t th, int64_t tw) { return decode_whole(in, B, th, tw); });
   }
   return decode_whole(z, B, h, w);
@@ -121,12 +121,12 @@ std::vector<float> SdModel::decode_whole(const float* z, int64_t B, int64_t h, i
   return out;
 }
 
-std::vector<float> SdModel::vae_encode(const float* img, int64_t B, int64_t H, int64_t W, int64_t tile) {
+std::vector<float> SdModel::vae_encode(const float* img, int64_t B, int64_t H, int64_t W, int64_t tile, int64_t overlap) {
   need(vae_.has_encoder, "this model has no VAE encoder");
   const int64_t f = vae_.factor();
   need(B >= 1 && H >= f && W >= f && H % f == 0 && W % f == 0, "image sides must be positive multiples of " + std::to_string(f));
   if (tile > 0 && (H > tile * f || W > tile * f)) {
-    const TileJob job{B, vae_.image_channels, H, W, 2 * vae_.z_channels, 1, f, tile * f};
+    const TileJob job{B, vae_.image_channels, H, W, 2 * vae_.z_channels, 1, f, tile * f, overlap * f};
     return run_tiled(job, img, [&](const float* in, int64_t th, int64_t tw) { return encode_whole(in, B, th, tw); });
   }
   return encode_whole(img, B, H, W);

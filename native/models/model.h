@@ -56,11 +56,12 @@ class SdModel {
   // x [B, C, h, w], t [B], ctx [B, L, D] -> [B, out, h, w]
   std::vector<float> run_unet(const float* x, int64_t B, int64_t C, int64_t h, int64_t w, const float* t,
                               const float* ctx, int64_t L, int64_t D);
-  // z [B, 4, h, w] -> [B, 3, 8h, 8w]. tile > 0 decodes tile x tile latent patches (overlapping by
-  // tile/4, blended linearly) when a side exceeds it, so activation memory depends on the tile only.
-  std::vector<float> vae_decode(const float* z, int64_t B, int64_t h, int64_t w, int64_t tile = 0);
-  // img [B, 3, H, W] -> [B, 8, H/8, W/8]; tile in latent units as for vae_decode (tile * 8 pixels).
-  std::vector<float> vae_encode(const float* img, int64_t B, int64_t H, int64_t W, int64_t tile = 0);
+  // z [B, 4, h, w] -> [B, 3, 8h, 8w]. tile > 0 decodes latent patches of at most tile x tile
+  // (overlapping by at least `overlap`, default tile/4, blended linearly) when a side exceeds it,
+  // so activation memory depends on the tile only (models/tiling.h).
+  std::vector<float> vae_decode(const float* z, int64_t B, int64_t h, int64_t w, int64_t tile = 0, int64_t overlap = 0);
+  // img [B, 3, H, W] -> [B, 8, H/8, W/8]; tile and overlap in latent units as for vae_decode.
+  std::vector<float> vae_encode(const float* img, int64_t B, int64_t H, int64_t W, int64_t tile = 0, int64_t overlap = 0);
   const char* backend_name() const { return be_->name(); }
   // Gives back memory the next call rebuilds: "clip", "unet", "vae" drop the resident pages of that
   // network's weights used in place from the mapped file (re-read from the page cache or the file

@@ -4,13 +4,15 @@
 
 namespace sd {
 
-std::vector<int64_t> tile_starts(int64_t size, int64_t tile, int64_t overlap) {
-  if (size <= tile) return {0};
-  const int64_t stride = std::max<int64_t>(1, tile - overlap);
-  const int64_t n = (size - tile + stride - 1) / stride + 1;
-  std::vector<int64_t> s(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) s[static_cast<size_t>(i)] = (size - tile) * i / (n - 1);  // evenly spread
-  return s;
+SideCut cut_side(int64_t size, int64_t tile, int64_t overlap) {
+  if (size <= tile) return {size, {0}};
+  overlap = std::min(overlap, tile - 1);
+  const int64_t n = (size - overlap + (tile - overlap) - 1) / (tile - overlap);
+  const int64_t len = (size + (n - 1) * overlap + n - 1) / n;  // <= tile, as n * (tile - overlap) >= size - overlap
+  SideCut c{len, std::vector<int64_t>(static_cast<size_t>(n))};
+  // Neighbours start at most ceil((size - len) / (n - 1)) <= len - overlap apart.
+  for (int64_t i = 0; i < n; ++i) c.starts[static_cast<size_t>(i)] = (size - len) * i / (n - 1);
+  return c;
 }
 
 namespace {
@@ -25,8 +27,19 @@ float ramp_weight(int64_t i, int64_t T, int64_t p, int64_t S, int64_t ramp) {
 }  // namespace
 
 std::vector<float> run_tiled(const TileJob& j, const float* in, const TileFn& fn) {
-  const int64_t th = std::min(j.tile, j.H), tw = std::min(j.tile, j.W), ov = std::max<int64_t>(1, j.tile / 4);
-  const std::vector<int64_t> ys = tile_starts(j.H, th, ov), xs = tile_starts(j.W, tw, ov);
+  const int64_t ov = std::max<int64_t>(1, j.overlap > 0 ? j.overlap : j.tile / 4);
+  // Cut in units of `down` (the encoder's 8 px) so every tile maps onto whole output positions.
+  const int64_t u = j.down;
+  auto cut = [&](int64_t size) {
+    SideCut c = cut_side(size / u, std::max<int64_t>(1, j.tile / u), (ov + u - 1) / u);
+    c.len *= u;
+    for (int64_t& s : c.starts) s *= u;
+    return c;
+  };
+  const SideCut cy = cut(j.H), cx = cut(j.W);
+  const int64_t th = cy.len, tw = cx.len;
+  const std::vector<int64_t>& ys = cy.starts;
+  const std::vector<int64_t>& xs = cx.starts;
   const int64_t Ho = j.H * j.up / j.down, Wo = j.W * j.up / j.down;
   const int64_t oth = th * j.up / j.down, otw = tw * j.up / j.down, ramp = ov * j.up / j.down;
   std::vector<float> out(static_cast<size_t>(j.B * j.out_channels * Ho * Wo), 0.0f);
