@@ -54,10 +54,10 @@ const QuantKernels* kernels_for(Isa isa) {
 // shapes (BENCHMARKS.md), but quantizing every conv's activations moves the tiny VAE 2.4e-2 (max
 // rel.) from its dequantized-weight f32 run, outside models_q*_vs_dequantized's 1e-2 (the float
 // path: 3.5e-3), so switching it on by default is a decision about accuracy, not a kernel detail.
-// 1x1 convs stay on the float path under Auto: their im2col is a transpose that costs as much as
-// the integer dot products save (conv_bench_int8: 1x1 512>256 @256 int 190-230 vs float 230-235
-// GFLOP/s). A level without an integer kernel for the type (scalar, plain NEON, AVX2 q8_0) always
-// takes the float path.
+// On AVX-512, 1x1 convs stay on the float path under Auto: their im2col is a transpose that costs
+// as much as the VNNI dot products save (conv_bench_int8: 1x1 512>256 @256 int 190-230 vs float
+// 230-235 GFLOP/s); on AVX2 the q4_0 integer 1x1 still wins (159 vs 132). A level without an
+// integer kernel for the type (scalar, plain NEON, AVX2 q8_0) always takes the float path.
 bool auto_enabled() {
   static const bool on = [] {
     const char* e = std::getenv("SDNODE_CONV_INT8");
@@ -70,8 +70,11 @@ const QuantKernels* pick(DType t, int k) {
   if (t != DType::Q8_0 && t != DType::Q4_0) return nullptr;
   const int force = g_force.load(std::memory_order_relaxed);
   if (force == static_cast<int>(ConvQuantPath::Float)) return nullptr;
-  if (force == static_cast<int>(ConvQuantPath::Auto) && (!auto_enabled() || k == 1)) return nullptr;
-  const QuantKernels* qk = kernels_for(isa_active());
+  const Isa isa = isa_active();
+  if (force == static_cast<int>(ConvQuantPath::Auto) &&
+      (!auto_enabled() || (k == 1 && isa == Isa::Avx512)))
+    return nullptr;
+  const QuantKernels* qk = kernels_for(isa);
   if (!qk || !(t == DType::Q8_0 ? qk->q8_0 : qk->q4_0)) return nullptr;
   // The layout arithmetic below assumes per-block sizes (true of every kernel set).
   if (qk->panel_bytes(3) != 3 * qk->panel_bytes(1) || qk->atile_bytes(3) != 3 * qk->atile_bytes(1))
