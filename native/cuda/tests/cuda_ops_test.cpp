@@ -43,7 +43,7 @@ void run_matmul_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng, double mm) {
     const bool q = sd::dtype_is_quantized(t);
     // Tails everywhere: M and N off the 128-tiles, K off the 32-tile (float weights only), K = 2880.
     for (auto [M, N, K] : {std::array<int64_t, 3>{1, 1, 32}, {37, 45, 96}, {154, 320, 768}, {513, 130, 320},
-                           {129, 257, 2880}, {7, 3, 36}, {200, 640, 1280}}) {
+                           {129, 257, 2880}, {7, 3, 36}, {200, 640, 1280}, {2, 1280, 320}, {9, 70, 64}}) {
       if (q && K % 32 != 0) continue;
       const auto x = rng.gauss(M * K), w = rng.vec(N * K, 0.1f), b = rng.vec(N);
       auto wc = weight(cpu, w, {N, K}, t), wg = weight(gpu, w, {N, K}, t);

@@ -71,23 +71,24 @@ using namespace sd::cuda::tc_gemm;
 struct W {
   sd::DType t;
   std::vector<uint8_t> bytes;
-  std::vector<float> deq;  // [N, K], values the tile holds
+  std::vector<float> deq;    // [N, K], values the tile holds (fp16)
+  std::vector<float> exact;  // [N, K], the weights' own values in f32
 };
 
 W make_weights(sd::DType t, int64_t N, int64_t K) {
-  W w{t, {}, std::vector<float>(N * K)};
+  W w{t, {}, std::vector<float>(N * K), std::vector<float>(N * K)};
   std::uniform_int_distribution<int> q8(-127, 127), q4(0, 15);
   const auto f = randn(N * K, 0.1f);
   if (t == sd::DType::F32) {
     w.bytes.resize(N * K * 4);
     std::memcpy(w.bytes.data(), f.data(), w.bytes.size());
-    for (int64_t i = 0; i < N * K; ++i) w.deq[i] = h(f[i]);
+    for (int64_t i = 0; i < N * K; ++i) w.deq[i] = h(f[i]), w.exact[i] = f[i];
   } else if (t == sd::DType::F16) {
     w.bytes.resize(N * K * 2);
     for (int64_t i = 0; i < N * K; ++i) {
       const uint16_t b = __half_as_ushort(__float2half_rn(f[i]));
       std::memcpy(&w.bytes[2 * i], &b, 2);
-      w.deq[i] = h(f[i]);
+      w.deq[i] = w.exact[i] = h(f[i]);
     }
   } else {
     const bool is4 = t == sd::DType::Q4_0;
@@ -114,6 +115,7 @@ W make_weights(sd::DType t, int64_t N, int64_t K) {
             v = dh * static_cast<float>(q);
           }
           w.deq[n * K + b * 32 + j] = h(v);
+          w.exact[n * K + b * 32 + j] = v;
         }
       }
   }
@@ -157,6 +159,29 @@ void test_linear(sd::DType t, int64_t M, int64_t N, int64_t K) {
       ref[m * N + n] = s;
     }
   check(std::string("linear ") + sd::dtype_name(t) + " " + std::to_string(M) + "x" + std::to_string(N) + "x" +
+            std::to_string(K),
+        y, ref, 1e-5);
+}
+
+// Few-rows path: f32 products (the weights' own values, no fp16 rounding of x or of f32/f16 weights).
+void test_small_m(sd::DType t, int M, int64_t N, int64_t K) {
+  const W w = make_weights(t, N, K);
+  const auto x = randn(M * K), b = randn(N);
+  std::vector<float> y(M * N, NAN);
+  const int64_t wrow = static_cast<int64_t>(sd::dtype_row_bytes(t, K));
+  run_grid(static_cast<unsigned>((N + SMALL_WARPS - 1) / SMALL_WARPS), 1, SMALL_WARPS * 32, [&] {
+    small_m_kernel(x.data(), M, N, K, w.bytes.data(), t, wrow, b.data(), y.data());
+  });
+  std::vector<double> ref(M * N);
+  for (int m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      double s = b[n];
+      for (int64_t k = 0; k < K; ++k) {
+        s += static_cast<double>(x[m * K + k]) * w.exact[n * K + k];
+      }
+      ref[m * N + n] = s;
+    }
+  check(std::string("linear few rows ") + sd::dtype_name(t) + " " + std::to_string(M) + "x" + std::to_string(N) + "x" +
             std::to_string(K),
         y, ref, 1e-5);
 }
@@ -240,6 +265,8 @@ int main() {
     const bool q = t == sd::DType::Q8_0 || t == sd::DType::Q4_0;
     test_linear(t, 150, 137, q ? 96 : 80);
     if (!q) test_linear(t, 7, 3, 36);
+    test_small_m(t, 2, 37, q ? 64 : 70);
+    test_small_m(t, 8, 9, 96);
     test_conv(t, 2, q ? 32 : 4, 20, 9, 7, 3, 1, 1);
     test_conv(t, 1, 32, 9, 11, 9, 3, 2, 0);
     test_conv(t, 1, 64, 130, 5, 6, 1, 1, 0);
