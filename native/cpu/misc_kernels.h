@@ -26,7 +26,7 @@ constexpr int64_t kAttnRowPad = 8;    // room for register-block row padding (ma
 // kAttnLaneChunk queries of every head, so Q and y are read and written as whole rows; otherwise
 // a task is kAttnQChunk queries of one head, whose K/V stay in L2 across the task.
 constexpr int64_t kAttnLaneRows = 32;
-constexpr int64_t kAttnLaneTk = 128;
+constexpr int64_t kAttnLaneTk = 256;
 constexpr int64_t kAttnLaneChunk = 64;
 constexpr int64_t kAttnLaneAllHeadsBytes = 1 << 20;
 
