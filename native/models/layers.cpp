@@ -52,6 +52,12 @@ Tensor Net::linear(const Tensor& x, const std::string& p, bool bias) {
   return y;
 }
 
+void Net::linear_into(Tensor& y, const Tensor& x, const std::string& p, bool bias) {
+  const Tensor& wt = w.get(p + ".weight");
+  if (wt.ndim != 2) throw std::runtime_error("weight '" + p + ".weight' " + wt.shape_str() + " is not a matrix");
+  be.linear(y, x, wt, bias ? &w.get(p + ".bias") : nullptr);
+}
+
 Tensor Net::group_norm(const Tensor& x, const std::string& p, float eps, bool silu, int groups) {
   Tensor y = like(x);
   be.group_norm(y, x, groups, w.get(p + ".weight"), w.get(p + ".bias"), eps, silu);

@@ -23,6 +23,8 @@ struct Net {
   Tensor conv1x1(const Tensor& x, const std::string& p);
   // [..., K] -> [..., N]; `p.weight` [N, K], `p.bias` [N] when bias.
   Tensor linear(const Tensor& x, const std::string& p, bool bias = true);
+  // Into y (allocated by the caller, e.g. before temporaries it then rewinds).
+  void linear_into(Tensor& y, const Tensor& x, const std::string& p, bool bias = true);
   Tensor group_norm(const Tensor& x, const std::string& p, float eps, bool silu, int groups = 32);
   Tensor layer_norm(const Tensor& x, const std::string& p, float eps = 1e-5f);
   // y = a + b (b broadcast as in ops.h), into a new tensor or in place into a.

@@ -40,19 +40,25 @@ Tensor res_block(Net& n, const Tensor& x, const Tensor& emb_act, const std::stri
 
 void basic_block(Net& n, Tensor& x, const Tensor& ctx, const std::string& p, int heads) {
   const size_t m = n.be.mark();
-  {  // self-attention
-    Tensor h = n.layer_norm(x, p + "norm1");                    // [B, HW, C]
-    Tensor q = n.linear(h, p + "attn1.to_q", false);
-    Tensor k = n.linear(h, p + "attn1.to_k", false);
-    Tensor v = n.linear(h, p + "attn1.to_v", false);
+  {  // self-attention; q, k, v first so the norm's output can be rewound before attention
+    Tensor q = n.like(x), k = n.like(x), v = n.like(x);         // [B, HW, C]
+    const size_t mh = n.be.mark();
+    Tensor h = n.layer_norm(x, p + "norm1");
+    n.linear_into(q, h, p + "attn1.to_q", false);
+    n.linear_into(k, h, p + "attn1.to_k", false);
+    n.linear_into(v, h, p + "attn1.to_v", false);
+    n.be.rewind(mh);
     Tensor a = n.like(q);
     n.be.attention(a, q, k, v, heads, false);
     n.add_inplace(x, n.linear(a, p + "attn1.to_out.0"));
     n.be.rewind(m);
   }
   {  // cross-attention over the text context
+    Tensor q = n.like(x);                                       // [B, HW, C]
+    const size_t mh = n.be.mark();
     Tensor h = n.layer_norm(x, p + "norm2");
-    Tensor q = n.linear(h, p + "attn2.to_q", false);            // [B, HW, C]
+    n.linear_into(q, h, p + "attn2.to_q", false);
+    n.be.rewind(mh);
     Tensor k = n.linear(ctx, p + "attn2.to_k", false);          // [B, L, C]
     Tensor v = n.linear(ctx, p + "attn2.to_v", false);
     Tensor a = n.like(q);
@@ -81,9 +87,15 @@ void basic_block(Net& n, Tensor& x, const Tensor& ctx, const std::string& p, int
 void spatial_transformer(Net& n, Tensor& out, const Tensor& x, const Tensor& ctx, const std::string& p, int heads) {
   const int64_t B = x.shape[0], C = x.shape[1], HW = x.shape[2] * x.shape[3];
   const size_t m = n.be.mark();
-  Tensor h = n.group_norm(x, p + "norm", 1e-6f, false);
-  Tensor t = n.transpose12(h.reshaped({B, C, HW}));             // [B, HW, C]
-  t = n.linear(t, p + "proj_in");                               // 1x1 conv == per-token linear
+  // proj_in's output first, so the norm and transpose temporaries are rewound before the blocks.
+  const Tensor& w_in = n.w.get(p + "proj_in.weight");
+  Tensor t = n.f32({B, HW, w_in.shape[0]});
+  {
+    const size_t mt = n.be.mark();
+    Tensor h = n.group_norm(x, p + "norm", 1e-6f, false);
+    n.linear_into(t, n.transpose12(h.reshaped({B, C, HW})), p + "proj_in");  // 1x1 conv == per-token linear
+    n.be.rewind(mt);
+  }
   for (int64_t d = 0; n.w.has(p + "transformer_blocks." + std::to_string(d) + ".norm1.weight"); ++d)
     basic_block(n, t, ctx, p + "transformer_blocks." + std::to_string(d) + ".", heads);
   t = n.linear(t, p + "proj_out");                              // [B, HW, C]
