@@ -6,8 +6,8 @@
 //   node scripts/prebuild.mjs [--arch x64|arm64]
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { arch as hostArch, platform } from 'node:os';
-import { mkdirSync, openSync, readSync, closeSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { arch as hostArch, cpus, platform } from 'node:os';
+import { copyFileSync, mkdirSync, openSync, readSync, closeSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -62,6 +62,46 @@ for (const f of files) {
   if (machine(p) !== arch) {
     console.error(`prebuild: ${f} is not an ${arch} binary`);
     process.exit(1);
+  }
+}
+
+// The CUDA backend (linux-x64): a separate library the addon dlopens from its own folder when a GPU
+// and driver answer (native/core/backend_loader.cpp), so it ships beside the .node file. All of
+// native/cuda/CMakeLists.txt's architectures (Turing..Hopper real code + PTX); the CUDA runtime is
+// linked statically, so it needs only the driver's libcuda.so.1. Built where nvcc is on the PATH
+// (SDNODE_PREBUILD_CUDA=0 skips it, =1 makes a missing nvcc an error).
+const cudaWanted = process.env.SDNODE_PREBUILD_CUDA ?? 'auto';
+const hasNvcc = spawnSync('nvcc', ['--version'], { stdio: 'ignore' }).status === 0;
+if (!cross && platform() === 'linux' && arch === 'x64' && cudaWanted !== '0') {
+  if (!hasNvcc) {
+    if (cudaWanted === '1') {
+      console.error('prebuild: SDNODE_PREBUILD_CUDA=1 but nvcc is not on the PATH');
+      process.exit(1);
+    }
+    console.log('prebuild: nvcc not found, the CUDA backend library is not built');
+  } else {
+    const cudaStage = join(root, `build-prebuild-${platform()}-${arch}-cuda`);
+    const t0 = Date.now();
+    const run = (cmd, args) => {
+      const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8' });
+      if (r.status !== 0) {
+        console.error(`${r.stdout}\n${r.stderr}`.split('\n').slice(-60).join('\n'));
+        console.error(`prebuild: '${cmd} ${args.join(' ')}' failed`);
+        process.exit(1);
+      }
+      return r.stdout;
+    };
+    run('cmake', ['-S', '.', '-B', cudaStage, '-DSDNODE_CUDA=ON', '-DSDNODE_ADDON=OFF', '-DCMAKE_BUILD_TYPE=Release']);
+    run('cmake', ['--build', cudaStage, '-j', String(Math.max(1, Math.min(cpus().length, 8))), '--target', 'sdnode_cuda']);
+    const so = join(dir, 'sdnode_cuda.so');
+    copyFileSync(join(cudaStage, 'native', 'cuda', 'sdnode_cuda.so'), so);
+    run('strip', ['--strip-unneeded', so]);
+    const needed = [...run('readelf', ['-d', so]).matchAll(/NEEDED\).*\[(.+)\]/g)].map((m) => m[1]);
+    if (needed.some((n) => /cudart|cublas/.test(n))) {
+      console.error(`prebuild: sdnode_cuda.so must link the CUDA runtime statically, it needs ${needed.join(', ')}`);
+      process.exit(1);
+    }
+    console.log(`prebuild: ${so} (${(statSync(so).size / 1e6).toFixed(2)} MB, needs ${needed.join(', ')}; ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   }
 }
 
