@@ -4,7 +4,6 @@
 // so memory stays O(N) and the result does not depend on the thread count.
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
 
 #include "core/cpu_features.h"
 #include "cpu/cpu_backend.h"
@@ -49,12 +48,11 @@ void CpuBackend::do_attention(Tensor& y, const Tensor& q, const Tensor& k, const
   p.D = q.shape[2] / heads;
   p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.D)));
   p.causal = causal;
-  p.legacy = std::getenv("SDNODE_ATTN_LEGACY") != nullptr;
   static std::atomic<uint64_t> calls{0};
   p.call_id = ++calls;
   if (p.Nq == 0 || p.Nk == 0 || p.B == 0) return;
 
-  const AttnLaneKernels* lanes = p.legacy ? nullptr : attn_lane_kernels();
+  const AttnLaneKernels* lanes = attn_lane_kernels();
   if (lanes && p.D <= lanes->max_head) {
     // All heads per task when their packed K/V are small (see kAttnLaneAllHeadsBytes).
     const bool all = p.H * p.Nk * p.D * 2 * static_cast<int64_t>(sizeof(float)) <= kAttnLaneAllHeadsBytes;

@@ -1,4 +1,5 @@
-// The avx2 kernel table: the generic row and attention kernels over the avx2 vector wrapper.
+// The avx2 kernel tables: the generic row and attention kernels over the avx2 vector wrapper
+// (MiscKernels from simd_misc_table.inc, AttnLaneKernels from simd_attention_lanes.inc).
 #include "cpu/vec_avx2.h"
 #include "cpu/simd_rows.inc"
 #include "cpu/simd_attention.inc"

@@ -1,7 +1,8 @@
 // Row and tile kernels behind group_norm, layer_norm, softmax, the activations, add/mul and
 // attention. One table per ISA level: the scalar table is the reference (plain loops, double
 // accumulation); the AVX2 / AVX-512 / NEON tables come from one generic source
-// (simd_rows.inc, simd_attention.inc) compiled per ISA over a small vector wrapper (vec_*.h).
+// (simd_rows.inc, simd_attention.inc, simd_attention_lanes.inc) compiled per ISA over a small
+// vector wrapper (vec_*.h).
 // Only plain types cross this header, so ISA translation units never instantiate shared inlines.
 #pragma once
 #include <cstddef>
@@ -13,7 +14,9 @@ enum MiscUnary : int { kUnarySilu = 0, kUnaryGelu = 1, kUnaryQuickGelu = 2 };
 enum MiscBinary : int { kBinAdd = 0, kBinMul = 1 };
 
 // Attention tiling, shared by every ISA so the work partition (and so the bits of each output)
-// does not depend on the thread count. A task is kAttnQChunk queries of one (batch, head): it packs
+// does not depend on the thread count. The row-major tile kernel (MiscKernels::attention_tile: the
+// scalar reference, and heads wider than AttnLaneKernels::max_head, such as the VAE's 512) takes
+// tasks of kAttnQChunk queries of one (batch, head): it packs
 // that head's K (transposed) and V once, then runs query tiles of ~kAttnTq rows over key tiles of
 // kAttnTk, so the packing cost is spread over many queries.
 constexpr int64_t kAttnQChunk = 256;  // queries per task
@@ -38,7 +41,6 @@ struct AttnProblem {
   int64_t B, Nq, Nk, H, D;
   float scale;  // 1/sqrt(D)
   bool causal;
-  bool legacy;  // TEMP (measuring): run the row-major kernel instead of the query-lanes one
   uint64_t call_id;  // unique per attention call: lets a thread reuse the K/V it packed
 };
 

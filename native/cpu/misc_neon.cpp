@@ -1,4 +1,5 @@
-// The neon kernel table: the generic row and attention kernels over the neon vector wrapper.
+// The neon kernel tables: the generic row and attention kernels over the neon vector wrapper
+// (MiscKernels from simd_misc_table.inc, AttnLaneKernels from simd_attention_lanes.inc).
 #include "cpu/vec_neon.h"
 #include "cpu/simd_rows.inc"
 #include "cpu/simd_attention.inc"
