@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// npm run bench:gen [-- --type q4_0 --size 512 --steps 20 --threads 2 --tiles 0,384 --dir .bench/gen --keep]
+// npm run bench:gen [-- --type q4_0 --size 512 --steps 20 --threads 2 --tiles 0,320/64 --dir .bench/gen --keep]
 //
 // A whole txt2img generation the way a user runs one: a fresh process loads the SD 1.5-shaped
 // .gguf (random weights, made once by scripts/bench-model.mjs and used in place), generate() with
 // Euler, CFG 7.5, the given steps and size, then the PNG is written. One child per VAE tile
 // setting (0 = whole-image decode), so each peak RSS is its own. Reports per phase the wall time
-// and the peak RSS of that phase (VmHWM, reset between phases through /proc/self/clear_refs), and
+// and the peak RSS of that phase, and
 // the whole process's peak (getrusage maxRSS, which includes everything since exec).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,63 +25,77 @@ async function main() {
   const size = Number(opt('size', '512'));
   const steps = Number(opt('steps', '20'));
   const threads = Number(opt('threads', '2'));
-  const tiles = opt('tiles', '0,384').split(',').map(Number);
+  // VAE tiling per run: 'T' (tile side T px, overlap T/4), 'T/O' (overlap O px), 0 = whole image.
+  const tiles = opt('tiles', '0,320/64').split(',').map((t) => t.split('/').map(Number));
   const dir = opt('dir', join(root, '.bench', 'gen'));
   mkdirSync(dir, { recursive: true });
   const files = await makeModelFiles({ size: 'full', dir, ggType: type, formats: ['gguf'] });
   const rows = [];
-  for (const tile of tiles) {
-    process.stderr.write(`bench:gen ${type} ${size}x${size} ${steps} steps, vaeTileSize ${tile} ...\n`);
+  for (const [tile, overlap] of tiles) {
+    process.stderr.write(`bench:gen ${type} ${size}x${size} ${steps} steps, vaeTileSize ${tile}${overlap ? ` overlap ${overlap}` : ''} ...\n`);
     const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child',
-      JSON.stringify({ file: files.gguf, size, steps, threads, tile, out: join(dir, `gen-${type}-${size}-tile${tile}.png`) })],
+      JSON.stringify({ file: files.gguf, size, steps, threads, tile, overlap, out: join(dir, `gen-${type}-${size}-tile${tile}.png`) })],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     if (r.status !== 0) throw new Error(`bench:gen child failed (${r.status})`);
-    rows.push({ tile, ...JSON.parse(r.stdout.trim().split('\n').pop()) });
+    rows.push({ tile, overlap, ...JSON.parse(r.stdout.trim().split('\n').pop()) });
   }
   const s = (ms) => (ms / 1000).toFixed(2);
   const g = (kib) => (kib * 1024 / 1e9).toFixed(3);
+  const pk = (p) => (p ? `${(p.total / 1e3).toFixed(3)} (${(p.anon / 1e3).toFixed(2)} + ${(p.file / 1e3).toFixed(2)})` : '-');
   console.log(`\nwhole generation: ${type} .gguf (in place), ${size}x${size}, ${steps} Euler steps, CFG 7.5, batch 1, ${threads} threads, ${new Date().toISOString()}`);
-  console.log('| VAE tiles | load s | encode s | sampling s (per step) | decode s | PNG s | total s | peak RSS GB: load+encode | sampling | decode+PNG | whole process |');
+  console.log('| VAE tiles | load s | encode s | sampling s (per step) | decode s | PNG s | total s | peak RSS GB (anon + file): encode | sampling | decode+PNG | whole process (maxRSS) |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
-    console.log(`| ${r.tile ? `${r.tile} px` : 'whole'} | ${s(r.loadMs)} | ${s(r.t.conditioning)} | ${s(r.t.sampling)} (${s(r.t.sampling / steps)}) | ${s(r.decodeMs)} | ${s(r.pngMs)} | ${s(r.totalMs)} | ${g(r.hwm.encode)} | ${g(r.hwm.sampling)} | ${g(r.hwm.decode)} | ${g(r.maxRssKiB)} |`);
+    console.log(`| ${r.tile ? `${r.tile} px${r.overlap ? `, overlap ${r.overlap}` : ''}` : 'whole'} | ${s(r.loadMs)} | ${s(r.t.conditioning)} | ${s(r.t.sampling)} (${s(r.t.sampling / steps)}) | ${s(r.decodeMs)} | ${s(r.pngMs)} | ${s(r.totalMs)} | ${pk(r.peaks.encode)} | ${pk(r.peaks.sampling)} | ${pk(r.peaks.decode)} | ${g(r.maxRssKiB)} |`);
   }
   const whole = rows.find((r) => r.tile === 0);
-  for (const r of rows) if (whole && r !== whole) console.log(`tiled (${r.tile} px) decode / whole decode: ${(r.decodeMs / whole.decodeMs).toFixed(2)}x`);
+  for (const r of rows) if (whole && r !== whole) console.log(`tiled (${r.tile} px${r.overlap ? `, overlap ${r.overlap} px` : ''}) decode / whole decode: ${(r.decodeMs / whole.decodeMs).toFixed(2)}x wall, ${(r.decodeCpuMs / whole.decodeCpuMs).toFixed(2)}x CPU time`);
   console.log(JSON.stringify(rows));
   if (!args.includes('--keep')) rmSync(dir, { recursive: true, force: true });
 }
 
-// VmHWM of this process in KiB, then reset it to the current RSS (Linux: clear_refs "5").
-function phasePeak() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-  try { writeFileSync('/proc/self/clear_refs', '5'); } catch { /* not Linux: the peak keeps growing */ }
-  return m ? Number(m[1]) : NaN;
+// Resident memory now (MB): total, anonymous, file-backed (the weights used in place from the file).
+function rss() {
+  const s = readFileSync('/proc/self/status', 'utf8');
+  const kib = (k) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(s)?.[1] ?? NaN);
+  return { total: kib('VmRSS') * 1024 / 1e6, anon: kib('RssAnon') * 1024 / 1e6, file: kib('RssFile') * 1024 / 1e6 };
 }
 
-async function child({ file, size, steps, threads, tile, out }) {
+async function child({ file, size, steps, threads, tile, overlap, out }) {
   const { StableDiffusion } = await import(join(root, 'dist', 'sd.js'));
-  const hwm = {};
+  // The native work runs off the main thread, so a timer sees memory while each phase runs.
+  let phase = 'load';
+  const peaks = {};
+  const sample = () => {
+    const r = rss();
+    r.heap = process.memoryUsage().heapUsed / 1e6;
+    if (!(r.total <= (peaks[phase]?.total ?? 0))) peaks[phase] = r;
+  };
+  const timer = setInterval(sample, 10);
   const t0 = performance.now();
   const sd = await StableDiffusion.load(file, { backend: 'cpu', threads });
   const loadMs = performance.now() - t0;
-  let tDecode0 = 0;
-  const t1 = performance.now();
+  sample();
+  phase = 'encode';
+  // Phases switch when generate() first calls the UNet and the VAE decoder (after it released the
+  // previous phase's memory), so each peak is that phase's own.
+  let tDecode0 = 0, cDecode0;
+  const unet = sd.unet.bind(sd), vaeDecode = sd.vaeDecode.bind(sd);
+  sd.unet = (...a) => { if (phase === 'encode') { sample(); phase = 'sampling'; } return unet(...a); };
+  sd.vaeDecode = (...a) => { if (phase !== 'decode') { sample(); phase = 'decode'; tDecode0 = performance.now(); cDecode0 = process.cpuUsage(); } return vaeDecode(...a); };
   const res = await sd.generate({
     prompt: 'a photograph of an astronaut riding a horse', negativePrompt: 'blurry', width: size, height: size,
-    steps, cfgScale: 7.5, sampler: 'euler', seed: 42, vaeTileSize: tile,
-    onProgress: (p) => {
-      if (p.step === 1) hwm.encode = phasePeak(); // load + CLIP + the first step's planning
-      if (p.step === p.total) { hwm.sampling = phasePeak(); tDecode0 = performance.now(); }
-    },
+    steps, cfgScale: 7.5, sampler: 'euler', seed: 42, vaeTileSize: tile, ...(overlap ? { vaeTileOverlap: overlap } : {}),
   });
   const tPng = performance.now();
+  const cDecode = process.cpuUsage(cDecode0);
   writeFileSync(out, res.png);
   const tEnd = performance.now();
-  hwm.decode = phasePeak();
+  sample();
+  clearInterval(timer);
   await sd.dispose();
   console.log(JSON.stringify({
-    loadMs, t: res.timings, decodeMs: tPng - tDecode0, pngMs: tEnd - tPng, totalMs: tEnd - t0 - 0 + 0, genMs: tEnd - t1,
-    hwm, maxRssKiB: process.resourceUsage().maxRSS,
+    loadMs, t: res.timings, decodeMs: tPng - tDecode0, decodeCpuMs: (cDecode.user + cDecode.system) / 1000, pngMs: tEnd - tPng, totalMs: tEnd - t0,
+    peaks, maxRssKiB: process.resourceUsage().maxRSS,
   }));
 }
