@@ -63,7 +63,10 @@ __global__ void attention_kernel(const float* q, const float* k, const float* v,
 void CudaBackend::do_attention(Tensor& y, const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal) {
   const int B = static_cast<int>(q.shape[0]), nq = static_cast<int>(q.shape[1]), nk = static_cast<int>(k.shape[1]);
   const int d = static_cast<int>(q.shape[2] / heads);
-  if (tc_ && cuda::tc_attention(stream_, y, q, k, v, heads, causal)) return;  // head dims <= 160
+  if (tc_) {  // head dims <= 160
+    const size_t need = cuda::tc_attention_scratch(q, k, heads);
+    if (need && cuda::tc_attention(stream_, y, q, k, v, heads, causal, scratch(need))) return;
+  }
   if (d > MAX_D) throw std::invalid_argument("attention: head dim " + std::to_string(d) + " exceeds 512 on CUDA");
   const int tk = std::max(1, std::min(64, 40960 / (8 * d)));
   const size_t shmem = static_cast<size_t>(2) * tk * d * sizeof(float);

@@ -30,19 +30,59 @@ __device__ __forceinline__ void stage_tile(__half* dst, const float* src, int64_
   }
 }
 
+// K and V once to f16, per head, padded to [B * heads][n_pad][DP] with zeros (rows past n, dims past
+// d): the attention blocks then stage 64-key tiles with 16-byte copies (cp.async on sm_80+) instead
+// of each of the nq / 64 blocks converting every key again.
+__global__ void convert_kv_kernel(const float* k, const float* v, __half* kh, __half* vh, int B, int n, int heads, int d,
+                                  int n_pad, int dp) {
+  const int64_t pairs = static_cast<int64_t>(B) * heads * n_pad * (dp / 2);
+  const int width = heads * d;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < pairs;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t row = i / (dp / 2);  // (bh, r) flattened
+    const int c = static_cast<int>(i - row * (dp / 2)) * 2;
+    const int bh = static_cast<int>(row / n_pad), r = static_cast<int>(row - static_cast<int64_t>(bh) * n_pad);
+    const int b = bh / heads, h = bh - b * heads;
+    float k0 = 0.f, k1 = 0.f, v0 = 0.f, v1 = 0.f;
+    if (r < n) {
+      const int64_t off = (static_cast<int64_t>(b) * n + r) * width + static_cast<int64_t>(h) * d + c;
+      if (c < d) k0 = k[off], v0 = v[off];
+      if (c + 1 < d) k1 = k[off + 1], v1 = v[off + 1];
+    }
+    reinterpret_cast<__half2*>(kh)[i] = __floats2half2_rn(k0, k1);
+    reinterpret_cast<__half2*>(vh)[i] = __floats2half2_rn(v0, v1);
+  }
+}
+
+// Issues the copies of one 64-key tile of K and V (f16, [64][DP] contiguous) into Ks/Vs rows of STR.
 template <int DP>
-__global__ void __launch_bounds__(THREADS) tc_attention_kernel(const float* q, const float* k, const float* v, float* y,
-                                                               int nq, int nk, int heads, int d, float qscale,
-                                                               bool causal) {
-  constexpr int STR = DP + 8, KC = DP / 16, NT = BKEY / 8, ON = DP / 8;
-  __half* Ks = reinterpret_cast<__half*>(dynamic_smem());  // [BKEY][STR]
-  __half* Vs = Ks + BKEY * STR;                      // [BKEY][STR]
+__device__ __forceinline__ void issue_kv(__half* ks, __half* vs, const __half* kt, const __half* vt) {
+  constexpr int STR = DP + 8, CH = DP / 8;  // 16-byte chunks per row
+  for (int i = threadIdx.x; i < BKEY * CH; i += THREADS) {
+    const int r = i / CH, c = (i - r * CH) * 8;
+    cp_async16(ks + r * STR + c, kt + i * 8);
+    cp_async16(vs + r * STR + c, vt + i * 8);
+  }
+  cp_async_commit();
+}
+
+// Two tiles in flight where both fit the default 48 KB of shared memory (DP <= 80: SD's 40 and 80).
+template <int DP>
+constexpr int kKvStages = 2 * 2 * BKEY * (DP + 8) * 2 <= 48 * 1024 ? 2 : 1;
+
+template <int DP>
+__global__ void __launch_bounds__(THREADS) tc_attention_kernel(const float* q, const __half* k16, const __half* v16,
+                                                               float* y, int nq, int nk, int nk_pad, int heads, int d,
+                                                               float qscale, bool causal) {
+  constexpr int STR = DP + 8, KC = DP / 16, NT = BKEY / 8, ON = DP / 8, ST = kKvStages<DP>;
+  __half* Ks = reinterpret_cast<__half*>(dynamic_smem());  // [ST][BKEY][STR]
+  __half* Vs = Ks + ST * BKEY * STR;                        // [ST][BKEY][STR]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
   const int b = blockIdx.y / heads, h = blockIdx.y - b * heads;
   const int width = heads * d, q0 = blockIdx.x * BQ;
   const float* qh = q + h * d;
-  const float* kh = k + h * d;
-  const float* vh = v + h * d;
+  const __half* kt = k16 + static_cast<int64_t>(blockIdx.y) * nk_pad * DP;
+  const __half* vt = v16 + static_cast<int64_t>(blockIdx.y) * nk_pad * DP;
 
   // Q through the K buffer into registers.
   stage_tile<DP>(Ks, qh, static_cast<int64_t>(b) * nq, q0, nq, width, d, qscale);
@@ -63,10 +103,19 @@ __global__ void __launch_bounds__(THREADS) tc_attention_kernel(const float* q, c
   // V as the B operand via .trans (k = key, n = dim): key rows (lane % 8) + ((lane / 8) % 2) * 8, dim half lane / 16.
   const int vb_off = ((lane & 7) + ((lane >> 3) & 1) * 8) * STR + (lane >> 4) * 8;
 
-  for (int j0 = 0; j0 < kend; j0 += BKEY) {
-    stage_tile<DP>(Ks, kh, static_cast<int64_t>(b) * nk, j0, nk, width, d, 1.f);
-    stage_tile<DP>(Vs, vh, static_cast<int64_t>(b) * nk, j0, nk, width, d, 1.f);
-    __syncthreads();
+  issue_kv<DP>(Ks, Vs, kt, vt);
+  for (int j0 = 0, t = 0; j0 < kend; j0 += BKEY, ++t) {
+    const bool next = j0 + BKEY < kend;
+    if (ST == 2 && next) {
+      const int nb = (t + 1) & 1;
+      issue_kv<DP>(Ks + nb * BKEY * STR, Vs + nb * BKEY * STR, kt + (j0 + BKEY) * DP, vt + (j0 + BKEY) * DP);
+      cp_async_wait<1>();  // this thread's copies of tile t are done; tile t + 1 may still fly
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();  // everyone's copies of tile t are visible
+    const __half* kbuf = Ks + (ST == 2 ? (t & 1) : 0) * BKEY * STR;
+    const __half* vbuf = Vs + (ST == 2 ? (t & 1) : 0) * BKEY * STR;
 
     float s[NT][4];
 #pragma unroll
@@ -76,7 +125,7 @@ __global__ void __launch_bounds__(THREADS) tc_attention_kernel(const float* q, c
 #pragma unroll
       for (int nj = 0; nj < NT / 2; ++nj) {
         uint32_t kf[4];
-        ldmatrix_x4(kf, Ks + kb_off + nj * 16 * STR + kc * 16);
+        ldmatrix_x4(kf, kbuf + kb_off + nj * 16 * STR + kc * 16);
         mma_16816(s[2 * nj], qf[kc], kf[0], kf[1]);
         mma_16816(s[2 * nj + 1], qf[kc], kf[2], kf[3]);
       }
@@ -123,12 +172,13 @@ __global__ void __launch_bounds__(THREADS) tc_attention_kernel(const float* q, c
 #pragma unroll
       for (int dn = 0; dn < DP / 16; ++dn) {
         uint32_t vf[4];
-        ldmatrix_x4_trans(vf, Vs + vb_off + kc * 16 * STR + dn * 16);
+        ldmatrix_x4_trans(vf, vbuf + vb_off + kc * 16 * STR + dn * 16);
         mma_16816(o[2 * dn], pa, vf[0], vf[1]);
         mma_16816(o[2 * dn + 1], pa, vf[2], vf[3]);
       }
     }
-    __syncthreads();
+    __syncthreads();  // this buffer is free for the copies issued next
+    if (ST == 1 && next) issue_kv<DP>(Ks, Vs, kt + (j0 + BKEY) * DP, vt + (j0 + BKEY) * DP);
   }
 
 #pragma unroll

@@ -15,7 +15,10 @@ void tc_linear(cudaStream_t s, Tensor& y, const Tensor& x, const Tensor& w, cons
 // Implicit-GEMM conv2d (no im2col buffer), 1x1 and 3x3, stride 1 or 2, padding as v0.
 void tc_conv2d(cudaStream_t s, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad);
 // Flash attention for head dims up to 160; returns false (nothing launched) for larger heads.
-bool tc_attention(cudaStream_t s, Tensor& y, const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal);
+// `scratch`: device memory of tc_attention_scratch() bytes (f16 copies of K and V), stream-ordered.
+size_t tc_attention_scratch(const Tensor& q, const Tensor& k, int heads);  // 0: head dim not handled
+bool tc_attention(cudaStream_t s, Tensor& y, const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal,
+                  void* scratch);
 
 }  // namespace cuda
 }  // namespace sd

@@ -31,6 +31,8 @@ void run_grid(unsigned gx, unsigned gy, int threads, const std::function<void()>
         ts.emplace_back([&, t] {
           threadIdx = make_uint3(t, 0, 0);
           blockIdx = make_uint3(bx, by, 0);
+          blockDim = make_uint3(threads, 1, 1);
+          gridDim = make_uint3(gx, gy, 1);
           body();
         });
       for (auto& t : ts) t.join();
@@ -226,8 +228,15 @@ void test_attention(int B, int nq, int nk, int heads, int d, bool causal) {
              v = randn(static_cast<size_t>(B) * nk * width);
   std::vector<float> y(q.size(), NAN);
   const float qscale = 1.4426950408889634f / std::sqrt(static_cast<float>(d));
+  const int nk_pad = (nk + at::BKEY - 1) / at::BKEY * at::BKEY;
+  std::vector<__half> k16(static_cast<size_t>(B) * heads * nk_pad * DP, __float2half(NAN)),
+      v16(k16.size(), __float2half(NAN));
+  run_grid(3, 1, 64, [&] {  // a small grid: the grid-stride loop must cover everything
+    at::convert_kv_kernel(k.data(), v.data(), k16.data(), v16.data(), B, nk, heads, d, nk_pad, DP);
+  });
+  static_assert(at::kKvStages<48> == 2 && at::kKvStages<80> == 2 && at::kKvStages<96> == 1 && at::kKvStages<160> == 1, "stages");
   run_grid(static_cast<unsigned>((nq + at::BQ - 1) / at::BQ), static_cast<unsigned>(B * heads), at::THREADS, [&] {
-    at::tc_attention_kernel<DP>(q.data(), k.data(), v.data(), y.data(), nq, nk, heads, d, qscale, causal);
+    at::tc_attention_kernel<DP>(q.data(), k16.data(), v16.data(), y.data(), nq, nk, nk_pad, heads, d, qscale, causal);
   });
   // Reference: fp16-rounded inputs, exact softmax (P's own fp16 rounding is the kernel's: tol 2e-3).
   std::vector<double> ref(y.size());
@@ -276,6 +285,9 @@ int main() {
   test_attention<16>(1, 65, 100, 3, 8, false);
   test_attention<64>(1, 77, 77, 1, 64, true);
   test_attention<160>(1, 20, 70, 1, 160, false);
+  test_attention<80>(2, 33, 200, 2, 80, false);   // 4 key tiles: the double buffer turns over twice
+  test_attention<160>(1, 130, 130, 1, 160, true);  // single buffer, causal over 3 tiles
+  test_attention<128>(1, 70, 130, 3, 100, false);
   std::printf("tc emulation: %d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;
 }

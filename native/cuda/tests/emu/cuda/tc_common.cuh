@@ -59,6 +59,8 @@ inline unsigned char* dyn_smem() {
 
 inline thread_local uint3 threadIdx;
 inline thread_local uint3 blockIdx;
+inline thread_local uint3 blockDim;
+inline thread_local uint3 gridDim;
 
 inline void __syncthreads() { emu::block_barrier().wait(); }
 
@@ -142,6 +144,12 @@ inline void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32
     c[e] = acc;
   }
 }
+
+// The emulated threads copy synchronously: every wait is already satisfied.
+inline void cp_async16(void* smem, const void* gmem) { std::memcpy(smem, gmem, 16); }
+inline void cp_async_commit() {}
+template <int N>
+inline void cp_async_wait() {}
 
 inline uint32_t pack_half2(float lo, float hi) {
   return __half_as_ushort(__float2half_rn(lo)) | (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(hi))) << 16);
