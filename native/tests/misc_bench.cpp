@@ -137,6 +137,7 @@ SD_TEST(bench_misc) {
     auto be = sd::make_cpu_backend(threads);
     bench_attention(*be, "self 2x4096 8 heads x 40", 2, 4096, 4096, 8, 40, peak);
     bench_attention(*be, "self 2x1024 8 heads x 80", 2, 1024, 1024, 8, 80, peak);
+    bench_attention(*be, "self 2x256 8 heads x 160", 2, 256, 256, 8, 160, peak);
     bench_attention(*be, "cross 2x4096x77 8 heads x 40", 2, 4096, 77, 8, 40, peak);
     bench_attention(*be, "vae 1x4096 1 head x 512", 1, 4096, 4096, 1, 512, peak);
     if (attn_only) {
