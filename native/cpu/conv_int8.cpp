@@ -6,11 +6,12 @@
 // Per call: every weight panel is packed once, over the whole K, into thread 0's scratch (shared
 // read-only by the tasks; packing per task would repack each panel once per pixel block, and for
 // the 8x8 UNet shapes that is as much work as the dot products). Per task (a block of pixels x a
-// block of output channels) and K chunk: for each tile of mr pixels, im2col the tile's chunk (f32,
-// mr x kc, per-thread scratch), quantize it, run the kernel over the block's panels into a C tile
-// (pixels x channels, per-thread scratch); then C goes transposed into the NCHW output. K chunks are
-// fixed by the shape and every output is computed by one kernel sequence, so results do not depend
-// on the thread count or the task split.
+// block of output channels) and K chunk: im2col the block's chunk (f32, pixels x kc, per-thread
+// scratch; AVX2/AVX-512 with register transposes, conv_int8_<isa>.cpp), then per tile of mr pixels
+// quantize it and run the kernel over the block's panels into a C tile (pixels x channels,
+// per-thread scratch); at the end C goes transposed into the NCHW output. K chunks are fixed by the
+// shape and every output is computed by one kernel sequence, so results do not depend on the
+// thread count or the task split.
 #include "cpu/conv_int8.h"
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "core/cpu_features.h"
+#include "cpu/conv_int8_kernels.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/gemm_kernels.h"
 
@@ -54,10 +56,8 @@ const QuantKernels* kernels_for(Isa isa) {
 // shapes (BENCHMARKS.md), but quantizing every conv's activations moves the tiny VAE 2.4e-2 (max
 // rel.) from its dequantized-weight f32 run, outside models_q*_vs_dequantized's 1e-2 (the float
 // path: 3.5e-3), so switching it on by default is a decision about accuracy, not a kernel detail.
-// On AVX-512, 1x1 convs stay on the float path under Auto: their im2col is a transpose that costs
-// as much as the VNNI dot products save (conv_bench_int8: 1x1 512>256 @256 int 190-230 vs float
-// 230-235 GFLOP/s); on AVX2 the q4_0 integer 1x1 still wins (159 vs 132). A level without an
-// integer kernel for the type (scalar, plain NEON, AVX2 q8_0) always takes the float path.
+// A level without an integer kernel for the type (scalar, plain NEON, AVX2 q8_0) always takes the
+// float path.
 bool auto_enabled() {
   static const bool on = [] {
     const char* e = std::getenv("SDNODE_CONV_INT8");
@@ -70,16 +70,31 @@ const QuantKernels* pick(DType t, int k) {
   if (t != DType::Q8_0 && t != DType::Q4_0) return nullptr;
   const int force = g_force.load(std::memory_order_relaxed);
   if (force == static_cast<int>(ConvQuantPath::Float)) return nullptr;
-  const Isa isa = isa_active();
-  if (force == static_cast<int>(ConvQuantPath::Auto) &&
-      (!auto_enabled() || (k == 1 && isa == Isa::Avx512)))
-    return nullptr;
-  const QuantKernels* qk = kernels_for(isa);
+  (void)k;  // every kernel size measured faster on the integer path (1x1 too, since the ISA im2col)
+  if (force == static_cast<int>(ConvQuantPath::Auto) && !auto_enabled()) return nullptr;
+  const QuantKernels* qk = kernels_for(isa_active());
   if (!qk || !(t == DType::Q8_0 ? qk->q8_0 : qk->q4_0)) return nullptr;
   // The layout arithmetic below assumes per-block sizes (true of every kernel set).
   if (qk->panel_bytes(3) != 3 * qk->panel_bytes(1) || qk->atile_bytes(3) != 3 * qk->atile_bytes(1))
     return nullptr;
   return qk;
+}
+
+struct Helpers {
+  ConvIm2colFn im2col = nullptr;        // null: im2col_block (portable)
+  ConvTransposeFn transpose = nullptr;  // null: a portable loop
+};
+
+Helpers helpers_for(Isa isa) {
+  Helpers h;
+  (void)isa;
+#if defined(SDNODE_HAVE_AVX2)
+  if (isa == Isa::Avx2 || isa == Isa::Avx512) h = {conv_int8_im2col_avx2, conv_int8_transpose_avx2};
+#endif
+#if defined(SDNODE_HAVE_AVX512)
+  if (isa == Isa::Avx512) h = {conv_int8_im2col_avx512, conv_int8_transpose_avx512};
+#endif
+  return h;
 }
 
 // A run of output pixels of one image row: pixel j of the run is (n, oy, ox0 + j), block row i0 + j.
@@ -207,7 +222,7 @@ bool conv2d_int8(CpuBackend& be, const ConvGeom& g, const float* x, const void* 
   const int64_t ncb = ceil_div(g.Co, 640);
   const int64_t nc = round_up(ceil_div(g.Co, ncb), nr);
   const int64_t n_cblk = ceil_div(g.Co, nc);
-  const int64_t lda = kc + 20;  // off powers of two, so the im2col's column writes spread over sets
+  const int64_t lda = kc + 16;  // off powers of two, so the im2col's column writes spread over sets
   int64_t mc = std::max<int64_t>(mr, std::min<int64_t>(65536 / nc, 98304 / lda) / mr * mr);
   mc = std::min(mc, round_up(TP, mr));
   while (ceil_div(TP, mc) * n_cblk < 4 * be.threads() && mc > mr) mc = round_up(mc / 2, mr);
@@ -219,10 +234,25 @@ bool conv2d_int8(CpuBackend& be, const ConvGeom& g, const float* x, const void* 
   const size_t cbytes = align64(static_cast<size_t>(mc * nc) * 4);
   const size_t rbytes = align64(sizeof(Run) * static_cast<size_t>(mc + 2));
   const size_t priv = tbytes + abytes + cbytes + rbytes;
+  // Per patch position t: ci * H * W + ky * W + kx, ky, kx (the ISA im2col's addressing).
+  Helpers hp = helpers_for(isa_active());
+  if (g.k > 8) hp.im2col = nullptr;
+  const size_t tabbytes = hp.im2col ? align64(static_cast<size_t>(K) * 10) : 0;
   const int threads = be.threads();
   std::vector<uint8_t*> scratch(static_cast<size_t>(threads));
-  uint8_t* packed = be.scratch(0, wbytes + priv);
-  scratch[0] = packed + wbytes;
+  uint8_t* packed = be.scratch(0, wbytes + tabbytes + priv);
+  auto* rel = reinterpret_cast<int64_t*>(packed + wbytes);
+  auto* tky = reinterpret_cast<uint8_t*>(rel + K);
+  uint8_t* tkx = tky + K;
+  if (hp.im2col) {
+    for (int64_t t = 0; t < K; ++t) {
+      const int64_t ci = t / (g.k * g.k), ky = (t / g.k) % g.k, kx = t % g.k;
+      rel[t] = ci * g.H * g.W + ky * g.W + kx;
+      tky[t] = static_cast<uint8_t>(ky);
+      tkx[t] = static_cast<uint8_t>(kx);
+    }
+  }
+  scratch[0] = packed + wbytes + tabbytes;
   for (int t = 1; t < threads; ++t) scratch[static_cast<size_t>(t)] = be.scratch(t, priv);
 
   const auto* wb = static_cast<const uint8_t*>(w);
@@ -245,7 +275,15 @@ bool conv2d_int8(CpuBackend& be, const ConvGeom& g, const float* x, const void* 
     const int nruns = cut_runs(g, g0, g1, runs);
     for (int64_t k0 = 0; k0 < K; k0 += kc) {
       const int64_t kk = std::min(kc, K - k0), nkb = kk / 32;
-      im2col_block(g, x, runs, nruns, k0, kk, lda, tile);
+      if (hp.im2col) {
+        for (int q = 0; q < nruns; ++q) {
+          const Run& r = runs[q];
+          hp.im2col(g, x + r.n * g.Ci * g.H * g.W, rel + k0, tky + k0, tkx + k0, kk, r.oy, r.ox0,
+                    r.len, tile + r.i0 * lda, lda);
+        }
+      } else {
+        im2col_block(g, x, runs, nruns, k0, kk, lda, tile);
+      }
       for (int64_t m = g0; m < g1; m += mr) {
         const int mv = static_cast<int>(std::min<int64_t>(mr, g1 - m));
         qk.quant_a(mv, nkb, tile + (m - g0) * lda, lda, at);
@@ -261,6 +299,11 @@ bool conv2d_int8(CpuBackend& be, const ConvGeom& g, const float* x, const void* 
     // C (pixels x channels) -> y[n][co][p], one run of pixels per image.
     for (int64_t m = g0; m < g1;) {
       const int64_t n = m / P, p0 = m % P, len = std::min(g1 - m, P - p0);
+      if (hp.transpose) {
+        hp.transpose(C + (m - g0) * nc, nc, len, co1 - co0, y + (n * g.Co + co0) * P + p0, P);
+        m += len;
+        continue;
+      }
       // 16 channels at a time: each C row read is one cache line, 16 output rows are written.
       for (int64_t cb0 = co0; cb0 < co1; cb0 += 16) {
         const int cw = static_cast<int>(std::min<int64_t>(16, co1 - cb0));

@@ -25,9 +25,9 @@ void conv2d_reference_qact(const ConvGeom& g, const float* x, const void* w, DTy
                            const float* bias, float* y, double* mag = nullptr);
 
 // Which path quantized weights take. Auto: the float path unless the environment has
-// SDNODE_CONV_INT8=1 (conv_int8.cpp says why it is off by default), then the integer path where a
-// kernel exists and measured faster (not 1x1 on AVX-512). Int: the integer path wherever a kernel
-// exists (tests, benchmarks). Float: never the integer path.
+// SDNODE_CONV_INT8=1 (conv_int8.cpp says why it is off by default), then the integer path wherever
+// a kernel exists (it measured faster on every SD shape). Int: the integer path wherever a kernel
+// exists, whatever the environment (tests, benchmarks). Float: never the integer path.
 enum class ConvQuantPath { Auto, Int, Float };
 void conv_force_quant_path(ConvQuantPath p);
 // Whether conv2d_int8 would take the integer path now for this weight type and kernel size.

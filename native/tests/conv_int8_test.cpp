@@ -206,7 +206,7 @@ SD_TEST(conv_int8_reference_is_the_gemm_reference) {
 }
 
 // Float turns the integer path off at every level, Int on where a kernel exists; Auto follows
-// SDNODE_CONV_INT8 for 3x3 and keeps 1x1 on the float path.
+// SDNODE_CONV_INT8.
 SD_TEST(conv_int8_force_path) {
   IsaGuard guard;
   sd::CpuBackend be(2);
@@ -224,7 +224,8 @@ SD_TEST(conv_int8_force_path) {
   if (sd::isa_force(sd::Isa::Avx512)) {
     sd::conv_force_quant_path(sd::ConvQuantPath::Auto);
     SD_CHECK(sd::conv_uses_int_path(DType::Q8_0, 3) == env_on);
-    SD_CHECK(!sd::conv_uses_int_path(DType::Q8_0, 1) && !sd::conv_uses_int_path(DType::F16, 3));
+    SD_CHECK(sd::conv_uses_int_path(DType::Q4_0, 1) == env_on);
+    SD_CHECK(!sd::conv_uses_int_path(DType::F16, 3));
     sd::conv_force_quant_path(sd::ConvQuantPath::Int);
     SD_CHECK(sd::conv_uses_int_path(DType::Q8_0, 1) && sd::conv_uses_int_path(DType::Q4_0, 3));
     SD_CHECK(!sd::conv_uses_int_path(DType::F32, 3));
