@@ -108,9 +108,10 @@ SD_TEST(attention_causal_matches_naive) {
 SD_TEST(attention_peaked_scores_match_naive) {
   // Large logits: the running max moves often and most weights underflow.
   check_attention({1, 90, 200, 2, 40, false}, 4.f, 0, 90);
-  // Logit spreads far beyond float's exponent range: weights under 2^-64 of the row's largest are
-  // flushed to 0 by the SIMD kernels (denormals would trap to microcode).
-  check_attention({2, 70, 300, 2, 40, false}, 12.f, 0, 70);
+  // Logits spread over ~100 (std 16): many weights fall under 2^-64 of the row's largest, which the
+  // SIMD kernels flush to 0 (denormals would trap to microcode). Wider ranges are limited by the
+  // float rounding of the scores themselves (~1e-7 * range^2 relative), not by the kernels.
+  check_attention({2, 70, 300, 2, 40, false}, 7.f, 0, 70);
 }
 
 SD_TEST(attention_4096_keys) {
