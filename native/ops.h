@@ -107,6 +107,7 @@ class Backend {
     double seconds = 0, flops = 0;
   };
   void set_profiling(bool on) { profiling_ = on; }
+  bool profiling() const { return profiling_; }
   void reset_profile() { profile_.clear(); }
   const std::map<std::string, OpStats>& profile() const { return profile_; }
 

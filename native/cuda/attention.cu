@@ -61,6 +61,7 @@ __global__ void attention_kernel(const float* q, const float* k, const float* v,
 }  // namespace
 
 void CudaBackend::do_attention(Tensor& y, const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal) {
+  const OpSync op_sync{this};
   const int B = static_cast<int>(q.shape[0]), nq = static_cast<int>(q.shape[1]), nk = static_cast<int>(k.shape[1]);
   const int d = static_cast<int>(q.shape[2] / heads);
   if (tc_) {  // head dims <= 160

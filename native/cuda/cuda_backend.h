@@ -82,6 +82,15 @@ class CudaBackend final : public Backend {
   void do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) override;
 
  private:
+  // Declared first in every do_*: while op profiling is on (Backend::set_profiling), waits for the
+  // op's kernels on leaving, so the base class's host timer measures the GPU time of each op.
+  struct OpSync {
+    const CudaBackend* be;
+    ~OpSync() {
+      if (be->profiling()) cudaStreamSynchronize(be->stream_);  // errors surface at the next launch check
+    }
+  };
+
   int device_;
   bool tc_ = false;  // tensor-core kernels (SDNODE_CUDA_TC=1)
   cudaStream_t stream_ = nullptr;

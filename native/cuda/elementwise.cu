@@ -116,12 +116,14 @@ __global__ void get_rows_small_kernel(const uint8_t* table, DType t, int64_t row
 }  // namespace
 
 void CudaBackend::do_unary(Tensor& y, const Tensor& x, Unary op) {
+  const OpSync op_sync{this};
   const int64_t n = x.numel();
   unary_kernel<<<blocks_for(n), THREADS, 0, stream()>>>(x.f32(), y.f32(), n, static_cast<int>(op));
   SD_CUDA_LAUNCHED("unary");
 }
 
 void CudaBackend::do_geglu(Tensor& y, const Tensor& x) {
+  const OpSync op_sync{this};
   const int64_t rows = y.rows(), n = y.row_len();
   geglu_kernel<<<blocks_for(rows * n), THREADS, 0, stream()>>>(x.f32(), y.f32(), rows, n);
   SD_CUDA_LAUNCHED("geglu");
@@ -141,28 +143,33 @@ static Bcast make_bcast(const Tensor& a, const Tensor& b) {
 }
 
 void CudaBackend::do_add(Tensor& y, const Tensor& a, const Tensor& b) {
+  const OpSync op_sync{this};
   const int64_t n = a.numel();
   binary_kernel<<<blocks_for(n), THREADS, 0, stream()>>>(a.f32(), b.f32(), y.f32(), n, make_bcast(a, b), false);
   SD_CUDA_LAUNCHED("add");
 }
 
 void CudaBackend::do_mul(Tensor& y, const Tensor& a, const Tensor& b) {
+  const OpSync op_sync{this};
   const int64_t n = a.numel();
   binary_kernel<<<blocks_for(n), THREADS, 0, stream()>>>(a.f32(), b.f32(), y.f32(), n, make_bcast(a, b), true);
   SD_CUDA_LAUNCHED("mul");
 }
 
 void CudaBackend::do_scale(Tensor& y, const Tensor& x, float s) {
+  const OpSync op_sync{this};
   const int64_t n = x.numel();
   scale_kernel<<<blocks_for(n), THREADS, 0, stream()>>>(x.f32(), y.f32(), n, s);
   SD_CUDA_LAUNCHED("scale");
 }
 
 void CudaBackend::do_copy(Tensor& y, const Tensor& x) {
+  const OpSync op_sync{this};
   SD_CUDA(cudaMemcpyAsync(y.data, x.data, x.nbytes(), cudaMemcpyDeviceToDevice, stream()));
 }
 
 void CudaBackend::do_upsample_nearest(Tensor& y, const Tensor& x) {
+  const OpSync op_sync{this};
   const int64_t nc = x.shape[0] * x.shape[1];
   upsample_kernel<<<blocks_for(y.numel()), THREADS, 0, stream()>>>(x.f32(), y.f32(), nc, static_cast<int>(x.shape[2]),
                                                                   static_cast<int>(x.shape[3]), static_cast<int>(y.shape[2]),
@@ -171,6 +178,7 @@ void CudaBackend::do_upsample_nearest(Tensor& y, const Tensor& x) {
 }
 
 void CudaBackend::do_concat_channels(Tensor& y, const Tensor& a, const Tensor& b) {
+  const OpSync op_sync{this};
   const int64_t plane = a.shape[2] * a.shape[3];
   concat_kernel<<<blocks_for(y.numel()), THREADS, 0, stream()>>>(a.f32(), b.f32(), y.f32(), y.numel(), a.shape[1],
                                                                  b.shape[1], plane);
@@ -178,11 +186,13 @@ void CudaBackend::do_concat_channels(Tensor& y, const Tensor& a, const Tensor& b
 }
 
 void CudaBackend::do_transpose12(Tensor& y, const Tensor& x) {
+  const OpSync op_sync{this};
   transpose12_kernel<<<blocks_for(x.numel()), THREADS, 0, stream()>>>(x.f32(), y.f32(), x.shape[0], x.shape[1], x.shape[2]);
   SD_CUDA_LAUNCHED("transpose12");
 }
 
 void CudaBackend::do_timestep_embedding(Tensor& y, const float* t, float max_period) {
+  const OpSync op_sync{this};
   const int64_t B = y.shape[0], half = y.shape[1] / 2;
   std::vector<float> host(static_cast<size_t>(B + half));
   for (int64_t b = 0; b < B; ++b) host[b] = t[b];
@@ -205,6 +215,7 @@ void CudaBackend::do_timestep_embedding(Tensor& y, const float* t, float max_per
 }
 
 void CudaBackend::do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) {
+  const OpSync op_sync{this};
   const int64_t row_bytes = static_cast<int64_t>(dtype_row_bytes(table.type, table.shape[1]));
   if (n_ids <= kSmall) {
     SmallI32 tab{};

@@ -100,6 +100,7 @@ __global__ void softmax_kernel(const float* x, float* y, int64_t C) {
 
 void CudaBackend::do_group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
                                 float eps, bool silu) {
+  const OpSync op_sync{this};
   const int64_t plane = x.numel() / (x.shape[0] * x.shape[1]);
   group_norm_kernel<<<static_cast<unsigned>(x.shape[0] * groups), THREADS, 0, stream()>>>(
       x.f32(), y.f32(), static_cast<int>(x.shape[1]), groups, plane, gamma.f32(), beta.f32(), eps, silu);
@@ -107,12 +108,14 @@ void CudaBackend::do_group_norm(Tensor& y, const Tensor& x, int groups, const Te
 }
 
 void CudaBackend::do_layer_norm(Tensor& y, const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
+  const OpSync op_sync{this};
   layer_norm_kernel<<<static_cast<unsigned>(x.rows()), THREADS, 0, stream()>>>(x.f32(), y.f32(), x.row_len(),
                                                                                gamma.f32(), beta.f32(), eps);
   SD_CUDA_LAUNCHED("layer_norm");
 }
 
 void CudaBackend::do_softmax(Tensor& y, const Tensor& x) {
+  const OpSync op_sync{this};
   softmax_kernel<<<static_cast<unsigned>(x.rows()), THREADS, 0, stream()>>>(x.f32(), y.f32(), x.row_len());
   SD_CUDA_LAUNCHED("softmax");
 }

@@ -2,8 +2,8 @@
 // kernel set under test; `--bench-model` builds the full-size SD 1.5-shaped model (random formula
 // weights, SDNODE_BENCH_DTYPE, default f16) once per kernel set and times CLIP, the UNet step at
 // batch 2 (one CFG step) for SDNODE_BENCH_SIZES (default 256,512; median of 5 after a warm-up) and
-// a VAE decode at the largest size. Times are wall clock around calls that end with a download, so
-// they include the host side of every op launch.
+// a VAE decode at the largest size, then a per-op-kind profile of one UNet step there. Times are wall
+// clock around calls that end with a download, so they include the host side of every op launch.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -38,6 +38,29 @@ double time_op(Env& e, const sd::Tensor& out, int reps, F&& fn) {
   }
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
+}
+
+// Per-op-kind GPU time of one call of fn (the CUDA backend waits for each op while profiling).
+template <class F>
+void print_profile(const char* title, sd::Backend& be, F&& fn) {
+  be.reset_profile();
+  be.set_profiling(true);
+  const double t0 = now_s();
+  fn();
+  const double wall = now_s() - t0;
+  be.set_profiling(false);
+  std::vector<std::pair<std::string, sd::Backend::OpStats>> rows(be.profile().begin(), be.profile().end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  double total = 0;
+  for (const auto& r : rows) total += r.second.seconds;
+  std::printf("  profile %s (op by op, synchronised): %.2f ms wall, %.2f ms in ops\n", title, wall * 1e3, total * 1e3);
+  for (const auto& [kind, st] : rows) {
+    std::printf("    %-12s %5lld calls %8.3f ms %5.1f %%", kind.c_str(), static_cast<long long>(st.calls), st.seconds * 1e3,
+                100.0 * st.seconds / total);
+    if (st.flops > 0) std::printf("  %.1f TFLOP/s", st.flops / st.seconds / 1e12);
+    std::printf("\n");
+  }
+  be.reset_profile();
 }
 
 std::string env(const char* k, const char* def) {
@@ -134,6 +157,11 @@ void run_model_bench(const std::vector<std::string>& modes) {
       }
       if (!sizes.empty()) {
         const int64_t px = *std::max_element(sizes.begin(), sizes.end()), lat = px / 8;
+        {
+          std::vector<float> x(2 * 4 * lat * lat, 0.5f), t = {500.f, 500.f};
+          print_profile(("UNet " + std::to_string(px) + " batch 2").c_str(), model->backend(),
+                        [&] { model->run_unet(x.data(), 2, 4, lat, lat, t.data(), ctx.data(), 77, 768); });
+        }
         std::vector<float> z(4 * lat * lat, 0.5f);
         model->vae_decode(z.data(), 1, lat, lat);
         t0 = now_s();
