@@ -77,20 +77,24 @@ const QuantKernels* pick_quant(DType t, int64_t M, int64_t N, int64_t K) {
   return prefer_int(isa, t, M, N, K) ? qk : nullptr;
 }
 
-// The task grid. Sizes depend only on the shape and the kernel's tile, never on the thread count.
+// The task grid. The K chunks depend only on the shape (they fix every C element's bits); the
+// task count may follow the thread count.
 struct Grid {
   int64_t kc, nc, mc;     // K chunk (elements), columns and rows per task
   int64_t nnb, nmb;       // column blocks, row blocks
 };
 
-Grid make_grid(int64_t M, int64_t N, int64_t K, int mr, int nr, int64_t kc_target, int64_t kc_align) {
+Grid make_grid(int64_t M, int64_t N, int64_t K, int mr, int nr, int64_t kc_target, int64_t kc_align,
+               int threads = 0) {
   Grid g;
   const int64_t nkc = std::max<int64_t>(1, ceil_div(K, kc_target));
   g.kc = nkc == 1 ? K : round_up(ceil_div(K, nkc), kc_align);
   g.nnb = ceil_div(N, 512);
-  g.nmb = ceil_div(M, 1024);
-  // At least 8 tasks so 2..8 threads balance, without tiles smaller than a few kernels. Splitting
-  // rows repacks W once more (N x K), splitting columns repacks A (M x K): split the longer side.
+  // Blocks of <= 1024 rows keep a task's C block in L2 between K chunks; with one K chunk C is
+  // written once and the rows need not be cut.
+  g.nmb = threads > 0 && nkc == 1 ? 1 : ceil_div(M, 1024);
+  // Enough tasks to balance, without tiles smaller than a few kernels. Splitting rows repacks W
+  // once more (N x K), splitting columns reads A once more (M x K): split the longer side.
   const auto sizes = [&] {
     g.nc = round_up(ceil_div(N, g.nnb), nr);
     g.mc = round_up(ceil_div(M, g.nmb), mr);
@@ -98,7 +102,15 @@ Grid make_grid(int64_t M, int64_t N, int64_t K, int mr, int nr, int64_t kc_targe
     g.nmb = ceil_div(M, g.mc);
   };
   sizes();
-  while (g.nnb * g.nmb < 8) {
+  // threads > 0: every task packs its W block (and converts it) again, so stop at the fewest
+  // tasks that give each thread the same count (or >= 4 each). Which task computes an element
+  // never changes its bits (the K chunks are fixed above), so the count may follow the threads.
+  // 8192 x 320 x 320 on 2 threads: 2 tasks instead of 8 (W packing ~9 % -> ~2 % of the time).
+  const auto enough = [&](int64_t t) {
+    if (threads <= 0) return t >= 8;
+    return t >= threads && (t % threads == 0 || t >= 4 * threads);
+  };
+  while (!enough(g.nnb * g.nmb)) {
     const int64_t tasks = g.nnb * g.nmb;
     const bool can_m = g.mc >= 8 * mr, can_n = g.nc >= 2 * nr;
     if (can_m && (!can_n || M >= N)) g.nmb *= 2;
@@ -141,7 +153,10 @@ void run_float(CpuBackend& be, const FloatKernels& fk, int64_t M, int64_t N, int
                const float* A, int64_t lda, const uint8_t* W, DType wt, const float* bias, float* C,
                int64_t ldc) {
   const int mr = fk.mr, nr = fk.nr;
-  const Grid g = make_grid(M, N, K, mr, nr, 384, dtype_is_quantized(wt) ? 32 : 8);
+  // SDNODE_GEMM_GRID=old: the thread-independent grid of >= 8 tasks (before/after measurements).
+  static const bool old_grid = std::getenv("SDNODE_GEMM_GRID") != nullptr;
+  const Grid g = make_grid(M, N, K, mr, nr, 384, dtype_is_quantized(wt) ? 32 : 8,
+                           old_grid ? 0 : be.threads());
   const size_t row_bytes = dtype_row_bytes(wt, K);
   const size_t panel_floats = static_cast<size_t>(g.kc) * nr;
   const size_t wbytes = align64(panel_floats * (g.nc / nr) * 4);
