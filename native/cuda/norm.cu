@@ -1,6 +1,7 @@
 // group_norm (+SiLU), layer_norm and softmax: one block per normalised group/row. Statistics are
 // accumulated in double so results track the CPU reference closely.
 #include "cuda/cuda_backend.h"
+#include "cuda/tc_kernels.h"
 
 namespace sd {
 namespace {
@@ -101,6 +102,10 @@ __global__ void softmax_kernel(const float* x, float* y, int64_t C) {
 void CudaBackend::do_group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
                                 float eps, bool silu) {
   const OpSync op_sync{this};
+  if (tc_) {
+    if (const size_t need = cuda::group_norm_split_scratch(x, groups))
+      return cuda::group_norm_split(stream_, y, x, groups, gamma, beta, eps, silu, static_cast<double*>(scratch(need)));
+  }
   const int64_t plane = x.numel() / (x.shape[0] * x.shape[1]);
   group_norm_kernel<<<static_cast<unsigned>(x.shape[0] * groups), THREADS, 0, stream()>>>(
       x.f32(), y.f32(), static_cast<int>(x.shape[1]), groups, plane, gamma.f32(), beta.f32(), eps, silu);

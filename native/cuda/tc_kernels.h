@@ -20,5 +20,11 @@ size_t tc_attention_scratch(const Tensor& q, const Tensor& k, int heads);  // 0:
 bool tc_attention(cudaStream_t s, Tensor& y, const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal,
                   void* scratch);
 
+// group_norm (+SiLU) over many blocks per group; `stats` holds group_norm_split_scratch() bytes
+// (0: shape not handled, use the v0 kernel).
+size_t group_norm_split_scratch(const Tensor& x, int groups);
+void group_norm_split(cudaStream_t s, Tensor& y, const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
+                      float eps, bool silu, double* stats);
+
 }  // namespace cuda
 }  // namespace sd

@@ -153,6 +153,23 @@ void run_other_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng) {
       return e.get(yt);
     });
   }
+  // SD-sized groups (several chunks per group, float4 path) and in place (y is x) with odd planes.
+  {
+    auto x = rng.gauss(2 * 320 * 24 * 24, 2.f);
+    const auto g = rng.vec(320), b = rng.vec(320);
+    for (size_t i = 0; i < x.size(); ++i) x[i] += 5.f * static_cast<float>((i / 5760) % 3);  // group means 0, 5, 10
+    compare(cpu, gpu, "group_norm+silu 2x320x24x24 (2 chunks/group)", 1e-5, [&](Env& e) {
+      auto xt = e.act({2, 320, 24, 24}, &x), gt = e.act({320}, &g), bt = e.act({320}, &b), yt = e.act({2, 320, 24, 24});
+      e.be->group_norm(yt, xt, 32, gt, bt, 1e-6f, true);
+      return e.get(yt);
+    });
+    const auto x2 = rng.gauss(1 * 64 * 33 * 35), g2 = rng.vec(64), b2 = rng.vec(64);
+    compare(cpu, gpu, "group_norm in place 1x64x33x35", 1e-5, [&](Env& e) {
+      auto xt = e.act({1, 64, 33, 35}, &x2), gt = e.act({64}, &g2), bt = e.act({64}, &b2);
+      e.be->group_norm(xt, xt, 32, gt, bt, 1e-5f, false);
+      return e.get(xt);
+    });
+  }
   {
     const auto x = rng.vec(77 * 2 * 130, 2.f), g = rng.vec(130), b = rng.vec(130);
     compare(cpu, gpu, "layer_norm", 1e-5, [&](Env& e) {
