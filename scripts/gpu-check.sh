@@ -65,7 +65,7 @@ echo
 echo "==== gpu-check summary ($(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1))"
 grep -E '\bFAIL\b' "$log" | head -60
 grep -E '^sdcuda|passed|failed' "$log" | grep -vE '^(ok|FAIL)' | tail -12
-grep -E '^bench |^== bench-model|UNet .*batch 2|CLIP batch|VAE decode' "$log"
+grep -E '^== sdcuda ops|^bench |^== bench-model|UNet .*batch 2|CLIP batch|VAE decode|^    [a-z].* calls ' "$log"
 printf '%s\n' "${summary[@]}"
 echo "gpu-check: total $(( $(date +%s) - t0 )) s, rc=$rc"
 exit $rc
