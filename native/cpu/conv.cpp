@@ -6,7 +6,10 @@
 //          kernel reads B in place (no 9x im2col copy). Panels follow output rows when NR divides
 //          Wo, else they run across the tile's rows and the two junk columns are dropped on store.
 //   Pack   (stride 2, 1x1, narrow images): im2col of KC x NR per panel (a row copy for 1x1:
-//          reading 1x1 B in place was slower, 185 vs 250 GFLOP/s, as its rows sit 2^k apart).
+//          reading 1x1 B in place was slower, 185 vs 250 GFLOP/s, as its rows sit 2^k apart;
+//          narrow 3x3 stride 1 copies rows from zero-padded image tiles).
+// Tasks: pixel blocks first, output-channel splits only as far as the threads need, because each
+// channel task makes its block's B again (the split never changes an output's bits).
 #include "cpu/conv.h"
 
 #include <algorithm>

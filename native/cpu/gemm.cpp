@@ -2,7 +2,8 @@
 // the shape, and runs them on the pool. Per task (a block of rows x a block of columns):
 //   for each K chunk: pack the W block (K chunk x NC columns, panels of nr) into the thread's
 //   scratch; for each mr-row tile: pack (or quantize) A's tile, then run the micro-kernel over every
-//   panel. The W block lives in L2, the A tile in L1. K chunks after the first accumulate into C, in
+//   panel (full f32 tiles are read in place where the ISA has kernel_rows: same bits, no copy).
+//   The W block lives in L2, the A tile in L1. K chunks after the first accumulate into C, in
 //   a fixed order, so every C element sees the same operations whatever the thread count.
 #include "cpu/gemm.h"
 

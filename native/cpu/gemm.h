@@ -2,8 +2,8 @@
 //   C[m, n] = sum_k A[m, k] * W[n, k]  (+ bias[n])   for m < M, n < N
 // A: f32 activations, row stride lda. W: weight rows of K elements in any DType (row stride is
 // dtype_row_bytes(W.type, K)). C: f32, row stride ldc. Runs on the backend's pool; each C element is
-// written by one task and the work split depends only on the shape, so results do not depend on the
-// thread count.
+// written by one task with K chunks and a kernel that depend only on the shape (the task count may
+// follow the threads), so results do not depend on the thread count.
 //
 // Scratch: gemm() uses be.scratch(t) of every pool thread t for packed panels, so a caller must not
 // keep data in the backend's scratch across a gemm() call (and must not call it from inside a pool
