@@ -4,10 +4,11 @@
 // Every thread stages one 16-element k-chunk of one A row and one W row per tile (row = tid / 2,
 // chunk = tid % 2): the f32 activations (or the implicit-GEMM gather of the conv input) and the
 // weights (f32, f16, or q8_0/q4_0 half-blocks: a chunk never straddles a 32-block) are converted to
-// f16 while being written to shared memory. The pipeline is double-buffered through registers: the
-// next tile's global loads are issued before the current tile's mma loop and converted + stored
-// after it, so one __syncthreads per tile suffices. (cp.async cannot convert in flight, and both
-// operands need converting, which is why the staging goes through registers.)
+// f16 while being written to shared memory. The pipeline is double-buffered: the next tile's global
+// loads are issued before the current tile's mma loop and converted + stored after it, so one
+// __syncthreads per tile suffices. Loads that need converting (f32 activations, f32 and quantized
+// weights) go through registers, since cp.async cannot convert in flight; f16 weights are copied
+// straight into the shared tile with cp.async (loader protocol: fetch(k, dst), stage(dst), complete()).
 #include <cstdint>
 
 #include "cuda/common.cuh"

@@ -36,7 +36,7 @@ struct F32Rows {
   const float* p = nullptr;
   float r[16];
   __device__ void init(int64_t row) { p = row < rows ? base + row * ld : nullptr; }
-  __device__ void fetch(int64_t k) {
+  __device__ void fetch(int64_t k, __half*) {
     if (p && vec && k + 16 <= K) {
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
@@ -49,6 +49,7 @@ struct F32Rows {
     }
   }
   __device__ void stage(__half* dst) const { store16(dst, r); }
+  __device__ void complete() const {}
 };
 
 // Implicit-GEMM A for conv: row m = output pixel (img, oy, ox), column k = (ci, ky, kx).
@@ -70,7 +71,7 @@ struct ConvRows {
     ix0 = ox * stride - pad;
     img = x + n * (K / (KS * KS)) * h * static_cast<int64_t>(w);
   }
-  __device__ void fetch(int64_t k) {
+  __device__ void fetch(int64_t k, __half*) {
     constexpr int KK = KS * KS;
     int c = static_cast<int>(k / KK), rr = static_cast<int>(k - static_cast<int64_t>(c) * KK);
 #pragma unroll
@@ -83,32 +84,30 @@ struct ConvRows {
     }
   }
   __device__ void stage(__half* dst) const { store16(dst, r); }
+  __device__ void complete() const {}
 };
 
+// f16 weights need no conversion: on sm_80+ their 16-element chunk goes global -> shared with
+// cp.async, issued with the next tile's loads and waited for just before the tile's __syncthreads;
+// tails and rows past N are written directly (the destination buffer is free at issue time).
 struct F16Rows {
   const __half* base;
   int64_t rows, K;
-  bool vec;  // K % 8 == 0 and a 16-byte aligned base: uint4 loads
+  bool vec;  // K % 8 == 0 and a 16-byte aligned base: 16-byte copies
   const __half* p = nullptr;
-  uint4 r[2];
   __device__ void init(int64_t row) { p = row < rows ? base + row * K : nullptr; }
-  __device__ void fetch(int64_t k) {
+  __device__ void fetch(int64_t k, __half* dst) {
     if (p && vec && k + 16 <= K) {
-      r[0] = reinterpret_cast<const uint4*>(p + k)[0];
-      r[1] = reinterpret_cast<const uint4*>(p + k)[1];
+      cp_async16(dst, p + k);
+      cp_async16(dst + 8, p + k + 8);
+      cp_async_commit();
     } else {
-      unsigned short u[16];
 #pragma unroll
-      for (int i = 0; i < 16; ++i) u[i] = (p && k + i < K) ? __half_as_ushort(p[k + i]) : 0;
-      uint32_t* o = reinterpret_cast<uint32_t*>(r);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) o[i] = u[2 * i] | (static_cast<uint32_t>(u[2 * i + 1]) << 16);
+      for (int i = 0; i < 16; ++i) dst[i] = (p && k + i < K) ? p[k + i] : __ushort_as_half(0);
     }
   }
-  __device__ void stage(__half* dst) const {
-    reinterpret_cast<uint4*>(dst)[0] = r[0];
-    reinterpret_cast<uint4*>(dst)[1] = r[1];
-  }
+  __device__ void stage(__half*) const {}
+  __device__ void complete() const { cp_async_wait<0>(); }
 };
 
 // q8_0 (34-byte blocks) and q4_0 (18-byte blocks): K % 32 == 0 (enforced at upload), so a 16-chunk
@@ -121,7 +120,7 @@ struct QRows {
   unsigned short d = 0, q[8];
   int hi = 0;
   __device__ void init(int64_t row) { p = row < rows ? base + row * row_bytes : nullptr; }
-  __device__ void fetch(int64_t k) {
+  __device__ void fetch(int64_t k, __half*) {
     constexpr int BLOCK = Q4 ? 18 : 34;
     if (!p || k >= K) {
       d = 0;
@@ -153,6 +152,7 @@ struct QRows {
     }
     store16(dst, v);
   }
+  __device__ void complete() const {}
 };
 
 struct DenseOut {
@@ -181,10 +181,12 @@ __global__ void __launch_bounds__(THREADS) tc_gemm_kernel(int64_t M, int64_t N, 
   al.init(m0 + lrow);
   wl.init(n0 + lrow);
   const int tiles = static_cast<int>((K + BK - 1) / BK);
-  al.fetch(lk);
-  wl.fetch(lk);
+  al.fetch(lk, &As[0][soff]);
+  wl.fetch(lk, &Bs[0][soff]);
   al.stage(&As[0][soff]);
   wl.stage(&Bs[0][soff]);
+  al.complete();
+  wl.complete();
   __syncthreads();
 
   const int wm = warp & 1, wn = warp >> 1;  // this warp's 64x32 piece: rows wm*64, cols wn*32
@@ -204,8 +206,8 @@ __global__ void __launch_bounds__(THREADS) tc_gemm_kernel(int64_t M, int64_t N, 
     const int cur = t & 1;
     const bool more = t + 1 < tiles;
     if (more) {
-      al.fetch(static_cast<int64_t>(t + 1) * BK + lk);
-      wl.fetch(static_cast<int64_t>(t + 1) * BK + lk);
+      al.fetch(static_cast<int64_t>(t + 1) * BK + lk, &As[cur ^ 1][soff]);
+      wl.fetch(static_cast<int64_t>(t + 1) * BK + lk, &Bs[cur ^ 1][soff]);
     }
     const __half* as = As[cur];
     const __half* bs = Bs[cur];
@@ -225,6 +227,8 @@ __global__ void __launch_bounds__(THREADS) tc_gemm_kernel(int64_t M, int64_t N, 
     if (more) {
       al.stage(&As[cur ^ 1][soff]);
       wl.stage(&Bs[cur ^ 1][soff]);
+      al.complete();
+      wl.complete();
     }
     __syncthreads();
   }
