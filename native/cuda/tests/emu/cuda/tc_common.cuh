@@ -88,6 +88,25 @@ inline float __shfl_xor_sync(unsigned, float v, int m) {
   return r;
 }
 
+inline double __shfl_down_sync(unsigned, double v, int delta) {
+  uint64_t u = 0;
+  std::memcpy(&u, &v, 8);
+  emu::Exchange x(&u, 1);
+  const int src = x.lane + delta;
+  const uint64_t o = src < 32 ? x.get(src, 0) : u;
+  double r;
+  std::memcpy(&r, &o, 8);
+  return r;
+}
+
+inline double atomicAdd(double* p, double v) {
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lk(mu);
+  const double old = *p;
+  *p = old + v;
+  return old;
+}
+
 namespace sd {
 namespace cuda {
 
