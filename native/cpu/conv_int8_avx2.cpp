@@ -2,8 +2,6 @@
 // pixels' values each (a gather for stride 2), an 8x8 register transpose, 8 row stores.
 #include <immintrin.h>
 
-#include <algorithm>
-
 #include "cpu/conv_int8_kernels.h"
 
 namespace sd {
@@ -42,12 +40,13 @@ void conv_int8_im2col_avx2(const ConvGeom& g, const float* xn, const int64_t* re
   // Up to 16 groups of 8 pixels per pass, patch positions outermost (see the AVX-512 version).
   constexpr int kGroups = 16;
   for (int64_t b0 = 0; b0 < len; b0 += 8 * kGroups) {
-    const int ng = static_cast<int>(std::min<int64_t>(kGroups, (len - b0 + 7) / 8));
+    const int64_t groups_left = (len - b0 + 7) / 8;
+    const int ng = static_cast<int>(groups_left < kGroups ? groups_left : kGroups);
     alignas(32) int32_t cm[kGroups][8][8];  // per group and kx: lane j all ones if inside the input
     int nv[kGroups];
     for (int q = 0; q < ng; ++q) {
       const int64_t j0 = b0 + 8 * q;
-      nv[q] = static_cast<int>(std::min<int64_t>(8, len - j0));
+      nv[q] = static_cast<int>(len - j0 < 8 ? len - j0 : 8);
       for (int kx = 0; kx < g.k; ++kx)
         for (int j = 0; j < 8; ++j) {
           const int64_t ix = ix0 + s * (j0 + j) + kx;

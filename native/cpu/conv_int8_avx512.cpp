@@ -3,8 +3,6 @@
 // Scalar code moving the same values element by element cost as much as the VNNI dot products.
 #include <immintrin.h>
 
-#include <algorithm>
-
 #include "cpu/conv_int8_kernels.h"
 
 namespace sd {
@@ -56,12 +54,13 @@ void conv_int8_im2col_avx512(const ConvGeom& g, const float* xn, const int64_t* 
   // channels H*W apart).
   constexpr int kGroups = 8;
   for (int64_t b0 = 0; b0 < len; b0 += 16 * kGroups) {
-    const int ng = static_cast<int>(std::min<int64_t>(kGroups, (len - b0 + 15) / 16));
+    const int64_t groups_left = (len - b0 + 15) / 16;
+    const int ng = static_cast<int>(groups_left < kGroups ? groups_left : kGroups);
     __mmask16 cm[kGroups][8];  // pixels whose column ix0 + s j + kx is inside the input
     int nv[kGroups];
     for (int q = 0; q < ng; ++q) {
       const int64_t j0 = b0 + 16 * q;
-      nv[q] = static_cast<int>(std::min<int64_t>(16, len - j0));
+      nv[q] = static_cast<int>(len - j0 < 16 ? len - j0 : 16);
       for (int kx = 0; kx < g.k; ++kx) {
         unsigned m = 0;
         for (int j = 0; j < nv[q]; ++j) {
