@@ -164,6 +164,8 @@ Layout make_layout(const ConvGeom& g, int mr, int nr, int threads) {
       L.cs = round_up((g.Ho + g.k - 1) * L.tw, 16);
       L.max_ch = std::min<int64_t>(g.Ci, (kKc + L.kk2 - 2) / L.kk2 + 1);
       L.max_img = std::min<int64_t>(g.N, ceil_div(L.ppb, L.ppi) + 1);
+      // Tall narrow images would need big tiles: those keep the bounds-checked packing.
+      L.padded = L.max_img * L.max_ch * L.cs <= (int64_t{1} << 20);
     }
   }
   return L;
