@@ -55,13 +55,6 @@ void launch(cudaStream_t s, int64_t M, int64_t N, int64_t K, const ALoad& al, co
 
 void tc_linear(cudaStream_t s, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
   const int64_t K = w.shape[1], N = w.shape[0], M = x.rows();
-  if (M <= SMALL_M) {
-    small_m_kernel<<<static_cast<unsigned>((N + SMALL_WARPS - 1) / SMALL_WARPS), SMALL_WARPS * 32, 0, s>>>(
-        x.f32(), static_cast<int>(M), N, K, static_cast<const uint8_t*>(w.data), w.type,
-        static_cast<int64_t>(dtype_row_bytes(w.type, K)), bias ? bias->f32() : nullptr, y.f32());
-    SD_CUDA_LAUNCHED("tc linear (few rows)");
-    return;
-  }
   const float* a = x.f32();
   const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(a) % 16 == 0;
   launch(s, M, N, K, F32Rows{a, M, K, K, vec}, w, bias, DenseOut{y.f32(), N});

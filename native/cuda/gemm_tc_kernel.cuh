@@ -4,7 +4,6 @@
 #include <cstdint>
 
 #include "core/dtype.h"
-#include "cuda/common.cuh"
 #include "cuda/tc_common.cuh"
 
 namespace sd {
@@ -244,35 +243,6 @@ __global__ void __launch_bounds__(THREADS) tc_gemm_kernel(int64_t M, int64_t N, 
         const int64_t n = n0 + wn * 32 + ni * 8 + t4 * 2 + (e & 1);
         if (m < M && n < N) st(m, n, acc[mi][ni][e] + (bias ? bias[n] : 0.f));
       }
-}
-
-// Few rows (M <= SMALL_M: the time-embedding MLP and every ResBlock's time projection, M = batch):
-// a 128-row tile would do 1-2 useful rows per mma and walk all of K serially, so one warp per output
-// column reads the weight row once, coalesced, for all M rows, in f32 (exact products, like v0).
-constexpr int SMALL_M = 8, SMALL_WARPS = 8;
-
-__global__ void __launch_bounds__(SMALL_WARPS * 32) small_m_kernel(const float* x, int M, int64_t N, int64_t K,
-                                                                     const uint8_t* W, DType wt, int64_t wrow,
-                                                                     const float* bias, float* y) {
-  const int lane = threadIdx.x & 31;
-  const int64_t n = static_cast<int64_t>(blockIdx.x) * SMALL_WARPS + (threadIdx.x >> 5);
-  if (n >= N) return;  // whole warps leave together: the shuffles below stay full-warp
-  const uint8_t* row = W + n * wrow;
-  float acc[SMALL_M];
-#pragma unroll
-  for (int m = 0; m < SMALL_M; ++m) acc[m] = 0.f;
-  for (int64_t k = lane; k < K; k += 32) {
-    const float w = load_weight(row, wt, k);
-#pragma unroll
-    for (int m = 0; m < SMALL_M; ++m)
-      if (m < M) acc[m] = fmaf(x[m * K + k], w, acc[m]);
-  }
-#pragma unroll
-  for (int m = 0; m < SMALL_M; ++m) {
-    float v = acc[m];
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    if (lane == 0 && m < M) y[m * N + n] = v + (bias ? bias[n] : 0.f);
-  }
 }
 
 }  // namespace tc_gemm

@@ -166,29 +166,6 @@ void test_linear(sd::DType t, int64_t M, int64_t N, int64_t K) {
         y, ref, 1e-5);
 }
 
-// Few-rows path: f32 products (the weights' own values, no fp16 rounding of x or of f32/f16 weights).
-void test_small_m(sd::DType t, int M, int64_t N, int64_t K) {
-  const W w = make_weights(t, N, K);
-  const auto x = randn(M * K), b = randn(N);
-  std::vector<float> y(M * N, NAN);
-  const int64_t wrow = static_cast<int64_t>(sd::dtype_row_bytes(t, K));
-  run_grid(static_cast<unsigned>((N + SMALL_WARPS - 1) / SMALL_WARPS), 1, SMALL_WARPS * 32, [&] {
-    small_m_kernel(x.data(), M, N, K, w.bytes.data(), t, wrow, b.data(), y.data());
-  });
-  std::vector<double> ref(M * N);
-  for (int m = 0; m < M; ++m)
-    for (int64_t n = 0; n < N; ++n) {
-      double s = b[n];
-      for (int64_t k = 0; k < K; ++k) {
-        s += static_cast<double>(x[m * K + k]) * w.exact[n * K + k];
-      }
-      ref[m * N + n] = s;
-    }
-  check(std::string("linear few rows ") + sd::dtype_name(t) + " " + std::to_string(M) + "x" + std::to_string(N) + "x" +
-            std::to_string(K),
-        y, ref, 1e-5);
-}
-
 void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int stride, int pad) {
   const int64_t K = static_cast<int64_t>(ci) * ks * ks;
   const int ho = (hh + 2 * pad - ks) / stride + 1, wo = (ww + 2 * pad - ks) / stride + 1;
@@ -309,8 +286,6 @@ int main() {
     const bool q = t == sd::DType::Q8_0 || t == sd::DType::Q4_0;
     test_linear(t, 150, 137, q ? 96 : 80);
     if (!q) test_linear(t, 7, 3, 36);
-    test_small_m(t, 2, 37, q ? 64 : 70);
-    test_small_m(t, 8, 9, 96);
     test_conv(t, 2, q ? 32 : 4, 20, 9, 7, 3, 1, 1);
     test_conv(t, 1, 32, 9, 11, 9, 3, 2, 0);
     test_conv(t, 1, 64, 130, 5, 6, 1, 1, 0);
