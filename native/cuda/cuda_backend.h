@@ -5,7 +5,8 @@
 // v0: f32 activations, SIMT kernels (tiled GEMM/implicit-GEMM conv with weights dequantized inside
 // shared-memory tiles, flash-style attention with online softmax, fused group_norm+SiLU).
 // Tensor-core path (tc_kernels.h): linear, conv2d and attention with f16 inputs and f32
-// accumulation, selected by SDNODE_CUDA_TC=1 (read once when the backend is created). The default
+// accumulation, plus a many-block group_norm, selected by SDNODE_CUDA_TC=1 (read once when the
+// backend is created; scripts/cuda-emu-check.sh runs these kernels on the host). The default
 // stays v0 until a GPU run of scripts/gpu-check.sh passes with TC=1; the next GPU session flips the
 // default (tc_ below) once it does. f16 activations in memory and graphs are later steps.
 #pragma once

@@ -1,4 +1,5 @@
-// Tensor-core kernels (f16 inputs, f32 accumulation), used by CudaBackend when SDNODE_CUDA_TC=1.
+// The kernels CudaBackend uses when SDNODE_CUDA_TC=1: tensor cores (f16 inputs, f32 accumulation)
+// for linear/conv/attention, and a group_norm spread over many blocks.
 // Activations stay f32 in memory (the op interface is unchanged); they are rounded to f16 when a
 // tile is staged into shared memory, weights (f32/f16/q8_0/q4_0) are dequantized into the same f16
 // tiles. Results therefore match the CPU within fp16, not fp32, tolerances.
