@@ -32,6 +32,7 @@ namespace {
 using gemmk::QuantKernels;
 
 std::atomic<int> g_force{0};  // ConvQuantPath
+std::atomic<bool> g_portable{false};  // conv_int8_force_portable_helpers
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -88,6 +89,7 @@ struct Helpers {
 Helpers helpers_for(Isa isa) {
   Helpers h;
   (void)isa;
+  if (g_portable.load(std::memory_order_relaxed)) return h;
 #if defined(SDNODE_HAVE_AVX2)
   if (isa == Isa::Avx2 || isa == Isa::Avx512) h = {conv_int8_im2col_avx2, conv_int8_transpose_avx2};
 #endif
@@ -195,6 +197,7 @@ void im2col_block(const ConvGeom& g, const float* x, const Run* runs, int nruns,
 }  // namespace
 
 void conv_force_quant_path(ConvQuantPath p) { g_force.store(static_cast<int>(p)); }
+void conv_int8_force_portable_helpers(bool on) { g_portable.store(on); }
 
 bool conv_uses_int_path(DType wtype, int k) { return pick(wtype, k) != nullptr; }
 

@@ -32,5 +32,7 @@ enum class ConvQuantPath { Auto, Int, Float };
 void conv_force_quant_path(ConvQuantPath p);
 // Whether conv2d_int8 would take the integer path now for this weight type and kernel size.
 bool conv_uses_int_path(DType wtype, int k);
+// Tests: im2col and output transpose in portable code (what NEON levels run) on every level.
+void conv_int8_force_portable_helpers(bool on);
 
 }  // namespace sd

@@ -8,8 +8,9 @@
 //  - conv2d_reference (f32 activations, f64 sums): the activation-quantization bound of
 //    gemm_test.cpp per block of each pixel's patch, |y - ref| <= sum_b (amax_b / 226 + 4e-6)
 //    ||w_b||_1 + 1e-5 S, S = sum |x w| + |bias|; the worst fraction of it is printed.
-// Plus: 1x1 convs equal gemm_reference_qact on the transposed input (the reference means what the
-// GEMM means), and the dispatch in conv2d_cpu.
+// Plus: the portable im2col / transpose give the ISA helpers' bits, 1x1 convs equal
+// gemm_reference_qact on the transposed input (the reference means what the GEMM means), and the
+// dispatch in conv2d_cpu.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -97,6 +98,7 @@ struct IsaGuard {
   ~IsaGuard() {
     sd::isa_force(sd::isa_best());
     sd::conv_force_quant_path(sd::ConvQuantPath::Auto);
+    sd::conv_int8_force_portable_helpers(false);
   }
 };
 
@@ -141,7 +143,10 @@ SD_TEST(conv_int8_matches_reference) {
                             with_bias);
               std::vector<float> y1(ny, NAN), y3(ny, NAN);
               const bool r1 = sd::conv2d_int8(be1, g, x.data(), w.data(), t, b, y1.data());
+              // The portable im2col / transpose (the NEON levels' helpers) on 3 threads.
+              sd::conv_int8_force_portable_helpers(true);
               const bool r3 = sd::conv2d_int8(be3, g, x.data(), w.data(), t, b, y3.data());
+              sd::conv_int8_force_portable_helpers(false);
               SD_CHECK(r1 == r3 && r1 == sd::conv_uses_int_path(t, g.k)) << what << ": path choice";
               if (!r1) {
                 bool untouched = true;
@@ -165,7 +170,8 @@ SD_TEST(conv_int8_matches_reference) {
               SD_CHECK(bad_q == 0) << what << ": " << bad_q << " outside the qact-reference bound, first at "
                                    << first << " got " << y1[first] << " want " << ref_q[first];
               SD_CHECK(bad_b == 0) << what << ": " << bad_b << " outside the activation-quantization bound";
-              SD_CHECK(std::memcmp(y1.data(), y3.data(), ny * 4) == 0) << what << ": 1 and 3 threads differ";
+              SD_CHECK(std::memcmp(y1.data(), y3.data(), ny * 4) == 0)
+                  << what << ": 1 thread and 3 threads with the portable helpers differ";
               // conv2d_cpu dispatches to the same path.
               std::vector<float> yc(ny, NAN);
               sd::conv2d_cpu(be3, g, x.data(), w.data(), t, b, yc.data());
