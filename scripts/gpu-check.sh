@@ -10,7 +10,8 @@
 # Expected run time on an H100/H200: build 2-4 min, steps 1-3 about 3 min together.
 #   bash scripts/gpu-check.sh [cuda-arch, default: detected, e.g. 90]
 #   SDNODE_GPU_CHECK_STEPS="ops models bench" (default all) runs a subset;
-#   SDNODE_GPU_CHECK_TC="0 1" (default) the kernel sets; SDNODE_GPU_CHECK_SANITIZE=1 adds a
+#   SDNODE_GPU_CHECK_TC="0 1" (default) the kernel sets, each a SDNODE_CUDA_TC value (0, 1, or a list
+#   of gemm,attn,norm, e.g. "0 gemm,norm"); SDNODE_GPU_CHECK_SANITIZE=1 adds a
 #   compute-sanitizer memcheck of the TC op tests (slow; for diagnosing a failure).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -42,10 +43,9 @@ step() {
   [ "$r" = 124 ] && echo "== $name: TIMED OUT after $limit s" | tee -a "$log"
   summary+=("$(printf '%-44s rc=%-3s %4d s' "$name" "$r" $(( $(date +%s) - s )))")
 }
-modes_csv=$(echo $modes | tr ' ' ',')
 case " $steps " in *" ops "*)
-  step "ops + goldens + kernel bench (TC=$modes_csv)" 300 \
-    env SDNODE_CUDA_TEST_TC="$modes_csv" ./build-gpu/native/cuda/sdcuda_tests --bench ;;
+  step "ops + goldens + kernel bench (TC: $modes)" 300 \
+    env SDNODE_CUDA_TEST_TC="$modes" ./build-gpu/native/cuda/sdcuda_tests --bench ;;
 esac
 case " $steps " in *" models "*)
   for m in $modes; do
@@ -54,8 +54,8 @@ case " $steps " in *" models "*)
   done ;;
 esac
 case " $steps " in *" bench "*)
-  step "full-size bench f16 (TC=$modes_csv)" 300 \
-    env SDNODE_CUDA_TEST_TC="$modes_csv" SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
+  step "full-size bench f16 (TC: $modes)" 300 \
+    env SDNODE_CUDA_TEST_TC="$modes" SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
 esac
 if [ "${SDNODE_GPU_CHECK_SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null; then
   step "compute-sanitizer memcheck, TC=1 ops" 300 \

@@ -64,7 +64,7 @@ void CudaBackend::do_attention(Tensor& y, const Tensor& q, const Tensor& k, cons
   const OpSync op_sync{this};
   const int B = static_cast<int>(q.shape[0]), nq = static_cast<int>(q.shape[1]), nk = static_cast<int>(k.shape[1]);
   const int d = static_cast<int>(q.shape[2] / heads);
-  if (tc_) {  // head dims <= 160
+  if (tc_attn_) {  // head dims <= 160
     const size_t need = cuda::tc_attention_scratch(q, k, heads);
     if (need && cuda::tc_attention(stream_, y, q, k, v, heads, causal, scratch(need))) return;
   }

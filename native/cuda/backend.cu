@@ -16,8 +16,16 @@ void cuda_check(cudaError_t e, const char* what) {
 
 CudaBackend::CudaBackend(int device) : device_(device) {
   // Opt-in until proven on a GPU (scripts/gpu-check.sh runs both); then the default becomes on.
+  // "1" takes every TC-mode kernel; a comma list of gemm (linear + conv), attn, norm takes some, so a
+  // GPU session can enable the parts that pass while another is being fixed.
   const char* tc = std::getenv("SDNODE_CUDA_TC");
-  tc_ = tc && std::strcmp(tc, "1") == 0;
+  const std::string sel = tc ? tc : "";
+  auto has = [&](const char* part) {
+    return sel == "1" || ("," + sel + ",").find(std::string(",") + part + ",") != std::string::npos;
+  };
+  tc_gemm_ = has("gemm");
+  tc_attn_ = has("attn");
+  tc_norm_ = has("norm");
   SD_CUDA(cudaSetDevice(device));
   SD_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 }

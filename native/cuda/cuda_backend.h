@@ -8,7 +8,7 @@
 // accumulation, plus a many-block group_norm, selected by SDNODE_CUDA_TC=1 (read once when the
 // backend is created; scripts/cuda-emu-check.sh runs these kernels on the host). The default
 // stays v0 until a GPU run of scripts/gpu-check.sh passes with TC=1; the next GPU session flips the
-// default (tc_ below) once it does. f16 activations in memory and graphs are later steps.
+// default (tc_* below) once it does. f16 activations in memory and graphs are later steps.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -49,7 +49,7 @@ class CudaBackend final : public Backend {
   void download(float* dst, const Tensor& src) override;
   size_t weight_bytes() const override { return weight_bytes_; }
 
-  bool f16_compute() const override { return tc_; }
+  bool f16_compute() const override { return tc_gemm_ || tc_attn_; }
 
   cudaStream_t stream() const { return stream_; }
   // Device scratch that grows only (for per-op temporaries such as timestep values or ids).
@@ -93,7 +93,8 @@ class CudaBackend final : public Backend {
   };
 
   int device_;
-  bool tc_ = false;  // tensor-core kernels (SDNODE_CUDA_TC=1)
+  // TC-mode kernels (SDNODE_CUDA_TC=1, or a list of gemm,attn,norm)
+  bool tc_gemm_ = false, tc_attn_ = false, tc_norm_ = false;
   cudaStream_t stream_ = nullptr;
   DeviceBuffer arena_;
   size_t capacity_ = 0, used_ = 0;

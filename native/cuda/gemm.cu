@@ -108,14 +108,14 @@ void launch(cudaStream_t s, int64_t M, int64_t N, int64_t K, LoadA la, const Ten
 
 void CudaBackend::do_linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
   const OpSync op_sync{this};
-  if (tc_) return cuda::tc_linear(stream_, y, x, w, bias);
+  if (tc_gemm_) return cuda::tc_linear(stream_, y, x, w, bias);
   const int64_t K = w.shape[1], N = w.shape[0], M = x.rows();
   launch(stream_, M, N, K, DenseA{x.f32(), K}, w, bias, DenseStore{y.f32(), N});
 }
 
 void CudaBackend::do_conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad) {
   const OpSync op_sync{this};
-  if (tc_) return cuda::tc_conv2d(stream_, y, x, w, bias, stride, pad);
+  if (tc_gemm_) return cuda::tc_conv2d(stream_, y, x, w, bias, stride, pad);
   const int ks = static_cast<int>(w.shape[2]);
   const int64_t M = y.shape[0] * y.shape[2] * y.shape[3], N = w.shape[0], K = w.shape[1] * ks * ks;
   ConvA la{x.f32(), static_cast<int>(x.shape[1]), static_cast<int>(x.shape[2]), static_cast<int>(x.shape[3]),

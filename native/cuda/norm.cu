@@ -102,7 +102,7 @@ __global__ void softmax_kernel(const float* x, float* y, int64_t C) {
 void CudaBackend::do_group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
                                 float eps, bool silu) {
   const OpSync op_sync{this};
-  if (tc_) {
+  if (tc_norm_) {
     if (const size_t need = cuda::group_norm_split_scratch(x, groups))
       return cuda::group_norm_split(stream_, y, x, groups, gamma, beta, eps, silu, static_cast<double*>(scratch(need)));
   }

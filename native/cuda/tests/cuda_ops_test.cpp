@@ -3,7 +3,7 @@
 // tolerances) and =1 (tensor cores, fp16 tolerances for linear/conv/attention). Skips (exit 0, says
 // so) when no CUDA device or library is there.
 //   sdcuda_tests [--bench] [--bench-model | --bench-model-only]
-// SDNODE_CUDA_TEST_TC=0,1 picks the kernel sets (default both, in that order).
+// SDNODE_CUDA_TEST_TC="0 1" picks the kernel sets (default both, in that order).
 //
 // fp16 tolerance (kF16 = 5e-3, metric max|out - ref| / max|ref|): tensor cores see the inputs
 // rounded to fp16 (unit roundoff u = 2^-11 = 4.9e-4) and accumulate exactly-formed products in f32.
@@ -233,15 +233,20 @@ void run_other_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng) {
   });
 }
 
+// Kernel sets to run, separated by spaces or ';' (each one a SDNODE_CUDA_TC value: 0, 1, or a
+// list such as gemm,norm).
 std::vector<std::string> modes() {
   const char* m = std::getenv("SDNODE_CUDA_TEST_TC");
   std::vector<std::string> out;
-  const std::string s = m && *m ? m : "0,1";
-  for (size_t p = 0; p < s.size();) {
-    const size_t c = s.find(',', p);
-    out.push_back(s.substr(p, c == std::string::npos ? std::string::npos : c - p));
-    if (c == std::string::npos) break;
-    p = c + 1;
+  std::string cur;
+  for (const char* c = m && *m ? m : "0 1"; ; ++c) {
+    if (*c == ' ' || *c == ';' || *c == '\0') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+      if (*c == '\0') break;
+    } else {
+      cur += *c;
+    }
   }
   return out;
 }
