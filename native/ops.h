@@ -93,6 +93,9 @@ class Backend {
 
   // Threads for backends that use host threads (CPU); others ignore it.
   virtual void set_threads(int n) {}
+  // Convs with q8_0/q4_0 weights may quantize their activations to q8_0 blocks and use integer
+  // dot products (faster on CPUs, less exact: see conv_int8.cpp). Backends without it ignore it.
+  virtual void set_quantized_conv_activations(bool on) {}
   virtual int threads() const { return 1; }
   // True when linear/conv/attention round their inputs to fp16 (tensor cores, f32 accumulation):
   // results then match the CPU within fp16 tolerances, not fp32 ones (tests pick their tier by it).

@@ -85,3 +85,28 @@ describe('vaeDecode tiles', () => {
     await assert.rejects(sd.vaeDecode(z, { tileSize: 128, tileOverlap: 12 }), RangeError);
   });
 });
+
+describe("convActivations: 'q8_0'", () => {
+  test('takes the integer conv path: q8_0 outputs change, stay within the golden tolerances; f32 weights are unaffected', async () => {
+    const path = tinyModelPath('f32');
+    const load = (o) => StableDiffusion.load(path, { backend: 'cpu', threads: 2, ...o });
+    await assert.rejects(load({ convActivations: 'q4_0' }), RangeError);
+    const [a, b, c, d] = await Promise.all([
+      load({ weights: 'q8_0' }), load({ weights: 'q8_0', convActivations: 'q8_0' }),
+      load({ weights: 'f32' }), load({ weights: 'f32', convActivations: 'q8_0' }),
+    ]);
+    try {
+      const rel = (x, ref) => { let m = 0, s = 0; for (let i = 0; i < x.length; i++) { m = Math.max(m, Math.abs(x[i] - ref[i])); s = Math.max(s, Math.abs(ref[i])); } return m / s; };
+      const dec = async (sd) => (await sd.vaeDecode(g('vae.z'))).data;
+      const [da, db, dc, dd] = [await dec(a), await dec(b), await dec(c), await dec(d)];
+      assert.deepEqual(dd, dc, 'f32 weights never take the integer path');
+      // The integer path only exists on some ISA levels (AVX2 has it for q4_0 only); where q8_0 has
+      // none the outputs are equal, which this machine's AVX-512 / dotprod levels do not allow.
+      const cpu = (await import('../dist/native.js')).native().cpuInfo();
+      if (cpu.isaActive === 'avx512' || cpu.isaActive === 'dotprod') assert.notDeepEqual(db, da);
+      assert.ok(rel(db, g('vae.dec').data) <= 5e-2, `q8_0 vae.dec err ${rel(db, g('vae.dec').data)} (tolerance 5e-2)`);
+    } finally {
+      await Promise.all([a, b, c, d].map((m) => m.dispose()));
+    }
+  });
+});

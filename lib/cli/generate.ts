@@ -37,6 +37,7 @@ Makes images from a text prompt with a Stable Diffusion 1.x checkpoint (.safeten
       --type T              weights in memory: f32, f16, q8_0, q4_0 (default: as stored; alias --weights)
       --backend B           auto (default), cpu or cuda
   -t, --threads N           CPU threads (default: physical cores)
+      --conv-activations A  f32 (default) or q8_0: quantized convs with integer dot products (faster on CPUs, less exact)
       --force               overwrite existing output files
       --no-model-hash       do not hash the model file for the PNG metadata (saves a full read)
   -q, --quiet               no progress output
@@ -78,6 +79,7 @@ const OPTIONS = {
   weights: { type: 'string' },
   backend: { type: 'string' },
   threads: { type: 'string', short: 't' },
+  'conv-activations': { type: 'string' },
   force: { type: 'boolean' },
   'no-model-hash': { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
@@ -93,7 +95,7 @@ export interface CliIO {
   /** Progress output (stderr); `isTTY` selects the redrawn bar. */
   progress?: { write(s: string): void; isTTY?: boolean };
   /** Tests inject the model loader. */
-  load?: (path: string, opts: { backend?: string; weights?: string; threads?: number }) => Promise<CliModel>;
+  load?: (path: string, opts: { backend?: string; weights?: string; threads?: number; convActivations?: string }) => Promise<CliModel>;
 }
 export type CliModel = Parameters<typeof generate>[0] & { dispose(): Promise<void> };
 
@@ -137,7 +139,7 @@ function progressPrinter(io: CliIO, quiet: boolean): ((p: Progress) => void) | u
 
 /** Parses and checks everything that can be checked without the model. Throws UsageError. */
 export function parseGenerateArgs(argv: readonly string[]): { help: boolean; model: string; output: string; force: boolean; quiet: boolean;
-  hash: boolean; load: { backend?: string; weights?: string; threads?: number }; options: GenerateOptions; initPath?: string; maskPath?: string } {
+  hash: boolean; load: { backend?: string; weights?: string; threads?: number; convActivations?: string }; options: GenerateOptions; initPath?: string; maskPath?: string } {
   let values: Record<string, string | boolean | undefined>;
   let positionals: string[];
   try {
@@ -192,10 +194,15 @@ export function parseGenerateArgs(argv: readonly string[]): { help: boolean; mod
     }
     throw e;
   }
-  const load: { backend?: string; weights?: string; threads?: number } = {};
+  const load: { backend?: string; weights?: string; threads?: number; convActivations?: string } = {};
   if (v.backend !== undefined) load.backend = v.backend;
   if ((v.type ?? v.weights) !== undefined) load.weights = v.type ?? v.weights;
   if (v.threads !== undefined) load.threads = number('threads', v.threads);
+  const ca = v['conv-activations'];
+  if (ca !== undefined) {
+    if (ca !== 'f32' && ca !== 'q8_0') throw new UsageError(`--conv-activations must be f32 or q8_0, got '${ca}'`);
+    load.convActivations = ca;
+  }
   return {
     help: false, model: v.model, output: v.output ?? 'output.png', force: v.force === true, quiet: v.quiet === true,
     hash: v['no-model-hash'] !== true, load, options, initPath: v['init-img'], maskPath: v.mask,

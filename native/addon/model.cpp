@@ -280,6 +280,12 @@ class Model : public Napi::ObjectWrap<Model> {
             throw RangeErr("Model.load: options.weights must be 'f32', 'f16', 'q8_0' or 'q4_0', got '" + wt + "'");
           opt.has_dtype = true;
         }
+        if (o.Has("convActivations") && !o.Get("convActivations").IsUndefined()) {
+          const std::string ca = str_prop(o, "convActivations", "Model.load: options");
+          if (ca != "f32" && ca != "q8_0")
+            throw RangeErr("Model.load: options.convActivations must be 'f32' or 'q8_0', got '" + ca + "'");
+          opt.conv_q8_acts = ca == "q8_0";
+        }
       }
       state_->loading = true;
       auto* w = new LoadWorker(Env(), state_, path, std::move(table), opt);

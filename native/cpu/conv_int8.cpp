@@ -67,12 +67,12 @@ bool auto_enabled() {
   return on;
 }
 
-const QuantKernels* pick(DType t, int k) {
+const QuantKernels* pick(DType t, int k, bool requested = false) {
   if (t != DType::Q8_0 && t != DType::Q4_0) return nullptr;
   const int force = g_force.load(std::memory_order_relaxed);
   if (force == static_cast<int>(ConvQuantPath::Float)) return nullptr;
   (void)k;  // every kernel size measured faster on the integer path (1x1 too, since the ISA im2col)
-  if (force == static_cast<int>(ConvQuantPath::Auto) && !auto_enabled()) return nullptr;
+  if (force == static_cast<int>(ConvQuantPath::Auto) && !requested && !auto_enabled()) return nullptr;
   const QuantKernels* qk = kernels_for(isa_active());
   if (!qk || !(t == DType::Q8_0 ? qk->q8_0 : qk->q4_0)) return nullptr;
   // The layout arithmetic below assumes per-block sizes (true of every kernel set).
@@ -203,7 +203,7 @@ bool conv_uses_int_path(DType wtype, int k) { return pick(wtype, k) != nullptr; 
 
 bool conv2d_int8(CpuBackend& be, const ConvGeom& g, const float* x, const void* w, DType wtype,
                  const float* bias, float* y) {
-  const QuantKernels* qkp = pick(wtype, g.k);
+  const QuantKernels* qkp = pick(wtype, g.k, be.quantized_conv_activations());
   if (!qkp) return false;
   const QuantKernels& qk = *qkp;
   const int64_t K = g.Ci * g.k * g.k;

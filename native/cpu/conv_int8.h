@@ -24,8 +24,9 @@ bool conv2d_int8(CpuBackend& be, const ConvGeom& g, const float* x, const void* 
 void conv2d_reference_qact(const ConvGeom& g, const float* x, const void* w, DType wtype,
                            const float* bias, float* y, double* mag = nullptr);
 
-// Which path quantized weights take. Auto: the float path unless the environment has
-// SDNODE_CONV_INT8=1 (conv_int8.cpp says why it is off by default), then the integer path wherever
+// Which path quantized weights take. Auto: the float path unless the backend was asked for it
+// (Backend::set_quantized_conv_activations, the load option convActivations: 'q8_0') or the
+// environment has SDNODE_CONV_INT8=1 (conv_int8.cpp says why it is off by default), then the integer path wherever
 // a kernel exists (it measured faster on every SD shape). Int: the integer path wherever a kernel
 // exists, whatever the environment (tests, benchmarks). Float: never the integer path.
 enum class ConvQuantPath { Auto, Int, Float };

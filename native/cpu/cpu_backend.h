@@ -25,6 +25,8 @@ class CpuBackend final : public Backend {
   size_t weight_bytes() const override { return weight_bytes_; }
   void set_threads(int n) override;
   int threads() const override { return pool_->size(); }
+  void set_quantized_conv_activations(bool on) override { conv_q8_acts_ = on; }
+  bool quantized_conv_activations() const { return conv_q8_acts_; }
 
   ThreadPool& pool() { return *pool_; }
   // Per-thread scratch for kernels (packing panels, quantized activations); grows only, so after
@@ -63,6 +65,7 @@ class CpuBackend final : public Backend {
   Arena arena_;
   std::vector<AlignedBuffer> weights_;
   size_t weight_bytes_ = 0;
+  bool conv_q8_acts_ = false;
   std::vector<AlignedBuffer> scratch_;
   std::vector<size_t> scratch_size_;
 };

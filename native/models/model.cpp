@@ -8,6 +8,7 @@ namespace sd {
 
 SdModel::SdModel(const std::string& path, const std::vector<TensorEntry>& table, const ModelOptions& opt) {
   be_ = make_backend(opt.backend, opt.threads, &backend_why_);
+  be_->set_quantized_conv_activations(opt.conv_q8_acts);
   file_ = std::make_unique<const MappedFile>(path);
   load_stats_ = load_weights(*be_, *file_, table, opt.has_dtype ? &opt.dtype : nullptr, &w_);
   // Keep the mapping only while weights live in it; converted ones are the backend's own copies.
@@ -17,6 +18,7 @@ SdModel::SdModel(const std::string& path, const std::vector<TensorEntry>& table,
 
 SdModel::SdModel(const ModelOptions& opt, const std::function<void(Backend&, Weights&)>& fill) {
   be_ = make_backend(opt.backend, opt.threads, &backend_why_);
+  be_->set_quantized_conv_activations(opt.conv_q8_acts);
   fill(*be_, w_);
   configure("the weights given");
 }

@@ -24,6 +24,7 @@ struct ModelOptions {
   int threads = 0;              // 0 = physical cores
   bool has_dtype = false;       // false keeps each tensor's file dtype
   DType dtype = DType::F32;
+  bool conv_q8_acts = false;    // Backend::set_quantized_conv_activations
 };
 
 class SdModel {
