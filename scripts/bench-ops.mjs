@@ -6,7 +6,7 @@
 //   npm run bench:ops                 every op bench
 //   npm run bench:ops -- gemm         only the benches whose name contains "gemm"
 // Env passed through: SDNODE_BENCH_REPS (runs per median), SDNODE_BENCH_THREADS (default 2),
-// SDNODE_BENCH_CLOCK=cpu (GEMM: CPU time per thread instead of wall time, for a busy machine),
+// SDNODE_BENCH_CLOCK=cpu (CPU time of the threads instead of wall time, for a busy machine),
 // SDNODE_ISA (limit the level).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
