@@ -4,6 +4,7 @@
 // RSS is per type. Prints a markdown table of medians (the first UNet call of a shape is excluded:
 // it plans the arena).
 //   npm run bench -- [--types f16,q8_0] [--sizes 256,512] [--threads 2] [--reps 3] [--backend cpu|cuda] [--build dir]
+// A type 'q8_0+int8conv' (or q4_0+...) runs that type with convActivations 'q8_0' (SDNODE_CONV_INT8=1).
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -42,8 +43,10 @@ const median = (v) => {
 const rows = [];
 for (const type of types) {
   process.stderr.write(`bench: ${type} ...\n`);
+  const [dtype, extra] = type.split('+');
   const out = run(join(build, 'sdcore_tests'), ['models_bench'], {
-    SDNODE_BENCH: '1', SDNODE_BENCH_DTYPE: type, SDNODE_BENCH_SIZES: sizes, SDNODE_BENCH_THREADS: threads,
+    ...(extra === 'int8conv' ? { SDNODE_CONV_INT8: '1' } : {}),
+    SDNODE_BENCH: '1', SDNODE_BENCH_DTYPE: dtype, SDNODE_BENCH_SIZES: sizes, SDNODE_BENCH_THREADS: threads,
     SDNODE_BENCH_REPS: reps, SDNODE_TEST_BACKEND: backend,
   });
   const row = { type, unet: {}, vae: {}, clip: NaN, rss: NaN, weights: NaN };
