@@ -322,10 +322,12 @@ void conv2d_cpu(CpuBackend& be, const ConvGeom& g, const float* x, const void* w
   const int64_t n_blocks = L.n_blocks;
   int64_t mc = round_up(g.Co, mr);
   auto n_tasks = [&] { return n_blocks * ((g.Co + mc - 1) / mc); };
-  if (old_split()) {
+  if (old_split() || L.mode == Mode::Grid) {
+    // Grid tiles are cheap to fill again, and smaller channel blocks keep the task's outputs
+    // (re-read every K block) in L2: 640 ch @ 32x32 b2 measured 84 % with 8 tasks, 78 with 4.
     while (n_tasks() < 4 * threads && mc > 8 * mr) mc = round_up(mc / 2, mr);
   } else {
-    // Each channel task makes its block's B again, so use as few as balance allows: the fewest
+    // Each channel task packs its block's B again, so use as few as balance allows: the fewest
     // that give every thread the same number of tasks, or >= 4 tasks per thread otherwise.
     for (int64_t c = 1; threads > 1; ++c) {
       const int64_t mc_c = round_up(ceil_div(g.Co, c), mr);
