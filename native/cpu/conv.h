@@ -32,6 +32,11 @@ void conv2d_cpu(CpuBackend& be, const ConvGeom& g, const float* x, const void* w
 void conv2d_reference(const ConvGeom& g, const float* x, const void* w, DType wtype,
                       const float* bias, float* y, double* abs_sum = nullptr);
 
+// Internal to conv2d_cpu (conv_pack.cpp): packs patches[k0 .. k0+kc, p0 .. p0+nv) of image xn
+// ([Ci, H, W]) as dst[kk * nr + j], zero beyond nv and outside the input.
+void conv_pack_patches(const ConvGeom& g, const float* xn, int64_t k0, int64_t kc, int64_t p0,
+                       int64_t nv, int nr, float* dst);
+
 // ---- kernels (ISA translation units export these plain functions) ------------------------------
 // Micro-kernel: C[r, j] (r < MR, j < NR; row stride ldc) = (accumulate ? C : init[r]) +
 //   sum_{kk < kc} A[r * lda + kk] * b[boff[kk] + j].
