@@ -56,13 +56,15 @@ struct Backend::OpTimer {
   Backend* be;
   const char* kind;
   double flops;
+  std::string detail;  // appended to kind when detailed profiling is on
   std::chrono::steady_clock::time_point t0;
-  OpTimer(Backend* b, const char* k, double f) : be(b), kind(k), flops(f) {
+  OpTimer(Backend* b, const char* k, double f, std::string d = {})
+      : be(b), kind(k), flops(f), detail(std::move(d)) {
     if (be->profiling_) t0 = std::chrono::steady_clock::now();
   }
   ~OpTimer() {
     if (!be->profiling_) return;
-    OpStats& st = be->profile_[kind];
+    OpStats& st = be->profile_[be->profile_detail_ && !detail.empty() ? kind + (" " + detail) : kind];
     st.calls += 1;
     st.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     st.flops += flops;
@@ -110,7 +112,10 @@ void Backend::linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* 
     fail(op, "y " + y.shape_str() + " must be [" + std::to_string(x.rows()) + ", " + std::to_string(N) + "]");
   if (bias) { need_f32(op, "bias", *bias); need_numel(op, "bias", *bias, N); }
   if (planning_) return;
-  OpTimer timer(this, "linear", 2.0 * static_cast<double>(x.rows()) * static_cast<double>(w.shape[0]) * static_cast<double>(w.shape[1]));
+  OpTimer timer(this, "linear", 2.0 * static_cast<double>(x.rows()) * static_cast<double>(w.shape[0]) * static_cast<double>(w.shape[1]),
+                profile_detail_ ? std::to_string(x.rows()) + "x" + std::to_string(w.shape[1]) + ">" +
+                                      std::to_string(w.shape[0]) + " " + dtype_name(w.type)
+                                : std::string());
   do_linear(y, x, w, bias);
 }
 
@@ -135,7 +140,12 @@ void Backend::conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* 
                  std::to_string(w.shape[0]) + ", " + std::to_string(ho) + ", " + std::to_string(wo) + "]");
   if (bias) { need_f32(op, "bias", *bias); need_numel(op, "bias", *bias, w.shape[0]); }
   if (planning_) return;
-  OpTimer timer(this, k == 3 ? "conv 3x3" : "conv 1x1", 2.0 * static_cast<double>(y.numel()) * static_cast<double>(x.shape[1] * k * k));
+  OpTimer timer(this, k == 3 ? "conv 3x3" : "conv 1x1", 2.0 * static_cast<double>(y.numel()) * static_cast<double>(x.shape[1] * k * k),
+                profile_detail_ ? std::to_string(x.shape[1]) + ">" + std::to_string(w.shape[0]) + " @" +
+                                      std::to_string(x.shape[2]) + "x" + std::to_string(x.shape[3]) + " n" +
+                                      std::to_string(x.shape[0]) + " s" + std::to_string(stride) + " " +
+                                      dtype_name(w.type)
+                                : std::string());
   do_conv2d(y, x, w, bias, stride, pad);
 }
 

@@ -109,7 +109,9 @@ class Backend {
     int64_t calls = 0;
     double seconds = 0, flops = 0;
   };
-  void set_profiling(bool on) { profiling_ = on; }
+  // detail: conv and linear kinds also carry their shape ("conv 3x3 320>640 @32x32 n2 s1"), so a
+  // regression or a slow shape can be pinned to its layer.
+  void set_profiling(bool on, bool detail = false) { profiling_ = on; profile_detail_ = detail; }
   bool profiling() const { return profiling_; }
   void reset_profile() { profile_.clear(); }
   const std::map<std::string, OpStats>& profile() const { return profile_; }
@@ -145,6 +147,7 @@ class Backend {
   struct OpTimer;
   bool planning_ = false;
   bool profiling_ = false;
+  bool profile_detail_ = false;
   std::map<std::string, OpStats> profile_;
   size_t plan_used_ = 0, plan_high_ = 0;
 };

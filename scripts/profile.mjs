@@ -2,7 +2,8 @@
 // `npm run profile`: where the time of one UNet step and one VAE decode goes, by op kind (conv 3x3,
 // conv 1x1, linear, attention, norms, elementwise, layout) with time, share and GFLOP/s, on a
 // full-size SD 1.5-shaped model built in memory from the weight formula.
-//   npm run profile -- [--weights q8_0] [--size 512] [--threads 2]
+//   npm run profile -- [--weights q8_0] [--size 512] [--threads 2] [--by-shape]
+// --by-shape: conv and linear rows per shape and weight type (find the layer a change slowed).
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,4 +30,5 @@ run(join(build, 'sdcore_tests'), ['profile_bench'], {
   SDNODE_PROFILE_DTYPE: opt('weights', 'q8_0'),
   SDNODE_PROFILE_SIZE: opt('size', '512'),
   SDNODE_BENCH_THREADS: opt('threads', '2'),
+  ...(args.includes('--by-shape') ? { SDNODE_PROFILE_BY_SHAPE: '1' } : {}),
 });

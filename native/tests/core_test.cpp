@@ -99,3 +99,23 @@ SD_TEST(backend_profile_counts_calls_and_flops) {
   const float v = 16.0f / (1.0f + std::exp(-16.0f));  // silu(32 * 0.5)
   for (float o : out) SD_CHECK_NEAR(o, v, 1e-5);
 }
+
+SD_TEST(backend_profile_by_shape_names_each_layer) {
+  auto be = sd::make_cpu_backend(1);
+  be->reserve_activations(1 << 20);
+  std::vector<float> wdata(4 * 2 * 9, 0.25f), ldata(5 * 32, 0.5f);
+  sd::Tensor w = be->upload_weight(sd::Tensor(sd::DType::F32, {4, 2, 3, 3}, wdata.data()), sd::DType::F32);
+  sd::Tensor lw = be->upload_weight(sd::Tensor(sd::DType::F32, {5, 32}, ldata.data()), sd::DType::F16);
+  sd::Tensor x = be->alloc(sd::DType::F32, {1, 2, 5, 6}), y = be->alloc(sd::DType::F32, {1, 4, 5, 6});
+  sd::Tensor lx = be->alloc(sd::DType::F32, {3, 32}), ly = be->alloc(sd::DType::F32, {3, 5});
+  std::vector<float> ones(3 * 32, 1.0f);
+  be->upload(x, ones.data());
+  be->upload(lx, ones.data());
+  be->set_profiling(true, true);
+  be->conv2d(y, x, w, nullptr, 1, 1);
+  be->linear(ly, lx, lw, nullptr);
+  be->set_profiling(false);
+  const auto& p = be->profile();
+  SD_CHECK(p.count("conv 3x3 2>4 @5x6 n1 s1 f32") == 1 && p.count("linear 3x32>5 f16") == 1);
+  for (const auto& [k, st] : p) SD_CHECK(st.calls == 1) << k;
+}

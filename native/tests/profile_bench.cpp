@@ -61,7 +61,7 @@ SD_TEST(profile_bench) {
   model->run_unet(x.data(), 2, 4, lat, lat, t.data(), ctx.data(), 77, 768);  // plans the arena
   sd::Backend& be = model->backend();
   be.reset_profile();
-  be.set_profiling(true);
+  be.set_profiling(true, !env("SDNODE_PROFILE_BY_SHAPE", "").empty());
   auto t0 = std::chrono::steady_clock::now();
   model->run_unet(x.data(), 2, 4, lat, lat, t.data(), ctx.data(), 77, 768);
   print_profile("UNet step (batch 2)", be, since(t0));
