@@ -48,8 +48,10 @@ async function main() {
   for (const r of rows) {
     console.log(`| ${r.tile ? `${r.tile} px${r.overlap ? `, overlap ${r.overlap}` : ''}` : 'whole'} | ${s(r.loadMs)} | ${s(r.t.conditioning)} | ${s(r.t.sampling)} (${s(r.t.sampling / steps)}) | ${s(r.decodeMs)} | ${s(r.pngMs)} | ${s(r.totalMs)} | ${pk(r.peaks.encode)} | ${pk(r.peaks.sampling)} | ${pk(r.peaks.decode)} | ${g(r.maxRssKiB)} |`);
   }
-  const whole = rows.find((r) => r.tile === 0);
-  for (const r of rows) if (whole && r !== whole) console.log(`tiled (${r.tile} px${r.overlap ? `, overlap ${r.overlap} px` : ''}) decode / whole decode: ${(r.decodeMs / whole.decodeMs).toFixed(2)}x wall, ${(r.decodeCpuMs / whole.decodeCpuMs).toFixed(2)}x CPU time`);
+  // Each tiled run against the whole-image run closest before it (alternate '0,320/64,0,320/64'
+  // on a noisy machine so each pair ran back to back).
+  let whole;
+  for (const r of rows) if (r.tile === 0) whole = r; else if (whole) console.log(`tiled (${r.tile} px${r.overlap ? `, overlap ${r.overlap} px` : ''}) decode / whole decode: ${(r.decodeMs / whole.decodeMs).toFixed(2)}x wall, ${(r.decodeCpuMs / whole.decodeCpuMs).toFixed(2)}x CPU time`);
   console.log(JSON.stringify(rows));
   if (!args.includes('--keep')) rmSync(dir, { recursive: true, force: true });
 }
