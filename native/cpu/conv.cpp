@@ -246,6 +246,7 @@ void conv2d_cpu(CpuBackend& be, const ConvGeom& g, const float* x, const void* w
   }
   if ((wtype == DType::Q8_0 || wtype == DType::Q4_0) && conv2d_int8(be, g, x, w, wtype, bias, y))
     return;
+  if (conv2d_winograd(be, g, x, w, wtype, bias, y)) return;
   const Kernels kn = pick_kernels();
   const int mr = kn.mr, nr = kn.nr;
   const int threads = be.threads();

@@ -32,6 +32,16 @@ void conv2d_cpu(CpuBackend& be, const ConvGeom& g, const float* x, const void* w
 void conv2d_reference(const ConvGeom& g, const float* x, const void* w, DType wtype,
                       const float* bias, float* y, double* abs_sum = nullptr);
 
+// Winograd F(2x2, 3x3) for 3x3 stride-1 pad-1 convs (conv_winograd.cpp), tried first by
+// conv2d_cpu: computes y and returns true, or returns false where it does not apply (other
+// geometry, ISA levels without its kernels, shapes where it measured slower). On by default;
+// SDNODE_CONV_WINOGRAD=0 turns it off, =all applies it wherever the geometry allows. Tests force
+// it with conv_force_winograd (On: wherever the geometry allows).
+bool conv2d_winograd(CpuBackend& be, const ConvGeom& g, const float* x, const void* w,
+                     DType wtype, const float* bias, float* y);
+enum class ConvWinograd { Auto, Off, On };
+void conv_force_winograd(ConvWinograd mode);
+
 // Internal to conv2d_cpu (conv_pack.cpp): packs patches[k0 .. k0+kc, p0 .. p0+nv) of image xn
 // ([Ci, H, W]) as dst[kk * nr + j], zero beyond nv and outside the input.
 void conv_pack_patches(const ConvGeom& g, const float* xn, int64_t k0, int64_t kc, int64_t p0,
