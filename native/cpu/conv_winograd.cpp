@@ -10,7 +10,9 @@
 // micro-kernels (conv.h) with A = U rows and B = V rows (NR tiles wide), accumulating into
 // M[16][group][kT]; after the last block the output transform writes y. Every output element is
 // made by one task with the same kernel and the same K blocks, so the bits do not depend on the
-// thread count or on how the work is split.
+// thread count or on how the work is split. The input/output transforms are built per ISA level
+// (conv_winograd_xform.inc); the path runs only at AVX2 and AVX-512 (the levels with those and
+// with conv micro-kernels measured here).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -19,13 +21,14 @@
 #include "core/cpu_features.h"
 #include "core/quant.h"
 #include "cpu/conv.h"
+#include "cpu/conv_winograd.h"
 #include "cpu/cpu_backend.h"
 
 namespace sd {
 namespace {
 
 constexpr int64_t kKc = 128;       // Ci block: V[16][kKc][kT] is 1 MB at kT = 128
-constexpr int64_t kT = 128;        // tiles per task block (a multiple of every NR)
+constexpr int64_t kT = kWinoT, kVs = kWinoVs;
 constexpr int64_t kGroup = 512;    // output channels per task at most: M is 16*512*kT floats (4 MB)
 constexpr int64_t kUBytes = int64_t{16} << 20;  // transformed-weight chunk cap
 
@@ -45,21 +48,27 @@ int env_setting() {
   return v;
 }
 
-struct Ukr {
+using WinoIn = void (*)(const ConvGeom&, int64_t, const WinoSeg*, int, int64_t, const float*,
+                        int64_t, int64_t, int64_t, float*, float*);
+using WinoOut = void (*)(const ConvGeom&, const WinoSeg*, int, int64_t, const float*, int64_t,
+                         int64_t, int64_t, const float*, float*, float*);
+struct Kernels {  // the level's micro-kernel and transforms
   ConvUkr fn;
   int mr, nr;
+  WinoIn in;
+  WinoOut out;
 };
 
-// U chunk: u[(xi * cp + r) * Ci + ci] = (G g G^T)[xi] of weight row co0 + r, channel ci (rows
+// U chunk: u[(xi * cp + r) * lu + ci] = (G g G^T)[xi] of weight row co0 + r, channel ci (rows
 // r >= rows are zero so the micro-kernel can run full MR blocks).
 void transform_weights(CpuBackend& be, const void* w, DType wtype, int64_t Ci, int64_t co0,
-                       int64_t rows, int64_t cp, float* u) {
+                       int64_t rows, int64_t cp, int64_t lu, float* u) {
   const int64_t K = Ci * 9;
   const size_t rb = dtype_row_bytes(wtype, K);
   const auto* wb = static_cast<const uint8_t*>(w);
   be.pool().run(cp, [&](int64_t r, int thread) {
     if (r >= rows) {
-      for (int xi = 0; xi < 16; ++xi) std::fill(u + (xi * cp + r) * Ci, u + (xi * cp + r + 1) * Ci, 0.0f);
+      for (int xi = 0; xi < 16; ++xi) std::fill(u + (xi * cp + r) * lu, u + (xi * cp + r) * lu + Ci, 0.0f);
       return;
     }
     // Taps are regrouped as tap[k][ci] and each transform stage is a loop over contiguous
@@ -91,8 +100,8 @@ void transform_weights(CpuBackend& be, const void* w, DType wtype, int64_t Ci, i
     }
     for (int i = 0; i < 4; ++i) {  // (G g) G^T, row i of G g
       const float* ti = tg + 3 * i * Ci;
-      float* o = u + ((4 * i) * cp + r) * Ci;
-      const int64_t ps = cp * Ci;  // plane stride
+      float* o = u + ((4 * i) * cp + r) * lu;
+      const int64_t ps = cp * lu;  // plane stride
       std::memcpy(o, ti, static_cast<size_t>(Ci) * 4);
       g_rows(ti, ti + Ci, ti + 2 * Ci, o + ps, o + 2 * ps);
       std::memcpy(o + 3 * ps, ti + 2 * Ci, static_cast<size_t>(Ci) * 4);
@@ -104,97 +113,17 @@ struct Geo {
   int64_t th, tw, tpi, tiles;  // tile grid per image, tiles per image, over the batch
 };
 
-// V[(xi * kc + kk) * kT + j] = (B^T d B)[xi] for channel c0 + kk of tile t0 + j (zero past the
-// last tile). Tiles run in raster order, so a tile row segment reads 4 input rows: the vertical
-// combination is done on whole rows first (contiguous), then the horizontal one per tile.
-__attribute__((noinline)) void transform_input(const ConvGeom& g, const Geo& q, const float* x, int64_t c0, int64_t kc,
-                     int64_t t0, float* v, float* rowbuf) {
-  const int64_t nt = std::min(kT, q.tiles - t0);
-  const int64_t W = g.W, wp = 2 * q.tw + 2;  // padded row: input column c sits at c + 1
-  float* pr = rowbuf;                        // 4 padded input rows
-  float* cr = rowbuf + 4 * wp;               // 4 vertically combined rows
-  for (int64_t kk = 0; kk < kc; ++kk) {
-    float* vk = v + kk * kT;
-    for (int64_t j = 0; j < nt;) {
-      const int64_t t = t0 + j, n = t / q.tpi, ty = (t % q.tpi) / q.tw, tx0 = t % q.tw;
-      const int64_t len = std::min(nt - j, q.tw - tx0);
-      const float* xc = x + (n * g.Ci + c0 + kk) * g.H * W;
-      // Columns 2*tx0 - 1 .. 2*(tx0+len) + 1 of input rows 2*ty - 1 .. 2*ty + 2.
-      const int64_t cb = 2 * tx0 - 1, cn = 2 * len + 2;
-      for (int r = 0; r < 4; ++r) {
-        float* p = pr + r * wp;
-        const int64_t iy = 2 * ty - 1 + r;
-        if (iy < 0 || iy >= g.H) {
-          std::fill(p, p + cn, 0.0f);
-          continue;
-        }
-        const float* xr = xc + iy * W;
-        const int64_t lo = std::max<int64_t>(0, -cb), hi = std::min(cn, W - cb);
-        for (int64_t c = 0; c < lo; ++c) p[c] = 0.0f;
-        if (hi > lo) std::memcpy(p + lo, xr + cb + lo, static_cast<size_t>(hi - lo) * 4);
-        for (int64_t c = std::max(lo, hi); c < cn; ++c) p[c] = 0.0f;
-      }
-      const float *r0 = pr, *r1 = pr + wp, *r2 = pr + 2 * wp, *r3 = pr + 3 * wp;
-      float *w0 = cr, *w1 = cr + wp, *w2 = cr + 2 * wp, *w3 = cr + 3 * wp;
-      for (int64_t c = 0; c < cn; ++c) {  // B^T d
-        w0[c] = r0[c] - r2[c];
-        w1[c] = r1[c] + r2[c];
-        w2[c] = r2[c] - r1[c];
-        w3[c] = r1[c] - r3[c];
-      }
-      for (int i = 0; i < 4; ++i) {  // (B^T d) B
-        const float* wr = cr + i * wp;
-        float* o0 = vk + (4 * i + 0) * kc * kT + j;
-        float* o1 = vk + (4 * i + 1) * kc * kT + j;
-        float* o2 = vk + (4 * i + 2) * kc * kT + j;
-        float* o3 = vk + (4 * i + 3) * kc * kT + j;
-        for (int64_t s = 0; s < len; ++s) {
-          const float a = wr[2 * s], b = wr[2 * s + 1], c = wr[2 * s + 2], d = wr[2 * s + 3];
-          o0[s] = a - c;
-          o1[s] = b + c;
-          o2[s] = c - b;
-          o3[s] = b - d;
-        }
-      }
-      j += len;
-    }
-    for (int xi = 0; xi < 16; ++xi) std::fill(vk + xi * kc * kT + nt, vk + xi * kc * kT + kT, 0.0f);
+// The block's tiles as row segments: tiles j .. j + len of the block are tiles tx0 .. of tile
+// row ty of image n.
+int make_segments(const Geo& q, int64_t t0, int64_t nt, WinoSeg* segs) {
+  int n = 0;
+  for (int64_t j = 0; j < nt;) {
+    const int64_t t = t0 + j, tx0 = t % q.tw;
+    const int64_t len = std::min(nt - j, q.tw - tx0);
+    segs[n++] = {j, len, t / q.tpi, (t % q.tpi) / q.tw, tx0};
+    j += len;
   }
-}
-
-// y for output channels co0 .. co0 + rows of tiles t0 .. from m[(xi * mp + r) * kT + j].
-__attribute__((noinline)) void transform_output(const ConvGeom& g, const Geo& q, const float* m, int64_t mp, int64_t co0,
-                      int64_t rows, const float* bias, int64_t t0, float* ob, float* y) {
-  const int64_t nt = std::min(kT, q.tiles - t0), HWo = g.Ho * g.Wo;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* mr = m + r * kT;
-    const int64_t s = mp * kT;  // stride between xi planes
-    for (int64_t j = 0; j < nt; ++j) {
-      float c0[4], c1[4];  // M A: per row i, the two output columns
-      for (int i = 0; i < 4; ++i) {
-        const float a = mr[(4 * i) * s + j], b = mr[(4 * i + 1) * s + j];
-        const float c = mr[(4 * i + 2) * s + j], d = mr[(4 * i + 3) * s + j];
-        c0[i] = a + b + c;
-        c1[i] = b - c - d;
-      }
-      ob[j] = c0[0] + c0[1] + c0[2];
-      ob[kT + j] = c1[0] + c1[1] + c1[2];
-      ob[2 * kT + j] = c0[1] - c0[2] - c0[3];
-      ob[3 * kT + j] = c1[1] - c1[2] - c1[3];
-    }
-    const float b = bias ? bias[co0 + r] : 0.0f;
-    for (int64_t j = 0; j < nt; ++j) {
-      const int64_t t = t0 + j, n = t / q.tpi, oy = 2 * ((t % q.tpi) / q.tw), ox = 2 * (t % q.tw);
-      float* yp = y + (n * g.Co + co0 + r) * HWo + oy * g.Wo + ox;
-      const bool right = ox + 1 < g.Wo;
-      yp[0] = ob[j] + b;
-      if (right) yp[1] = ob[kT + j] + b;
-      if (oy + 1 < g.Ho) {
-        yp[g.Wo] = ob[2 * kT + j] + b;
-        if (right) yp[g.Wo + 1] = ob[3 * kT + j] + b;
-      }
-    }
-  }
+  return n;
 }
 
 }  // namespace
@@ -207,14 +136,15 @@ bool conv2d_winograd(CpuBackend& be, const ConvGeom& g, const float* x, const vo
       g.Wo != g.W || g.Ci <= 0 || g.N <= 0 || g.Co <= 0 || g.H <= 0 || g.W <= 0)
     return false;
   if (dtype_is_quantized(wtype) && (g.Ci * 9) % 32 != 0) return false;
-  Ukr k{nullptr, 0, 0};
+  Kernels k{nullptr, 0, 0, nullptr, nullptr};
   const Isa isa = isa_active();
   (void)isa;
 #if defined(SDNODE_HAVE_AVX2)
-  if (isa == Isa::Avx2) k = {conv_ukr_avx2, kConvMrAvx2, kConvNrAvx2};
+  if (isa == Isa::Avx2) k = {conv_ukr_avx2, kConvMrAvx2, kConvNrAvx2, wino_input_avx2, wino_output_avx2};
 #endif
 #if defined(SDNODE_HAVE_AVX512)
-  if (isa == Isa::Avx512) k = {conv_ukr_avx512, kConvMrAvx512, kConvNrAvx512};
+  if (isa == Isa::Avx512) k = {conv_ukr_avx512, kConvMrAvx512, kConvNrAvx512, wino_input_avx512,
+                                  wino_output_avx512};
 #endif
   if (!k.fn) return false;
   if (g_force == ConvWinograd::Off) return false;
@@ -234,9 +164,12 @@ bool conv2d_winograd(CpuBackend& be, const ConvGeom& g, const float* x, const vo
   }
   const int64_t mr = k.mr, Ci = g.Ci;
   // Output-channel chunk: U[16][cp][Ci] within kUBytes, a whole number of MR blocks.
-  const int64_t cmax = std::max<int64_t>(mr, kUBytes / (64 * Ci) / mr * mr);
+  const int64_t cmax = std::max<int64_t>(mr, kUBytes / (64 * (Ci + 16)) / mr * mr);
   const int64_t chunk = std::min(round_up(g.Co, mr), cmax);
-  std::unique_ptr<float[]> ubuf(new float[static_cast<size_t>(16 * chunk * Ci)]);
+  // U rows are lu floats apart, an odd number of cache lines, so the micro-kernel's MR row streams
+  // fall in different L1 sets (Ci = 512 or 1024 would put them in 2 or 1 sets).
+  const int64_t lu = (round_up(Ci, 16) / 16 | 1) * 16;
+  std::unique_ptr<float[]> ubuf(new float[static_cast<size_t>(16 * chunk * lu)]);
   float* u = ubuf.get();
 
   const int64_t n_blocks = (q.tiles + kT - 1) / kT;
@@ -244,20 +177,26 @@ bool conv2d_winograd(CpuBackend& be, const ConvGeom& g, const float* x, const vo
   const int threads = be.threads();
   for (int64_t co0 = 0; co0 < g.Co; co0 += chunk) {
     const int64_t rows = std::min(chunk, g.Co - co0), cp = round_up(rows, mr);
-    transform_weights(be, w, wtype, Ci, co0, rows, cp, u);
+    transform_weights(be, w, wtype, Ci, co0, rows, cp, lu, u);
     // Output-channel groups: each redoes its tile block's input transform (14 % of a 640 @ 32x32
     // call with 3 groups), so as few as fit M and feed 2 tasks per thread, of equal size.
     int64_t groups = (cp + kGroup - 1) / kGroup;
     while (n_blocks * groups < 2 * threads && cp / (groups + 1) >= 4 * mr) ++groups;
     const int64_t gs = round_up((cp + groups - 1) / groups, mr);
     groups = (cp + gs - 1) / gs;
-    const size_t v_floats = static_cast<size_t>(16 * kcmax * kT);
-    const size_t m_floats = static_cast<size_t>(16 * gs * kT);
+    // Planes of V and M are an odd number of cache lines apart (+16 floats), and V rows too (kVs):
+    // with power-of-two strides the output transform's 16 plane streams shared one L1 set.
+    const int64_t vps = kcmax * kVs + 16, mps = gs * kT + 16;
+    const size_t v_floats = static_cast<size_t>(16 * vps);
+    const size_t m_floats = static_cast<size_t>(16 * mps);
     const size_t o_floats = static_cast<size_t>(4 * kT + 8 * (2 * q.tw + 2) + 16);
     const size_t bytes = (v_floats + m_floats + o_floats) * 4 + kcmax * 8 + 256;
     be.pool().run(n_blocks * groups, [&](int64_t task, int thread) {
       const int64_t blk = task / groups, gi = task % groups;
       const int64_t t0 = blk * kT, m0 = gi * gs, mp = std::min(gs, cp - m0);
+      const int64_t nt = std::min(kT, q.tiles - t0);
+      WinoSeg segs[kT];
+      const int nseg = make_segments(q, t0, nt, segs);
       auto* base = reinterpret_cast<float*>(
           (reinterpret_cast<uintptr_t>(be.scratch(thread, bytes)) + 63) & ~uintptr_t(63));
       float* v = base;
@@ -265,20 +204,20 @@ bool conv2d_winograd(CpuBackend& be, const ConvGeom& g, const float* x, const vo
       float* ob = m + m_floats;
       float* rowbuf = ob + 4 * kT;
       auto* boff = reinterpret_cast<int64_t*>(rowbuf + 8 * (2 * q.tw + 2) + 16);
-      for (int64_t kk = 0; kk < kcmax; ++kk) boff[kk] = kk * kT;
+      for (int64_t kk = 0; kk < kcmax; ++kk) boff[kk] = kk * kVs;
       const float zeros[16] = {};
       for (int64_t c0 = 0; c0 < Ci; c0 += kKc) {
         const int64_t kc = std::min(kKc, Ci - c0);
-        transform_input(g, q, x, c0, kc, t0, v, rowbuf);
+        k.in(g, q.tw, segs, nseg, nt, x, c0, kc, vps, v, rowbuf);
         for (int xi = 0; xi < 16; ++xi)
           for (int64_t r = 0; r < mp; r += mr) {
-            const float* a = u + (xi * cp + m0 + r) * Ci + c0;
+            const float* a = u + (xi * cp + m0 + r) * lu + c0;
             for (int64_t p = 0; p < kT; p += k.nr)
-              k.fn(kc, a, Ci, v + xi * kc * kT + p, boff, m + (xi * mp + r) * kT + p, kT, zeros,
+              k.fn(kc, a, lu, v + xi * vps + p, boff, m + xi * mps + r * kT + p, kT, zeros,
                    c0 > 0);
           }
       }
-      transform_output(g, q, m, mp, co0 + m0, std::min(mp, rows - m0), bias, t0, ob, y);
+      k.out(g, segs, nseg, nt, m, mps, co0 + m0, std::min(mp, rows - m0), bias, ob, y);
     });
   }
   return true;

@@ -1,0 +1,10 @@
+// The Winograd transforms (conv_winograd_xform.inc) built for the AVX-512 level.
+#include <cstdint>
+
+#include "cpu/conv_winograd.h"
+
+namespace sd {
+#define WINO_FN(name) name##_avx512
+#include "cpu/conv_winograd_xform.inc"
+#undef WINO_FN
+}  // namespace sd
