@@ -59,24 +59,36 @@ struct Kernels {  // the level's micro-kernel and transforms
   WinoOut out;
 };
 
-// U chunk: u[(xi * cp + r) * lu + ci] = (G g G^T)[xi] of weight row co0 + r, channel ci (rows
-// r >= rows are zero so the micro-kernel can run full MR blocks).
+// U chunk, packed for the micro-kernel: plane xi (cp * Ci floats) holds, per block of MR rows and
+// block of kKc channels, an MR x kc row-major panel, so each kernel call reads its A as one
+// contiguous stream (with U rows Ci apart it read MR streams from L3: ~10 % slower). Element
+// (xi, r, ci) = (G g G^T)[xi] of weight row co0 + r, channel ci; rows >= rows are zero so the
+// kernel can run full MR blocks.
+int64_t u_offset(int64_t Ci, int mr, int64_t r, int64_t ci) {
+  const int64_t cb = ci / kKc * kKc, kcb = std::min(kKc, Ci - cb);
+  return r / mr * mr * Ci + cb * mr + r % mr * kcb + (ci - cb);
+}
+
 void transform_weights(CpuBackend& be, const void* w, DType wtype, int64_t Ci, int64_t co0,
-                       int64_t rows, int64_t cp, int64_t lu, float* u) {
+                       int64_t rows, int64_t cp, int mr, float* u) {
   const int64_t K = Ci * 9;
   const size_t rb = dtype_row_bytes(wtype, K);
   const auto* wb = static_cast<const uint8_t*>(w);
   be.pool().run(cp, [&](int64_t r, int thread) {
+    const int64_t ps = cp * Ci;  // plane stride
     if (r >= rows) {
-      for (int xi = 0; xi < 16; ++xi) std::fill(u + (xi * cp + r) * lu, u + (xi * cp + r) * lu + Ci, 0.0f);
+      for (int xi = 0; xi < 16; ++xi)
+        for (int64_t cb = 0; cb < Ci; cb += kKc)
+          std::fill_n(u + xi * ps + u_offset(Ci, mr, r, cb), std::min(kKc, Ci - cb), 0.0f);
       return;
     }
     // Taps are regrouped as tap[k][ci] and each transform stage is a loop over contiguous
     // channels, so it vectorizes (with 9-float strides and 16 output streams through a pointer
     // array it ran scalar: 24 % of a 640 @ 32x32 call).
-    auto* buf = reinterpret_cast<float*>(be.scratch(thread, static_cast<size_t>(K + 21 * Ci) * 4));
+    auto* buf = reinterpret_cast<float*>(be.scratch(thread, static_cast<size_t>(K + 37 * Ci) * 4));
     float* tap = buf + K;
-    float* tg = tap + 9 * Ci;  // G g: [4][3][Ci]
+    float* tg = tap + 9 * Ci;   // G g: [4][3][Ci]
+    float* ur = tg + 12 * Ci;   // this row's U: [16][Ci]
     const float* g = reinterpret_cast<const float*>(wb + (co0 + r) * rb);
     if (wtype != DType::F32) {
       to_f32_row(wtype, wb + (co0 + r) * rb, buf, K);
@@ -100,12 +112,15 @@ void transform_weights(CpuBackend& be, const void* w, DType wtype, int64_t Ci, i
     }
     for (int i = 0; i < 4; ++i) {  // (G g) G^T, row i of G g
       const float* ti = tg + 3 * i * Ci;
-      float* o = u + ((4 * i) * cp + r) * lu;
-      const int64_t ps = cp * lu;  // plane stride
+      float* o = ur + 4 * i * Ci;
       std::memcpy(o, ti, static_cast<size_t>(Ci) * 4);
-      g_rows(ti, ti + Ci, ti + 2 * Ci, o + ps, o + 2 * ps);
-      std::memcpy(o + 3 * ps, ti + 2 * Ci, static_cast<size_t>(Ci) * 4);
+      g_rows(ti, ti + Ci, ti + 2 * Ci, o + Ci, o + 2 * Ci);
+      std::memcpy(o + 3 * Ci, ti + 2 * Ci, static_cast<size_t>(Ci) * 4);
     }
+    for (int xi = 0; xi < 16; ++xi)
+      for (int64_t cb = 0; cb < Ci; cb += kKc)
+        std::memcpy(u + xi * ps + u_offset(Ci, mr, r, cb), ur + xi * Ci + cb,
+                    static_cast<size_t>(std::min(kKc, Ci - cb)) * 4);
   });
 }
 
@@ -164,12 +179,9 @@ bool conv2d_winograd(CpuBackend& be, const ConvGeom& g, const float* x, const vo
   }
   const int64_t mr = k.mr, Ci = g.Ci;
   // Output-channel chunk: U[16][cp][Ci] within kUBytes, a whole number of MR blocks.
-  const int64_t cmax = std::max<int64_t>(mr, kUBytes / (64 * (Ci + 16)) / mr * mr);
+  const int64_t cmax = std::max<int64_t>(mr, kUBytes / (64 * Ci) / mr * mr);
   const int64_t chunk = std::min(round_up(g.Co, mr), cmax);
-  // U rows are lu floats apart, an odd number of cache lines, so the micro-kernel's MR row streams
-  // fall in different L1 sets (Ci = 512 or 1024 would put them in 2 or 1 sets).
-  const int64_t lu = (round_up(Ci, 16) / 16 | 1) * 16;
-  std::unique_ptr<float[]> ubuf(new float[static_cast<size_t>(16 * chunk * lu)]);
+  std::unique_ptr<float[]> ubuf(new float[static_cast<size_t>(16 * chunk * Ci)]);
   float* u = ubuf.get();
 
   const int64_t n_blocks = (q.tiles + kT - 1) / kT;
@@ -177,7 +189,7 @@ bool conv2d_winograd(CpuBackend& be, const ConvGeom& g, const float* x, const vo
   const int threads = be.threads();
   for (int64_t co0 = 0; co0 < g.Co; co0 += chunk) {
     const int64_t rows = std::min(chunk, g.Co - co0), cp = round_up(rows, mr);
-    transform_weights(be, w, wtype, Ci, co0, rows, cp, lu, u);
+    transform_weights(be, w, wtype, Ci, co0, rows, cp, k.mr, u);
     // Output-channel groups: each redoes its tile block's input transform (14 % of a 640 @ 32x32
     // call with 3 groups), so as few as fit M and feed 2 tasks per thread, of equal size.
     int64_t groups = (cp + kGroup - 1) / kGroup;
@@ -211,9 +223,9 @@ bool conv2d_winograd(CpuBackend& be, const ConvGeom& g, const float* x, const vo
         k.in(g, q.tw, segs, nseg, nt, x, c0, kc, vps, v, rowbuf);
         for (int xi = 0; xi < 16; ++xi)
           for (int64_t r = 0; r < mp; r += mr) {
-            const float* a = u + (xi * cp + m0 + r) * lu + c0;
+            const float* a = u + xi * cp * Ci + u_offset(Ci, k.mr, m0 + r, c0);
             for (int64_t p = 0; p < kT; p += k.nr)
-              k.fn(kc, a, lu, v + xi * vps + p, boff, m + xi * mps + r * kT + p, kT, zeros,
+              k.fn(kc, a, kc, v + xi * vps + p, boff, m + xi * mps + r * kT + p, kT, zeros,
                    c0 > 0);
           }
       }
