@@ -11,8 +11,8 @@
 // term through the float steps (Higham Thm 3.1): V has 2 roundings, U 4 (the 0.5 scalings are
 // exact), the Ci-sum is one FMA chain (Ci roundings), the output transform 4 and the bias 1, so
 // |y - y_exact| <= gamma_(Ci+11) * wmag; the test uses (Ci + 12) * 2^-24 * wmag per element.
-// For scale it also prints the largest error in units of 2^-24 * abs_sum and next to the direct
-// path's on the same data (about 2-4x on these random inputs). Weights are dequantized exactly as
+// For scale it also prints the largest error in units of 2^-24 * abs_sum (2.1 when written) and
+// against the direct path's on the same data (at most 1.54x). Weights are dequantized exactly as
 // the reference does, so quantized dtypes use the same bound against the quantized weights.
 #include <cmath>
 #include <cstdio>
@@ -181,7 +181,8 @@ SD_TEST(conv_winograd_matches_reference) {
   }
   std::printf("  winograd: %d runs; max err / bound %.3f; max err %.1f u*abs_sum (%.2fx the direct "
               "path's on the same data)\n", runs, worst_bound, worst_direct, worst_ratio);
-  SD_CHECK(runs >= 40) << runs;
+  // x86 with AVX2: 50 runs per level (aarch64 has no Winograd level: only the decline checks).
+  if (sd::isa_supported(sd::Isa::Avx2)) SD_CHECK(runs >= 50) << runs;
 }
 
 // Geometry the path must leave to the implicit GEMM.
