@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "core/cpu_features.h"
@@ -47,18 +48,27 @@ const FloatKernels* float_kernels_for(Isa isa) {
   return k ? k : gemmk::float_kernels_scalar();
 }
 
-const QuantKernels* quant_kernels_for(Isa isa) {
-  const QuantKernels* k = nullptr;
+// The first integer kernel set of this level that handles weight type t (null: none).
+const QuantKernels* quant_kernels_for(Isa isa, DType t) {
+  const QuantKernels* cands[3] = {nullptr, nullptr, nullptr};
 #if defined(SDNODE_HAVE_AVX512)
-  if (!k && isa == Isa::Avx512) k = gemmk::quant_kernels_avx512();
+  if (isa == Isa::Avx512) cands[0] = gemmk::quant_kernels_avx512();
 #endif
 #if defined(SDNODE_HAVE_AVX2)
-  if (!k && (isa == Isa::Avx512 || isa == Isa::Avx2)) k = gemmk::quant_kernels_avx2();
+  if (isa == Isa::Avx512 || isa == Isa::Avx2) {
+    cands[1] = gemmk::quant_kernels_avx2();
+    // SDNODE_GEMM_Q8_AVX2=0: q8_0 dequantizes at the AVX2 level as before the int16 kernel
+    // (before/after measurements).
+    static const bool q8_off = std::getenv("SDNODE_GEMM_Q8_AVX2") && std::string(std::getenv("SDNODE_GEMM_Q8_AVX2")) == "0";
+    if (!q8_off) cands[2] = gemmk::quant_kernels_avx2_q8();
+  }
 #endif
 #if defined(SDNODE_HAVE_DOTPROD)
-  if (!k && isa == Isa::Dotprod) k = gemmk::quant_kernels_dotprod();
+  if (isa == Isa::Dotprod) cands[0] = gemmk::quant_kernels_dotprod();
 #endif
-  return k;
+  for (const QuantKernels* k : cands)
+    if (k && (t == DType::Q8_0 ? k->q8_0 : k->q4_0)) return k;
+  return nullptr;
 }
 
 // The integer path won every SD 1.5 shape measured (gemm_bench, 2 threads, 2026-11-26): AVX-512
@@ -70,8 +80,8 @@ bool prefer_int(Isa, DType, int64_t, int64_t, int64_t) { return true; }
 const QuantKernels* pick_quant(DType t, int64_t M, int64_t N, int64_t K) {
   if (!dtype_is_quantized(t)) return nullptr;
   const Isa isa = isa_active();
-  const QuantKernels* qk = quant_kernels_for(isa);
-  if (!qk || !(t == DType::Q8_0 ? qk->q8_0 : qk->q4_0)) return nullptr;
+  const QuantKernels* qk = quant_kernels_for(isa, t);
+  if (!qk) return nullptr;
   const int force = g_force_path.load(std::memory_order_relaxed);
   if (force == static_cast<int>(GemmQuantPath::Int)) return qk;
   if (force == static_cast<int>(GemmQuantPath::Float)) return nullptr;

@@ -211,9 +211,28 @@ void pack_q(DType t, const uint8_t* W, size_t row_bytes, int64_t n0, int64_t nn,
   }
 }
 
-// GGML's AVX2 activation quantizer: d = fp16(amax / 127), q = round_even(x * (127 / amax)).
-void quant_a(int mv, int64_t nkb, const float* A, int64_t lda, uint8_t* dst) {
+// GGML's AVX2 activation quantizer for one 32-block: returns d = fp16(amax / 127) and stores
+// q = round_even(x * (127 / amax)) as 32 int32.
+float quant_block(const float* x, int32_t* q) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 v[4];
+  __m256 mx = _mm256_setzero_ps();
+  for (int j = 0; j < 4; ++j) {
+    v[j] = _mm256_loadu_ps(x + 8 * j);
+    mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v[j]));
+  }
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  const float amax = _mm_cvtss_f32(h);
+  const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+  for (int j = 0; j < 4; ++j)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 8 * j),
+                        _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[j], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+  return _cvtsh_ss(_cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT));
+}
+
+void quant_a(int mv, int64_t nkb, const float* A, int64_t lda, uint8_t* dst) {
   for (int64_t b = 0; b < nkb; ++b) {
     uint8_t* ab = dst + b * kAtileBlock;
     float* d = reinterpret_cast<float*>(ab + kMrq * 32);
@@ -223,23 +242,8 @@ void quant_a(int mv, int64_t nkb, const float* A, int64_t lda, uint8_t* dst) {
         d[i] = 0.0f;
         continue;
       }
-      const float* x = A + i * lda + b * 32;
-      __m256 v[4];
-      __m256 mx = _mm256_setzero_ps();
-      for (int j = 0; j < 4; ++j) {
-        v[j] = _mm256_loadu_ps(x + 8 * j);
-        mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v[j]));
-      }
-      __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
-      h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-      h = _mm_max_ss(h, _mm_movehdup_ps(h));
-      const float amax = _mm_cvtss_f32(h);
-      d[i] = _cvtsh_ss(_cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT));
-      const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
       alignas(32) int32_t q[32];
-      for (int j = 0; j < 4; ++j)
-        _mm256_store_si256(reinterpret_cast<__m256i*>(q + 8 * j),
-                           _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[j], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+      d[i] = quant_block(A + i * lda + b * 32, q);
       for (int j = 0; j < 32; ++j) ab[i * 32 + j] = static_cast<uint8_t>(q[j] + 128);
     }
   }
@@ -295,10 +299,130 @@ void kernel_q(int64_t nkb, const uint8_t* atile, const uint8_t* panel, float* C,
 
 const QuantKernels kQuant = {kMrq, kNrq, false, true, panel_bytes, atile_bytes, pack_q, quant_a, kernel_q};
 
+// ---- integer path (q8_0) -----------------------------------------------------------------------
+// Weights and activations sign-extended to int16, vpmaddwd (16 MACs) + vpaddd per k pair: 2 ops
+// per 16 MACs of which only the madd needs the two multiply ports (vpaddd also issues on a
+// third), against 2 FMAs per 16 MACs on the f32 path. Products fit: 2 * 128 * 128 per lane.
+
+constexpr int kMr8 = 6, kNr8 = 8;
+// Panel block: qs[16 k pairs][8 columns][2 x int16], d_w[8] f32.
+constexpr size_t kQs8Bytes = 16 * kNr8 * 4, kPanel8Block = kQs8Bytes + kNr8 * 4;
+// A tile block: qs[6 rows][32 x int16], d_a[6] f32.
+constexpr size_t kAtile8Block = kMr8 * 64 + kMr8 * 4;
+
+size_t panel8_bytes(int64_t nkb) { return static_cast<size_t>(nkb) * kPanel8Block; }
+size_t atile8_bytes(int64_t nkb) { return static_cast<size_t>(nkb) * kAtile8Block; }
+
+void pack_q8(DType, const uint8_t* W, size_t row_bytes, int64_t n0, int64_t nn, int64_t kb0,
+             int64_t nkb, uint8_t* dst) {
+  for (int64_t b = 0; b < nkb; ++b) {
+    uint8_t* pb = dst + b * kPanel8Block;
+    float* d = reinterpret_cast<float*>(pb + kQs8Bytes);
+    for (int j = 0; j < kNr8; ++j) {
+      alignas(32) uint32_t w16[16];  // 32 int16, two per k pair
+      __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+      d[j] = 0.0f;
+      if (j < nn) {
+        const uint8_t* blk = W + (n0 + j) * row_bytes + (kb0 + b) * 34;
+        uint16_t dh;
+        std::memcpy(&dh, blk, 2);
+        d[j] = _cvtsh_ss(dh);
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+        lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(q));
+        hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1));
+      }
+      _mm256_store_si256(reinterpret_cast<__m256i*>(w16), lo);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(w16 + 8), hi);
+      for (int p = 0; p < 16; ++p) std::memcpy(pb + p * kNr8 * 4 + j * 4, w16 + p, 4);
+    }
+  }
+}
+
+void quant_a8(int mv, int64_t nkb, const float* A, int64_t lda, uint8_t* dst) {
+  for (int64_t b = 0; b < nkb; ++b) {
+    uint8_t* ab = dst + b * kAtile8Block;
+    float* d = reinterpret_cast<float*>(ab + kMr8 * 64);
+    for (int i = 0; i < kMr8; ++i) {
+      __m256i* q16 = reinterpret_cast<__m256i*>(ab + i * 64);
+      if (i >= mv) {
+        _mm256_storeu_si256(q16, _mm256_setzero_si256());
+        _mm256_storeu_si256(q16 + 1, _mm256_setzero_si256());
+        d[i] = 0.0f;
+        continue;
+      }
+      alignas(32) int32_t q[32];
+      d[i] = quant_block(A + i * lda + b * 32, q);
+      for (int h = 0; h < 2; ++h) {
+        // packs works per 128-bit lane: [0-3 8-11 4-7 12-15] -> reorder the 64-bit quarters.
+        const __m256i p = _mm256_packs_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(q + 16 * h)),
+                                             _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 16 * h + 8)));
+        _mm256_storeu_si256(q16 + h, _mm256_permute4x64_epi64(p, 0xD8));
+      }
+    }
+  }
+}
+
+#define SD_Q8ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+void kernel_q8(int64_t nkb, const uint8_t* atile, const uint8_t* panel, float* C, int64_t ldc,
+               int mv, int nv, bool accumulate, const float* bias) {
+#define SD_DECL(i) __m256 f##i = _mm256_setzero_ps();
+  SD_Q8ROWS(SD_DECL)
+#undef SD_DECL
+  for (int64_t b = 0; b < nkb; ++b) {
+    const uint8_t* pb = panel + b * kPanel8Block;
+    const uint8_t* ab = atile + b * kAtile8Block;
+#define SD_DECL(i) __m256i s##i = _mm256_setzero_si256();
+    SD_Q8ROWS(SD_DECL)
+#undef SD_DECL
+#pragma GCC unroll 4
+    for (int p = 0; p < 16; ++p) {
+      const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb + p * kNr8 * 4));
+#define SD_DOT(i)                                                                     \
+  {                                                                                   \
+    int32_t a2;                                                                       \
+    std::memcpy(&a2, ab + i * 64 + p * 4, 4);                                         \
+    s##i = _mm256_add_epi32(s##i, _mm256_madd_epi16(_mm256_set1_epi32(a2), w));       \
+  }
+      SD_Q8ROWS(SD_DOT)
+#undef SD_DOT
+    }
+    const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(pb + kQs8Bytes));
+    const float* da = reinterpret_cast<const float*>(ab + kMr8 * 64);
+#define SD_SCALE(i) f##i = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s##i), _mm256_mul_ps(dw, _mm256_set1_ps(da[i])), f##i);
+    SD_Q8ROWS(SD_SCALE)
+#undef SD_SCALE
+  }
+  if (mv == kMr8 && nv == kNr8) {
+    __m256 b0 = _mm256_setzero_ps();
+    if (!accumulate && bias) b0 = _mm256_loadu_ps(bias);
+#define SD_ST(i)                                          \
+  {                                                       \
+    float* c = C + i * ldc;                               \
+    if (accumulate) b0 = _mm256_loadu_ps(c);              \
+    _mm256_storeu_ps(c, _mm256_add_ps(f##i, b0));         \
+  }
+    SD_Q8ROWS(SD_ST)
+#undef SD_ST
+    return;
+  }
+  alignas(32) float tile[kMr8][kNr8];
+#define SD_OUT(i) _mm256_store_ps(tile[i], f##i);
+  SD_Q8ROWS(SD_OUT)
+#undef SD_OUT
+  for (int i = 0; i < mv; ++i) {
+    float* c = C + i * ldc;
+    for (int j = 0; j < nv; ++j) c[j] = accumulate ? c[j] + tile[i][j] : tile[i][j] + (bias ? bias[j] : 0.0f);
+  }
+}
+
+const QuantKernels kQuantQ8 = {kMr8, kNr8, true, false, panel8_bytes, atile8_bytes, pack_q8, quant_a8, kernel_q8};
+
 }  // namespace
 
 const FloatKernels* float_kernels_avx2() { return &kFloat; }
 const QuantKernels* quant_kernels_avx2() { return &kQuant; }
+const QuantKernels* quant_kernels_avx2_q8() { return &kQuantQ8; }
 
 }  // namespace gemmk
 }  // namespace sd

@@ -47,7 +47,8 @@ struct QuantKernels {
 // Null when this build lacks the ISA.
 const FloatKernels* float_kernels_scalar();
 const FloatKernels* float_kernels_avx2();
-const QuantKernels* quant_kernels_avx2();
+const QuantKernels* quant_kernels_avx2();     // q4_0
+const QuantKernels* quant_kernels_avx2_q8();  // q8_0
 const FloatKernels* float_kernels_avx512();
 const QuantKernels* quant_kernels_avx512();
 const FloatKernels* float_kernels_neon();

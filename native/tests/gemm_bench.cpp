@@ -3,6 +3,7 @@
 // per SIMD level this CPU has, as a fraction of the measured FMA peak of that level (a tight loop of
 // independent FMAs on every pool thread). For q8_0/q4_0 both the integer and the dequantize-to-f32
 // path are timed; "auto" is what gemm() picks. Medians of SDNODE_BENCH_REPS runs (default 7).
+// SDNODE_BENCH_SHAPES=unet times all UNet linear shapes instead (see kUnetShapes).
 // Without SDNODE_BENCH the case returns at once, so the normal test run stays fast.
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -119,22 +120,28 @@ const Shape kShapes[] = {
     {"attn proj", 8192, 320, 320},   {"GEGLU proj", 8192, 2560, 320}, {"ff out", 8192, 320, 1280},
     {"xattn k/v", 154, 320, 768},    {"time emb", 2, 1280, 320},      {"conv3x3 320", 4096, 320, 2880},
 };
+// SDNODE_BENCH_SHAPES=unet: every SD 1.5 UNet linear shape per resolution level (M = 2 x tokens).
+const Shape kUnetShapes[] = {
+    {"proj 320", 8192, 320, 320},    {"GEGLU 320", 8192, 2560, 320},  {"ff out 320", 8192, 320, 1280},
+    {"proj 640", 2048, 640, 640},    {"GEGLU 640", 2048, 5120, 640},  {"ff out 640", 2048, 640, 2560},
+    {"proj 1280", 512, 1280, 1280},  {"GEGLU 1280", 512, 10240, 1280}, {"ff out 1280", 512, 1280, 5120},
+    {"xattn k/v", 154, 320, 768},
+};
 
-double time_gemm(sd::CpuBackend& be, const Shape& s, sd::DType t, const std::vector<float>& A,
-                 const std::vector<uint8_t>& W, const std::vector<float>& bias, std::vector<float>& C, int reps) {
+// One timed run (GFLOP/s); small shapes repeat inside it so it lasts at least ~20 ms.
+double time_once(sd::CpuBackend& be, const Shape& s, sd::DType t, const std::vector<float>& A,
+                 const std::vector<uint8_t>& W, const std::vector<float>& bias, std::vector<float>& C) {
   const double flops = 2.0 * s.M * s.N * s.K;
-  // Small shapes repeat inside one timing so a run lasts at least ~20 ms.
   const int inner = std::max<int64_t>(1, static_cast<int64_t>(2e9 / std::max(flops, 1.0)));
-  sd::gemm(be, s.M, s.N, s.K, A.data(), s.K, W.data(), t, bias.data(), C.data(), s.N);
-  std::vector<double> runs;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = Clock::now();
-    for (int i = 0; i < inner; ++i)
-      sd::gemm(be, s.M, s.N, s.K, A.data(), s.K, W.data(), t, bias.data(), C.data(), s.N);
-    runs.push_back(flops * inner / seconds_since(t0) / 1e9);
-  }
-  std::sort(runs.begin(), runs.end());
-  return runs[runs.size() / 2];
+  const auto t0 = Clock::now();
+  for (int i = 0; i < inner; ++i)
+    sd::gemm(be, s.M, s.N, s.K, A.data(), s.K, W.data(), t, bias.data(), C.data(), s.N);
+  return flops * inner / seconds_since(t0) / 1e9;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
 }
 
 }  // namespace
@@ -156,7 +163,11 @@ SD_TEST(gemm_bench) {
                 Clock::cpu() ? "cpu" : "wall", peak);
     std::printf("%-12s %5s %5s %5s | %14s %14s %14s %14s %14s %14s\n", "shape", "M", "N", "K", "f32", "f16",
                 "q8_0 int", "q8_0 float", "q4_0 int", "q4_0 float");
-    for (const Shape& s : kShapes) {
+    const bool unet = std::getenv("SDNODE_BENCH_SHAPES") && std::string(std::getenv("SDNODE_BENCH_SHAPES")) == "unet";
+    const Shape* shapes = unet ? kUnetShapes : kShapes;
+    const size_t nshapes = unet ? sizeof kUnetShapes / sizeof kUnetShapes[0] : sizeof kShapes / sizeof kShapes[0];
+    for (size_t si = 0; si < nshapes; ++si) {
+      const Shape& s = shapes[si];
       sdtest::Rng rng(7);
       const std::vector<float> A = rng.vec(static_cast<size_t>(s.M * s.K));
       const std::vector<float> wf = rng.vec(static_cast<size_t>(s.N * s.K));
@@ -173,16 +184,27 @@ SD_TEST(gemm_bench) {
         for (int64_t n = 0; n < s.N; ++n)
           sd::from_f32_row(t, wf.data() + n * s.K, W.data() + n * sd::dtype_row_bytes(t, s.K), s.K);
         const bool q = sd::dtype_is_quantized(t);
+        // The paths to time; for q8_0/q4_0 int and float runs alternate, so load changes on a
+        // shared machine hit both alike.
+        std::vector<sd::GemmQuantPath> paths;
         for (sd::GemmQuantPath path : {sd::GemmQuantPath::Int, sd::GemmQuantPath::Float}) {
           if (!q && path == sd::GemmQuantPath::Float) continue;
           sd::gemm_force_quant_path(q ? path : sd::GemmQuantPath::Auto);
-          if (q && path == sd::GemmQuantPath::Int && !sd::gemm_uses_int_path(t, s.M, s.N, s.K)) {
-            std::printf(" %14s", "-");
-            continue;
+          if (q && path == sd::GemmQuantPath::Int && !sd::gemm_uses_int_path(t, s.M, s.N, s.K)) continue;
+          paths.push_back(q ? path : sd::GemmQuantPath::Auto);
+          time_once(be, s, t, A, W, bias, C);  // warm-up (scratch, caches)
+        }
+        std::vector<std::vector<double>> runs(paths.size());
+        for (int r = 0; r < reps; ++r)
+          for (size_t i = 0; i < paths.size(); ++i) {
+            sd::gemm_force_quant_path(paths[i]);
+            runs[i].push_back(time_once(be, s, t, A, W, bias, C));
           }
-          const double g = time_gemm(be, s, t, A, W, bias, C, reps);
-          sd::gemm_force_quant_path(sd::GemmQuantPath::Auto);
-          const bool chosen = !q || sd::gemm_uses_int_path(t, s.M, s.N, s.K) == (path == sd::GemmQuantPath::Int);
+        sd::gemm_force_quant_path(sd::GemmQuantPath::Auto);
+        if (q && (paths.empty() || paths[0] != sd::GemmQuantPath::Int)) std::printf(" %14s", "-");
+        for (size_t i = 0; i < paths.size(); ++i) {
+          const double g = median(runs[i]);
+          const bool chosen = !q || sd::gemm_uses_int_path(t, s.M, s.N, s.K) == (paths[i] == sd::GemmQuantPath::Int);
           std::printf(" %6.1f (%3.0f%%)%s", g, peak > 0 ? 100.0 * g / peak : 0.0, chosen ? "*" : " ");
         }
       }
