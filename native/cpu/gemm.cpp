@@ -73,8 +73,10 @@ const QuantKernels* quant_kernels_for(Isa isa, DType t) {
 
 // The integer path won every SD 1.5 shape measured (gemm_bench, 2 threads, 2026-11-26): AVX-512
 // VNNI q8_0/q4_0 2-3x the dequantize-to-f32 path for M >= 154 (e.g. M=8192 K=1280 N=320: ~480 vs
-// ~150-180 GFLOP/s), AVX2 q4_0 1.5-2x (139 vs 84 GFLOP/s). So where an integer kernel exists it is
-// used for every M above the small-M path; AVX2 q8_0 has none (see gemm_avx2.cpp) and dequantizes.
+// ~150-180 GFLOP/s), AVX2 q4_0 1.5-2x (139 vs 84 GFLOP/s). AVX2 q8_0 (int16 kernel, 2026-11-27, CPU
+// clock, int/float in alternating runs): 1.03-1.25x on the nine M >= 512 UNet shapes, M=154 K=768
+// N=320 a tie (0.9x before the thread-aware grid in run_quant). So where an integer kernel exists
+// it is used for every M above the small-M path.
 bool prefer_int(Isa, DType, int64_t, int64_t, int64_t) { return true; }
 
 const QuantKernels* pick_quant(DType t, int64_t M, int64_t N, int64_t K) {
@@ -255,7 +257,10 @@ void run_quant(CpuBackend& be, const QuantKernels& qk, int64_t M, int64_t N, int
                const float* A, int64_t lda, const uint8_t* W, DType wt, const float* bias, float* C,
                int64_t ldc) {
   const int mr = qk.mr, nr = qk.nr;
-  const Grid g = make_grid(M, N, K, mr, nr, 1024, 32);
+  // Every task quantizes its rows of A again, so fewer, wider tasks (the thread-aware grid) also
+  // save activation quantization. SDNODE_GEMM_GRID=old: the >= 8-task grid.
+  static const bool old_grid = std::getenv("SDNODE_GEMM_GRID") != nullptr;
+  const Grid g = make_grid(M, N, K, mr, nr, 1024, 32, old_grid ? 0 : be.threads());
   const int64_t kcb = g.kc / 32;
   const size_t row_bytes = dtype_row_bytes(wt, K);
   const size_t pbytes = align64(qk.panel_bytes(kcb));

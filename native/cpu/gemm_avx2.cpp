@@ -1,11 +1,12 @@
 // AVX2+FMA+F16C GEMM kernels: f32 micro-kernel 6x16 (12 ymm accumulators, weights as two ymm per
-// k, A broadcast from the packed tile); F16C panel conversion; an integer micro-kernel 4x8 for
-// q4_0 weights. Integer path: activations quantized per 32-block (GGML's activation quantizer) and
-// stored offset by +128 as u8, so vpmaddubsw (u8 x s8) applies; q4_0 weights are -8..7, so a pair
-// sum is at most 2 * 255 * 8 = 4080 and the 8 groups of a block add up in int16 without saturating
-// (<= 32640). The block's int32 sum starts from -128 * sum(qw), which cancels the offset exactly.
-// q8_0 weights (up to +-127) would saturate vpmaddubsw with offset activations; GGML's sign trick
-// costs 4 integer ops per 32 MACs, no better than 4 FMAs, so q8_0 takes the f32 path on AVX2.
+// k, A broadcast from the packed tile); F16C panel conversion; integer micro-kernels 4x8 for q4_0
+// and 6x8 for q8_0 weights, activations quantized per 32-block (GGML's activation quantizer).
+// q4_0: activations stored offset by +128 as u8, so vpmaddubsw (u8 x s8) applies; q4_0 weights are
+// -8..7, so a pair sum is at most 2 * 255 * 8 = 4080 and the 8 groups of a block add up in int16
+// without saturating (<= 32640). The block's int32 sum starts from -128 * sum(qw), which cancels the
+// offset exactly. q8_0 weights (up to +-127) would saturate vpmaddubsw with offset activations, and
+// GGML's sign trick (vpsignb, vpmaddubsw, vpmaddwd, vpaddd per 32 MACs) keeps three ops on the two
+// multiply ports; the q8_0 kernel instead sign-extends both sides to int16 (see below).
 #include <immintrin.h>
 
 #include <cstring>
