@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/cpu_features.h"
+#include "core/fp16.h"
 #include "core/quant.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/gemm.h"
@@ -244,6 +245,50 @@ void check_ggml_mulmat(DType t, const char* wfile, const char* outfile) {
   sd::isa_force(saved);
 }
 
+// q8_0 weights at the ends of the int8 range (-128 is legal in a q8_0 file though GGML's quantizer
+// never writes it) against activations that quantize to +-127: the products that saturate
+// vpmaddubsw-style 16-bit pair sums. Every level's integer path against gemm_reference_qact.
+void check_q8_0_extremes() {
+  const int64_t M = 13, N = 17, K = 96, nb = K / 32;
+  sdtest::Rng rng(99);
+  std::vector<sd::block_q8_0> W(static_cast<size_t>(N * nb));
+  const int8_t ends[] = {-128, -127, 127};
+  for (auto& blk : W) {
+    blk.d = sd::fp32_to_fp16(rng.uniform(0.5f, 2.0f));
+    for (auto& q : blk.qs) q = rng.uniform() < 0.8f ? ends[rng.next() % 3] : static_cast<int8_t>(rng.next());
+  }
+  std::vector<float> A(static_cast<size_t>(M * K)), wdeq(static_cast<size_t>(N * K)), S(static_cast<size_t>(M * N));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k)  // +-amax per block, so q = +-127; one block of zeros (d = 0)
+      A[m * K + k] = (m == 3 && k < 32) ? 0.0f : ((rng.next() & 1) ? 1.5f : -1.5f);
+  for (int64_t n = 0; n < N; ++n) sd::to_f32_row(DType::Q8_0, &W[n * nb], wdeq.data() + n * K, K);
+  std::vector<float> absA(A), absW(wdeq);
+  for (auto& v : absA) v = std::fabs(v);
+  for (auto& v : absW) v = std::fabs(v);
+  sd::gemm_reference(M, N, K, absA.data(), K, absW.data(), DType::F32, nullptr, S.data(), N);
+  std::vector<float> ref(static_cast<size_t>(M * N)), C(ref.size());
+  sd::gemm_reference_qact(M, N, K, A.data(), K, W.data(), DType::Q8_0, nullptr, ref.data(), N);
+  const Isa saved = sd::isa_active();
+  std::string ran;
+  for (Isa isa : kIsas) {
+    if (!sd::isa_force(isa)) continue;
+    sd::gemm_force_quant_path(sd::GemmQuantPath::Int);
+    if (!sd::gemm_uses_int_path(DType::Q8_0, M, N, K)) continue;
+    ran += std::string(" ") + sd::isa_name(isa);
+    sd::CpuBackend be(2);
+    sd::gemm(be, M, N, K, A.data(), K, W.data(), DType::Q8_0, nullptr, C.data(), N);
+    double worst = 0;
+    for (size_t i = 0; i < C.size(); ++i) {
+      const double r = std::fabs(double(C[i]) - ref[i]) / (1e-5 * S[i] + 1e-30);
+      worst = std::isnan(r) ? INFINITY : std::fmax(worst, r);
+    }
+    SD_CHECK(worst <= 1.0) << sd::isa_name(isa) << " int q8_0 extremes: error " << worst << " x tolerance";
+  }
+  sd::gemm_force_quant_path(sd::GemmQuantPath::Auto);
+  sd::isa_force(saved);
+  std::printf("     q8_0 extremes: levels run:%s\n", ran.empty() ? " none" : ran.c_str());
+}
+
 }  // namespace
 
 SD_TEST(gemm_f32) { check_paths(DType::F32, sd::GemmQuantPath::Auto); }
@@ -252,5 +297,6 @@ SD_TEST(gemm_q8_0_float_path) { check_paths(DType::Q8_0, sd::GemmQuantPath::Floa
 SD_TEST(gemm_q4_0_float_path) { check_paths(DType::Q4_0, sd::GemmQuantPath::Float); }
 SD_TEST(gemm_q8_0_int_path) { check_paths(DType::Q8_0, sd::GemmQuantPath::Int); }
 SD_TEST(gemm_q4_0_int_path) { check_paths(DType::Q4_0, sd::GemmQuantPath::Int); }
+SD_TEST(gemm_q8_0_int_extremes) { check_q8_0_extremes(); }
 SD_TEST(gemm_q8_0_vs_ggml_mulmat) { check_ggml_mulmat(DType::Q8_0, "rows.q8_0", "mulmat.q8_0.f32"); }
 SD_TEST(gemm_q4_0_vs_ggml_mulmat) { check_ggml_mulmat(DType::Q4_0, "rows.q4_0", "mulmat.q4_0.f32"); }
