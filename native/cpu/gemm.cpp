@@ -74,9 +74,12 @@ const QuantKernels* quant_kernels_for(Isa isa, DType t) {
 // The integer path won every SD 1.5 shape measured (gemm_bench, 2 threads, 2026-11-26): AVX-512
 // VNNI q8_0/q4_0 2-3x the dequantize-to-f32 path for M >= 154 (e.g. M=8192 K=1280 N=320: ~480 vs
 // ~150-180 GFLOP/s), AVX2 q4_0 1.5-2x (139 vs 84 GFLOP/s). AVX2 q8_0 (int16 kernel, 2026-11-27, CPU
-// clock, int/float in alternating runs): 1.03-1.25x on the nine M >= 512 UNet shapes, M=154 K=768
-// N=320 a tie (0.9x before the thread-aware grid in run_quant). So where an integer kernel exists
-// it is used for every M above the small-M path.
+// clock, int/float in alternating runs, Sapphire Rapids forced to the AVX2 level): 1.0-1.25x on the
+// nine M >= 512 UNet shapes (~1.1x weighted by the UNet's calls), M=154 K=768 N=320 a tie (0.9x
+// before the thread-aware grid in run_quant). The kernel's edge is vpaddd issuing on a third port;
+// a core with one vector-integer multiply pipe would gain nothing (not measured: no such CPU here;
+// SDNODE_GEMM_Q8_AVX2=0 restores the f32 path). So where an integer kernel exists it is used for
+// every M above the small-M path.
 bool prefer_int(Isa, DType, int64_t, int64_t, int64_t) { return true; }
 
 const QuantKernels* pick_quant(DType t, int64_t M, int64_t N, int64_t K) {
