@@ -11,10 +11,14 @@
 namespace sd {
 
 struct AlignedFree {
+  size_t mapped = 0;  // bytes of a private mapping, 0 for a malloc'd block
   void operator()(void* p) const noexcept;
 };
 using AlignedBuffer = std::unique_ptr<uint8_t, AlignedFree>;
-// 64-byte aligned, zero-filled is not promised. Throws std::bad_alloc on failure.
+// 64-byte aligned, zero-filled is not promised. Throws std::bad_alloc on failure. Blocks of 1 MiB
+// and more are mapped directly: glibc raises its mmap threshold to 32 MB after the first large
+// free, and then keeps freed arenas and scratch in its heaps (a VAE decode after sampling held
+// ~70 MB more RSS than it used).
 AlignedBuffer aligned_alloc_bytes(size_t bytes, size_t alignment = 64);
 
 class Arena {

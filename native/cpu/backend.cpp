@@ -63,6 +63,17 @@ void CpuBackend::release_activations() {
     scratch_[t].reset();
     scratch_size_[t] = 0;
   }
+  op_buf_.reset();
+  op_buf_size_ = 0;
+}
+
+uint8_t* CpuBackend::op_buffer(size_t bytes) {
+  if (op_buf_size_ < bytes) {
+    op_buf_.reset();  // the old block first, so growing never holds both
+    op_buf_ = aligned_alloc_bytes(bytes);
+    op_buf_size_ = bytes;
+  }
+  return op_buf_.get();
 }
 
 uint8_t* CpuBackend::scratch(int thread, size_t bytes) {

@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 
 #include "core/cpu_features.h"
 #include "core/quant.h"
@@ -188,8 +187,7 @@ bool conv2d_winograd(CpuBackend& be, const ConvGeom& g, const float* x, const vo
   // Output-channel chunk: U[16][cp][Ci] within kUBytes, a whole number of MR blocks.
   const int64_t cmax = std::max<int64_t>(mr, kUBytes / (64 * Ci) / mr * mr);
   const int64_t chunk = std::min(round_up(g.Co, mr), cmax);
-  std::unique_ptr<float[]> ubuf(new float[static_cast<size_t>(16 * chunk * Ci)]);
-  float* u = ubuf.get();
+  auto* u = reinterpret_cast<float*>(be.op_buffer(static_cast<size_t>(16 * chunk * Ci) * 4));
 
   const int64_t n_blocks = (q.tiles + kT - 1) / kT;
   const int64_t kcmax = std::min(kKc, Ci);

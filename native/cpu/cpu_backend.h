@@ -32,6 +32,10 @@ class CpuBackend final : public Backend {
   // Per-thread scratch for kernels (packing panels, quantized activations); grows only, so after
   // the first forward of a shape it never allocates. Index by the pool's thread id.
   uint8_t* scratch(int thread, size_t bytes);
+  // One grow-only buffer for an op's whole-call temporaries (Winograd's transformed weights, up
+  // to 16 MB), so they are not mapped and faulted in again on every call. Ops on one backend run
+  // one at a time.
+  uint8_t* op_buffer(size_t bytes);
 
  protected:
   void* do_alloc(size_t bytes) override { return arena_.alloc(bytes); }
@@ -68,6 +72,8 @@ class CpuBackend final : public Backend {
   bool conv_q8_acts_ = false;
   std::vector<AlignedBuffer> scratch_;
   std::vector<size_t> scratch_size_;
+  AlignedBuffer op_buf_;
+  size_t op_buf_size_ = 0;
 };
 
 }  // namespace sd
