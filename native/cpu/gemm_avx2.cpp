@@ -17,6 +17,17 @@ namespace sd {
 namespace gemmk {
 namespace {
 
+// The rows x nv corner of a kernel's result tile (row stride ldt) into C: + bias, or accumulated
+// onto C (edge tiles, where a full-width vector store would run past C).
+void store_edge(const float* tile, int ldt, int rows, int nv, float* C, int64_t ldc, bool accumulate,
+                const float* bias) {
+  for (int i = 0; i < rows; ++i) {
+    float* c = C + i * ldc;
+    const float* t = tile + i * ldt;
+    for (int j = 0; j < nv; ++j) c[j] = accumulate ? c[j] + t[j] : t[j] + (bias ? bias[j] : 0.0f);
+  }
+}
+
 constexpr int kMr = 6, kNr = 16;
 
 void to_f32(DType t, const uint8_t* src, float* dst, int64_t kk) {
@@ -97,10 +108,7 @@ void kernel_f32(int64_t kk, const float* at, const float* panel, float* C, int64
     _mm256_store_ps(tile[i], c0[i]);
     _mm256_store_ps(tile[i] + 8, c1[i]);
   }
-  for (int i = 0; i < mv; ++i) {
-    float* c = C + i * ldc;
-    for (int j = 0; j < nv; ++j) c[j] = accumulate ? c[j] + tile[i][j] : tile[i][j] + (bias ? bias[j] : 0.0f);
-  }
+  store_edge(tile[0], kNr, mv, nv, C, ldc, accumulate, bias);
 }
 
 // The same tile with A read in place (row i at a + i * lda): the same FMA sequence per C element
@@ -142,10 +150,7 @@ void kernel_f32_rows(int64_t kk, const float* a, int64_t lda, const float* panel
 #define SD_OUT(i) _mm256_store_ps(tile[i], c##i##a); _mm256_store_ps(tile[i] + 8, c##i##b);
   SD_ROWS(SD_OUT)
 #undef SD_OUT
-  for (int i = 0; i < kMr; ++i) {
-    float* c = C + i * ldc;
-    for (int j = 0; j < nv; ++j) c[j] = accumulate ? c[j] + tile[i][j] : tile[i][j] + (bias ? bias[j] : 0.0f);
-  }
+  store_edge(tile[0], kNr, kMr, nv, C, ldc, accumulate, bias);
 }
 
 float dot(const float* a, const float* b, int64_t n) {
@@ -292,10 +297,7 @@ void kernel_q(int64_t nkb, const uint8_t* atile, const uint8_t* panel, float* C,
 #undef SD_OUT
   alignas(32) float tile[kMrq][kNrq];
   for (int i = 0; i < kMrq; ++i) _mm256_store_ps(tile[i], f[i]);
-  for (int i = 0; i < mv; ++i) {
-    float* c = C + i * ldc;
-    for (int j = 0; j < nv; ++j) c[j] = accumulate ? c[j] + tile[i][j] : tile[i][j] + (bias ? bias[j] : 0.0f);
-  }
+  store_edge(tile[0], kNrq, mv, nv, C, ldc, accumulate, bias);
 }
 
 const QuantKernels kQuant = {kMrq, kNrq, false, true, panel_bytes, atile_bytes, pack_q, quant_a, kernel_q};
@@ -411,10 +413,7 @@ void kernel_q8(int64_t nkb, const uint8_t* atile, const uint8_t* panel, float* C
 #define SD_OUT(i) _mm256_store_ps(tile[i], f##i);
   SD_Q8ROWS(SD_OUT)
 #undef SD_OUT
-  for (int i = 0; i < mv; ++i) {
-    float* c = C + i * ldc;
-    for (int j = 0; j < nv; ++j) c[j] = accumulate ? c[j] + tile[i][j] : tile[i][j] + (bias ? bias[j] : 0.0f);
-  }
+  store_edge(tile[0], kNr8, mv, nv, C, ldc, accumulate, bias);
 }
 
 const QuantKernels kQuantQ8 = {kMr8, kNr8, true, false, panel8_bytes, atile8_bytes, pack_q8, quant_a8, kernel_q8};
