@@ -119,9 +119,10 @@ void Backend::linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* 
   do_linear(y, x, w, bias);
 }
 
-void Backend::conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
-                     int pad) {
-  const char* op = "conv2d";
+namespace {
+// Shared by conv2d and conv2d_upsampled; H, W: the input's size as the conv sees it.
+void check_conv(const char* op, const Tensor& y, const Tensor& x, int64_t H, int64_t W, const Tensor& w,
+                const Tensor* bias, int stride, int pad) {
   need_f32(op, "x", x);
   need_f32(op, "y", y);
   need_ndim(op, "x", x, 4);
@@ -134,19 +135,39 @@ void Backend::conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* 
   if (w.shape[3] != k || (k != 1 && k != 3)) fail(op, "kernel must be 1x1 or 3x3, got " + w.shape_str());
   if (stride < 1 || stride > 2 || pad < 0 || pad > 1) fail(op, "stride must be 1..2 and pad 0..1");
   if (x.shape[1] != w.shape[1]) fail(op, "x " + x.shape_str() + " channels do not match w " + w.shape_str());
-  const int64_t ho = (x.shape[2] + 2 * pad - k) / stride + 1, wo = (x.shape[3] + 2 * pad - k) / stride + 1;
+  const int64_t ho = (H + 2 * pad - k) / stride + 1, wo = (W + 2 * pad - k) / stride + 1;
   if (y.shape[0] != x.shape[0] || y.shape[1] != w.shape[0] || y.shape[2] != ho || y.shape[3] != wo)
     fail(op, "y " + y.shape_str() + " must be [" + std::to_string(x.shape[0]) + ", " +
                  std::to_string(w.shape[0]) + ", " + std::to_string(ho) + ", " + std::to_string(wo) + "]");
   if (bias) { need_f32(op, "bias", *bias); need_numel(op, "bias", *bias, w.shape[0]); }
+}
+
+std::string conv_detail(const Tensor& x, int64_t H, int64_t W, const Tensor& w, int stride) {
+  return std::to_string(x.shape[1]) + ">" + std::to_string(w.shape[0]) + " @" + std::to_string(H) + "x" +
+         std::to_string(W) + " n" + std::to_string(x.shape[0]) + " s" + std::to_string(stride) + " " +
+         dtype_name(w.type);
+}
+}  // namespace
+
+void Backend::conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
+                     int pad) {
+  check_conv("conv2d", y, x, x.ndim == 4 ? x.shape[2] : 0, x.ndim == 4 ? x.shape[3] : 0, w, bias, stride, pad);
   if (planning_) return;
+  const int64_t k = w.shape[2];
   OpTimer timer(this, k == 3 ? "conv 3x3" : "conv 1x1", 2.0 * static_cast<double>(y.numel()) * static_cast<double>(x.shape[1] * k * k),
-                profile_detail_ ? std::to_string(x.shape[1]) + ">" + std::to_string(w.shape[0]) + " @" +
-                                      std::to_string(x.shape[2]) + "x" + std::to_string(x.shape[3]) + " n" +
-                                      std::to_string(x.shape[0]) + " s" + std::to_string(stride) + " " +
-                                      dtype_name(w.type)
-                                : std::string());
+                profile_detail_ ? conv_detail(x, x.shape[2], x.shape[3], w, stride) : std::string());
   do_conv2d(y, x, w, bias, stride, pad);
+}
+
+void Backend::conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
+  const char* op = "conv2d_upsampled";
+  const int64_t H = x.ndim == 4 ? 2 * x.shape[2] : 0, W = x.ndim == 4 ? 2 * x.shape[3] : 0;
+  check_conv(op, y, x, H, W, w, bias, 1, 1);
+  if (w.shape[2] != 3) fail(op, "kernel must be 3x3, got " + w.shape_str());
+  if (planning_) return;
+  OpTimer timer(this, "conv 3x3", 2.0 * static_cast<double>(y.numel()) * static_cast<double>(x.shape[1] * 9),
+                profile_detail_ ? conv_detail(x, H, W, w, 1) + " up" : std::string());
+  do_conv2d_upsampled(y, x, w, bias);
 }
 
 void Backend::group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& gamma,

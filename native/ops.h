@@ -54,6 +54,9 @@ class Backend {
   virtual void upload(Tensor& dst, const float* src) = 0;
   virtual void download(float* dst, const Tensor& src) = 0;
   virtual size_t weight_bytes() const = 0;
+  // Device memory the backend holds now (weight storage, arena, kernel scratch): a GPU's VRAM
+  // figures. 0 where memory is the process's own (the CPU: see its RSS).
+  virtual size_t device_bytes() const { return 0; }
 
   // ---- ops -----------------------------------------------------------------------------------
   // y[M, N] = x[M, K] . w[N, K]^T + bias[N]. x and y may have leading dims (rows = numel / K).
@@ -82,6 +85,12 @@ class Backend {
   // Nearest-neighbour resize of [N, C, H, W] to y's [Ho, Wo] (src = floor(dst * H / Ho)), as
   // F.interpolate(mode='nearest') does; the UNet uses 2x, or the skip's size when that is odd.
   void upsample_nearest(Tensor& y, const Tensor& x);
+  // conv2d(y, x upsampled 2x by nearest neighbour, w 3x3, bias, stride 1, pad 1): the decoders'
+  // Upsample. Where fuses_upsample_conv() the conv reads x at half resolution, so the 2x input is
+  // never stored (the VAE's largest one is 256 channels at 512x512: 268 MB in f32); elsewhere it is
+  // materialised in a temporary, so models call this only where the backend fuses it.
+  void conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
+  virtual bool fuses_upsample_conv() const { return false; }
   // y[N, Ca + Cb, H, W] = cat(a, b) along channels.
   void concat_channels(Tensor& y, const Tensor& a, const Tensor& b);
   // y[B, C, A] = x[B, A, C] transposed (NCHW <-> tokens: [B, C, HW] <-> [B, HW, C]).
@@ -138,6 +147,7 @@ class Backend {
   virtual void do_scale(Tensor& y, const Tensor& x, float s) = 0;
   virtual void do_copy(Tensor& y, const Tensor& x) = 0;
   virtual void do_upsample_nearest(Tensor& y, const Tensor& x) = 0;
+  virtual void do_conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) = 0;
   virtual void do_concat_channels(Tensor& y, const Tensor& a, const Tensor& b) = 0;
   virtual void do_transpose12(Tensor& y, const Tensor& x) = 0;
   virtual void do_timestep_embedding(Tensor& y, const float* t, float max_period) = 0;

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/arena.h"
 #include "core/cpu_features.h"
 #include "core/quant.h"
 #include "cpu/cpu_backend.h"
@@ -447,6 +448,16 @@ void CpuBackend::do_conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Te
   const ConvGeom g{x.shape[0], x.shape[1], x.shape[2], x.shape[3], w.shape[0], y.shape[2],
                    y.shape[3], static_cast<int>(w.shape[2]), stride, pad, pad};
   conv2d_cpu(*this, g, x.f32(), w.data, w.type, bias ? bias->f32() : nullptr, y.f32());
+}
+
+// Not fused here (fuses_upsample_conv() is false, so the models upsample into their own arena
+// instead): the 2x input goes to a temporary for callers that use the op anyway.
+void CpuBackend::do_conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
+  Tensor u(DType::F32, {x.shape[0], x.shape[1], 2 * x.shape[2], 2 * x.shape[3]});
+  AlignedBuffer buf = aligned_alloc_bytes(u.nbytes());
+  u.data = buf.get();
+  do_upsample_nearest(u, x);
+  do_conv2d(y, u, w, bias, 1, 1);
 }
 
 }  // namespace sd

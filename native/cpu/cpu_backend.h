@@ -59,6 +59,7 @@ class CpuBackend final : public Backend {
   void do_scale(Tensor& y, const Tensor& x, float s) override;
   void do_copy(Tensor& y, const Tensor& x) override;
   void do_upsample_nearest(Tensor& y, const Tensor& x) override;
+  void do_conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;
   void do_concat_channels(Tensor& y, const Tensor& a, const Tensor& b) override;
   void do_transpose12(Tensor& y, const Tensor& x) override;
   void do_timestep_embedding(Tensor& y, const float* t, float max_period) override;

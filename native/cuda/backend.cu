@@ -51,7 +51,9 @@ void CudaBackend::reserve_activations(size_t bytes) {
 }
 
 void* CudaBackend::do_alloc(size_t bytes) {
-  const size_t start = (used_ + 255) & ~size_t(255);
+  // Backend::alloc plans with 64-byte rounding; the same alignment here keeps the arena's use
+  // equal to the plan (cudaMalloc's base is 256-aligned; kernels need 16 bytes for vector loads).
+  const size_t start = (used_ + 63) & ~size_t(63);
   if (start + bytes > capacity_)
     throw std::length_error("cuda arena exhausted: need " + std::to_string(start + bytes) + " of " +
                             std::to_string(capacity_) + " bytes");
@@ -89,14 +91,31 @@ Tensor CudaBackend::upload_weight(const Tensor& host, DType target) {
     }
     src = converted.data();
   }
-  void* p = nullptr;
-  SD_CUDA(cudaMalloc(&p, out.nbytes()));
-  DeviceBuffer buf(p);
+  void* p = weight_slot(out.nbytes());
   SD_CUDA(cudaMemcpy(p, src, out.nbytes(), cudaMemcpyHostToDevice));
   out.data = p;
   weight_bytes_ += out.nbytes();
-  weights_.push_back(std::move(buf));
   return out;
+}
+
+// Weights are sub-allocated from 64 MiB chunks: cudaMalloc rounds large requests up to 2 MiB pages,
+// which over an SD 1.5 checkpoint's ~1100 tensors wasted about a MiB per large tensor. First fit
+// over the chunks, so the small tensors that follow a large one fill the tails it left.
+void* CudaBackend::weight_slot(size_t bytes) {
+  constexpr size_t kChunk = size_t(64) << 20, kAlign = 256;
+  const size_t need = (bytes + kAlign - 1) & ~(kAlign - 1);
+  for (WeightChunk& c : weights_)
+    if (c.used + need <= c.size) {
+      void* p = static_cast<char*>(c.mem.get()) + c.used;
+      c.used += need;
+      return p;
+    }
+  const size_t size = need > kChunk ? need : kChunk;
+  void* p = nullptr;
+  SD_CUDA(cudaMalloc(&p, size));
+  weights_.push_back(WeightChunk{DeviceBuffer(p), size, need});
+  weight_reserved_ += size;
+  return p;
 }
 
 void CudaBackend::upload(Tensor& dst, const float* src) {

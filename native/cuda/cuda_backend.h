@@ -41,6 +41,7 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(int device);
   ~CudaBackend() override;
   const char* name() const override { return "cuda"; }
+  bool fuses_upsample_conv() const override { return true; }
 
   void reserve_activations(size_t bytes) override;
   size_t activation_capacity() const override { return capacity_; }
@@ -48,6 +49,7 @@ class CudaBackend final : public Backend {
   void upload(Tensor& dst, const float* src) override;
   void download(float* dst, const Tensor& src) override;
   size_t weight_bytes() const override { return weight_bytes_; }
+  size_t device_bytes() const override { return weight_reserved_ + capacity_ + scratch_bytes_; }
 
   bool f16_compute() const override { return tc_gemm_ || tc_attn_; }
 
@@ -77,6 +79,7 @@ class CudaBackend final : public Backend {
   void do_scale(Tensor& y, const Tensor& x, float s) override;
   void do_copy(Tensor& y, const Tensor& x) override;
   void do_upsample_nearest(Tensor& y, const Tensor& x) override;
+  void do_conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;
   void do_concat_channels(Tensor& y, const Tensor& a, const Tensor& b) override;
   void do_transpose12(Tensor& y, const Tensor& x) override;
   void do_timestep_embedding(Tensor& y, const float* t, float max_period) override;
@@ -92,13 +95,22 @@ class CudaBackend final : public Backend {
     }
   };
 
+  // conv2d and conv2d_upsampled (up = 1: x is read at half resolution).
+  void conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, int up);
+
   int device_;
   // TC-mode kernels (SDNODE_CUDA_TC=1, or a list of gemm,attn,norm)
   bool tc_gemm_ = false, tc_attn_ = false, tc_norm_ = false;
   cudaStream_t stream_ = nullptr;
   DeviceBuffer arena_;
   size_t capacity_ = 0, used_ = 0;
-  std::vector<DeviceBuffer> weights_;
+  void* weight_slot(size_t bytes);
+  struct WeightChunk {
+    DeviceBuffer mem;
+    size_t size, used;
+  };
+  std::vector<WeightChunk> weights_;  // the chunks weights are sub-allocated from
+  size_t weight_reserved_ = 0;
   size_t weight_bytes_ = 0;
   DeviceBuffer scratch_;
   size_t scratch_bytes_ = 0;

@@ -23,10 +23,11 @@ struct DenseStore {
   __device__ void operator()(int64_t m, int64_t n, float v) const { c[m * ldc + n] = v; }
 };
 
-// Row m = output pixel (img, oy, ox); column k = (ci, ky, kx).
+// Row m = output pixel (img, oy, ox); column k = (ci, ky, kx). up = 1 reads x [h, w] as if it were
+// upsampled to [2h, 2w] (nearest): the conv of conv2d_upsampled.
 struct ConvA {
   const float* x;
-  int ci, h, w, ho, wo, ks, stride, pad;
+  int ci, h, w, ho, wo, ks, stride, pad, up;
   __device__ float operator()(int64_t m, int64_t k) const {
     const int64_t plane = static_cast<int64_t>(ho) * wo;
     const int64_t img = m / plane;
@@ -36,8 +37,8 @@ struct ConvA {
     const int c = static_cast<int>(k / kk);
     const int r = static_cast<int>(k - static_cast<int64_t>(c) * kk);
     const int iy = oy * stride - pad + r / ks, ix = ox * stride - pad + r % ks;
-    if (iy < 0 || iy >= h || ix < 0 || ix >= w) return 0.f;
-    return x[((img * ci + c) * h + iy) * static_cast<int64_t>(w) + ix];
+    if (iy < 0 || iy >= (h << up) || ix < 0 || ix >= (w << up)) return 0.f;
+    return x[((img * ci + c) * h + (iy >> up)) * static_cast<int64_t>(w) + (ix >> up)];
   }
 };
 
@@ -114,12 +115,20 @@ void CudaBackend::do_linear(Tensor& y, const Tensor& x, const Tensor& w, const T
 }
 
 void CudaBackend::do_conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad) {
+  conv(y, x, w, bias, stride, pad, 0);
+}
+
+void CudaBackend::do_conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
+  conv(y, x, w, bias, 1, 1, 1);
+}
+
+void CudaBackend::conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, int up) {
   const OpSync op_sync{this};
-  if (tc_gemm_) return cuda::tc_conv2d(stream_, y, x, w, bias, stride, pad);
+  if (tc_gemm_) return cuda::tc_conv2d(stream_, y, x, w, bias, stride, pad, up);
   const int ks = static_cast<int>(w.shape[2]);
   const int64_t M = y.shape[0] * y.shape[2] * y.shape[3], N = w.shape[0], K = w.shape[1] * ks * ks;
   ConvA la{x.f32(), static_cast<int>(x.shape[1]), static_cast<int>(x.shape[2]), static_cast<int>(x.shape[3]),
-           static_cast<int>(y.shape[2]), static_cast<int>(y.shape[3]), ks, stride, pad};
+           static_cast<int>(y.shape[2]), static_cast<int>(y.shape[3]), ks, stride, pad, up};
   ConvStore sc{y.f32(), static_cast<int>(N), static_cast<int>(y.shape[2] * y.shape[3])};
   launch(stream_, M, N, K, la, w, bias, sc);
 }

@@ -60,16 +60,17 @@ void tc_linear(cudaStream_t s, Tensor& y, const Tensor& x, const Tensor& w, cons
   launch(s, M, N, K, F32Rows{a, M, K, K, vec}, w, bias, DenseOut{y.f32(), N});
 }
 
-void tc_conv2d(cudaStream_t s, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad) {
+void tc_conv2d(cudaStream_t s, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
+               int up) {
   const int ks = static_cast<int>(w.shape[2]);
   const int64_t M = y.shape[0] * y.shape[2] * y.shape[3], N = w.shape[0], K = w.shape[1] * ks * ks;
   const int h = static_cast<int>(x.shape[2]), wd = static_cast<int>(x.shape[3]);
   const int ho = static_cast<int>(y.shape[2]), wo = static_cast<int>(y.shape[3]);
   const ConvOut st{y.f32(), N, static_cast<int64_t>(ho) * wo};
   if (ks == 3)
-    launch(s, M, N, K, ConvRows<3>{x.f32(), M, K, h, wd, ho, wo, stride, pad}, w, bias, st);
+    launch(s, M, N, K, ConvRows<3>{x.f32(), M, K, h, wd, ho, wo, stride, pad, up}, w, bias, st);
   else
-    launch(s, M, N, K, ConvRows<1>{x.f32(), M, K, h, wd, ho, wo, stride, pad}, w, bias, st);
+    launch(s, M, N, K, ConvRows<1>{x.f32(), M, K, h, wd, ho, wo, stride, pad, up}, w, bias, st);
 }
 
 }  // namespace cuda

@@ -51,12 +51,13 @@ struct F32Rows {
   __device__ void complete() const {}
 };
 
-// Implicit-GEMM A for conv: row m = output pixel (img, oy, ox), column k = (ci, ky, kx).
+// Implicit-GEMM A for conv: row m = output pixel (img, oy, ox), column k = (ci, ky, kx). up = 1
+// reads x [h, w] as if upsampled to [2h, 2w] by nearest neighbour (conv2d_upsampled).
 template <int KS>
 struct ConvRows {
   const float* x;
   int64_t M, K;
-  int h, w, ho, wo, stride, pad;
+  int h, w, ho, wo, stride, pad, up;
   const float* img = nullptr;  // this thread's image, null for rows past M
   int iy0 = 0, ix0 = 0;
   float r[16];
@@ -77,8 +78,8 @@ struct ConvRows {
     for (int i = 0; i < 16; ++i) {
       const int ky = rr / KS, kx = rr - ky * KS;
       const int iy = iy0 + ky, ix = ix0 + kx;
-      const bool in = img && k + i < K && iy >= 0 && iy < h && ix >= 0 && ix < w;
-      r[i] = in ? img[(static_cast<int64_t>(c) * h + iy) * w + ix] : 0.f;
+      const bool in = img && k + i < K && iy >= 0 && iy < (h << up) && ix >= 0 && ix < (w << up);
+      r[i] = in ? img[(static_cast<int64_t>(c) * h + (iy >> up)) * w + (ix >> up)] : 0.f;
       if (++rr == KK) rr = 0, ++c;
     }
   }

@@ -13,8 +13,10 @@ namespace cuda {
 
 // y[M, N] = x[M, K] . w[N, K]^T + bias[N]: any M, N, K (tails are masked).
 void tc_linear(cudaStream_t s, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
-// Implicit-GEMM conv2d (no im2col buffer), 1x1 and 3x3, stride 1 or 2, padding as v0.
-void tc_conv2d(cudaStream_t s, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad);
+// Implicit-GEMM conv2d (no im2col buffer), 1x1 and 3x3, stride 1 or 2, padding as v0; up = 1 reads
+// x as if upsampled 2x (nearest), for conv2d_upsampled.
+void tc_conv2d(cudaStream_t s, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
+               int up = 0);
 // Flash attention for head dims up to 160; returns false (nothing launched) for larger heads.
 // `scratch`: device memory of tc_attention_scratch() bytes (f16 copies of K and V), stream-ordered.
 size_t tc_attention_scratch(const Tensor& q, const Tensor& k, int heads);  // 0: head dim not handled

@@ -19,6 +19,9 @@ VaeConfig vae_config(const Weights& w);
 
 // z [B, z_channels, h, w] (already divided by the scale factor) -> image [B, 3, 8h, 8w], unclamped.
 Tensor vae_decode(Net& net, const VaeConfig& cfg, const Tensor& z);
+// Whether vae_decode fuses each nearest 2x upsample into the conv after it (Backend::conv2d_upsampled):
+// -1 (default) where the backend fuses it, 0 never, 1 always (tests run both on the CPU).
+void vae_set_fused_upsample(int mode);
 // image [B, 3, H, W] in [-1, 1] -> moments [B, 2 * z_channels, H/8, W/8]: mean then logvar, unclamped.
 Tensor vae_encode(Net& net, const VaeConfig& cfg, const Tensor& img);
 

@@ -347,6 +347,48 @@ SD_TEST(models_unet_inpaint_9_channels) {
 
 // Activation memory of the full-size SD 1.5 networks, from planning runs alone (shapes, no weights
 // data, no compute): the tiny key table scaled as lib/model/formula.ts fullSizeKeys does.
+// The fused upsample+conv decoder path (what the CUDA backend runs) on the CPU: the same bits as the
+// materialised upsample (the CPU's conv2d_upsampled is upsample + conv), within the golden bound,
+// in a smaller arena.
+SD_TEST(models_vae_fused_upsample) {
+  sd::SdModel& m = model("f32");
+  const Golden z = golden("vae.z"), dec = golden("vae.dec");
+  auto be = sd::make_cpu_backend(0);
+  sd::Net n{*be, m.weights()};
+  auto decode = [&](int mode, size_t* arena) {
+    sd::vae_set_fused_upsample(mode);
+    std::vector<float> out(dec.f.size());
+    try {
+      for (bool plan : {true, false}) {
+        if (plan) be->begin_plan();
+        const size_t mk = be->mark();
+        sd::Tensor zt = n.f32({1, z.shape[1], z.shape[2], z.shape[3]});
+        if (!plan) be->upload(zt, z.f.data());
+        sd::Tensor y = sd::vae_decode(n, m.vae(), zt);
+        if (!plan) be->download(out.data(), y);
+        be->rewind(mk);
+        if (plan) {
+          *arena = be->end_plan();
+          be->reserve_activations(*arena);
+        }
+      }
+    } catch (...) {
+      sd::vae_set_fused_upsample(-1);
+      throw;
+    }
+    sd::vae_set_fused_upsample(-1);
+    return out;
+  };
+  size_t a_plain = 0, a_fused = 0;
+  const auto plain = decode(0, &a_plain), fused = decode(1, &a_fused);
+  const double e = err(fused, dec);
+  std::printf("  fused upsample decode: err %.3g, arena %.2f MB (materialised upsample %.2f MB)\n", e, a_fused / 1e6,
+              a_plain / 1e6);
+  SD_CHECK(fused == plain) << "fused and materialised upsample differ";
+  SD_CHECK(e <= tol("f32").vae) << "fused decode err " << e;
+  SD_CHECK(a_fused < a_plain) << "arena " << a_fused << " vs " << a_plain;
+}
+
 SD_TEST(models_plan_full_size) {
   sd::Weights w;
   for (const auto& t : tiny_model_tensors()) {
@@ -381,8 +423,13 @@ SD_TEST(models_plan_full_size) {
     });
     std::printf("  UNet %lldx%lld batch 2: activations %.0f MB\n", static_cast<long long>(px), static_cast<long long>(px), mb);
   }
-  for (int64_t px : {256, 512}) {
-    const double mb = plan([&] { sd::vae_decode(n, vc, n.f32({1, 4, px / 8, px / 8})); });
-    std::printf("  VAE decode %lldx%lld whole: activations %.0f MB\n", static_cast<long long>(px), static_cast<long long>(px), mb);
+  for (int fused : {0, 1}) {
+    sd::vae_set_fused_upsample(fused);
+    for (int64_t px : {256, 512}) {
+      const double mb = plan([&] { sd::vae_decode(n, vc, n.f32({1, 4, px / 8, px / 8})); });
+      std::printf("  VAE decode %lldx%lld whole%s: activations %.0f MB\n", static_cast<long long>(px),
+                  static_cast<long long>(px), fused ? ", upsample fused into its conv (CUDA)" : "", mb);
+    }
   }
+  sd::vae_set_fused_upsample(-1);
 }

@@ -2,7 +2,7 @@
 // every weight dtype, odd shapes, once per kernel set: SDNODE_CUDA_TC=0 (v0 f32 SIMT kernels, fp32
 // tolerances) and =1 (tensor cores, fp16 tolerances for linear/conv/attention). Skips (exit 0, says
 // so) when no CUDA device or library is there.
-//   sdcuda_tests [--bench] [--bench-model | --bench-model-only]
+//   sdcuda_tests [--bench] [--bench-model | --bench-model-only] [--bench-gen]
 // SDNODE_CUDA_TEST_TC="0 1" picks the kernel sets (default both, in that order).
 //
 // fp16 tolerance (kF16 = 5e-3, metric max|out - ref| / max|ref|): tensor cores see the inputs
@@ -28,6 +28,7 @@ using namespace cudatest;
 int run_cuda_model_goldens();
 void run_kernel_bench(sd::Backend& gpu);
 void run_model_bench(const std::vector<std::string>& modes);
+void run_gen_bench(const std::vector<std::string>& modes);
 
 namespace {
 
@@ -70,12 +71,14 @@ void run_matmul_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng, double mm) {
         }
       }
     }
-    struct Conv { int64_t n, ci, co, h, w, k, s, p; };
+    struct Conv { int64_t n, ci, co, h, w, k, s, p, up = 0; };  // up: conv2d_upsampled (x read at 2x)
     for (Conv c : {Conv{2, 4, 8, 9, 7, 3, 1, 1}, Conv{1, 32, 64, 16, 12, 3, 2, 1}, Conv{2, 64, 32, 8, 8, 1, 1, 0},
                    Conv{1, 32, 16, 9, 9, 3, 2, 0}, Conv{2, 4, 32, 17, 13, 3, 1, 1}, Conv{1, 64, 136, 15, 11, 3, 2, 0},
-                   Conv{2, 96, 130, 10, 9, 1, 1, 0}, Conv{1, 320, 320, 24, 20, 3, 1, 1}, Conv{1, 128, 3, 33, 31, 3, 1, 1}}) {
+                   Conv{2, 96, 130, 10, 9, 1, 1, 0}, Conv{1, 320, 320, 24, 20, 3, 1, 1}, Conv{1, 128, 3, 33, 31, 3, 1, 1},
+                   Conv{2, 32, 20, 5, 7, 3, 1, 1, 1}, Conv{1, 64, 136, 17, 12, 3, 1, 1, 1}}) {
       if (q && (c.ci * c.k * c.k) % 32 != 0) continue;
-      const int64_t ho = (c.h + 2 * c.p - c.k) / c.s + 1, wo = (c.w + 2 * c.p - c.k) / c.s + 1;
+      const int64_t he = c.h << c.up, we = c.w << c.up;  // the input as the conv sees it
+      const int64_t ho = (he + 2 * c.p - c.k) / c.s + 1, wo = (we + 2 * c.p - c.k) / c.s + 1;
       const int64_t kdim = c.ci * c.k * c.k;
       const auto x = rng.gauss(c.n * c.ci * c.h * c.w), w = rng.vec(c.co * kdim, 0.1f), b = rng.vec(c.co);
       // Quantized weights: the CPU side gets them dequantized to f32 (its own quantized conv may
@@ -95,10 +98,11 @@ void run_matmul_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng, double mm) {
       const std::string name = std::string("conv2d ") + sd::dtype_name(t) + " k" + std::to_string(c.k) + " s" +
                                std::to_string(c.s) + " p" + std::to_string(c.p) + " n" + std::to_string(c.n) + " " +
                                std::to_string(c.ci) + "->" + std::to_string(c.co) + " " + std::to_string(c.h) + "x" +
-                               std::to_string(c.w);
+                               std::to_string(c.w) + (c.up ? " upsampled 2x" : "");
       compare(cpu, gpu, name + (q ? " vs dequantized" : ""), mm, [&](Env& e) {
         auto xt = e.act({c.n, c.ci, c.h, c.w}, &x), bt = e.act({c.co}, &b), yt = e.act({c.n, c.co, ho, wo});
-        e.be->conv2d(yt, xt, e.be == &cpu ? wc : wg, &bt, static_cast<int>(c.s), static_cast<int>(c.p));
+        if (c.up) e.be->conv2d_upsampled(yt, xt, e.be == &cpu ? wc : wg, &bt);
+        else e.be->conv2d(yt, xt, e.be == &cpu ? wc : wg, &bt, static_cast<int>(c.s), static_cast<int>(c.p));
         return e.get(yt);
       });
     }
@@ -262,8 +266,9 @@ int run_all(int argc, char** argv) {
   const size_t arena = size_t(768) << 20;
   cpu->reserve_activations(arena);
   int model_failures = 0;
-  if (has_flag(argc, argv, "--bench-model-only")) {
-    run_model_bench(modes());
+  if (has_flag(argc, argv, "--bench-model-only") || has_flag(argc, argv, "--bench-gen")) {
+    if (has_flag(argc, argv, "--bench-model-only")) run_model_bench(modes());
+    if (has_flag(argc, argv, "--bench-gen")) run_gen_bench(modes());
     return 0;
   }
   for (const std::string& mode : modes()) {

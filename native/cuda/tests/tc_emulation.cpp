@@ -166,16 +166,18 @@ void test_linear(sd::DType t, int64_t M, int64_t N, int64_t K) {
         y, ref, 1e-5);
 }
 
-void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int stride, int pad) {
+// up = 1: the conv of a 2x nearest upsample of x (conv2d_upsampled); the reference upsamples.
+void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int stride, int pad, int up = 0) {
   const int64_t K = static_cast<int64_t>(ci) * ks * ks;
-  const int ho = (hh + 2 * pad - ks) / stride + 1, wo = (ww + 2 * pad - ks) / stride + 1;
+  const int he = hh << up, we = ww << up;  // the input as the conv sees it
+  const int ho = (he + 2 * pad - ks) / stride + 1, wo = (we + 2 * pad - ks) / stride + 1;
   const int64_t M = static_cast<int64_t>(n) * ho * wo;
   const W w = make_weights(t, co, K);
   const auto x = randn(static_cast<size_t>(n) * ci * hh * ww), b = randn(co);
   std::vector<float> y(M * co, NAN);
   const ConvOut st{y.data(), co, static_cast<int64_t>(ho) * wo};
-  if (ks == 3) run_gemm(M, co, K, ConvRows<3>{x.data(), M, K, hh, ww, ho, wo, stride, pad}, w, b.data(), st);
-  else run_gemm(M, co, K, ConvRows<1>{x.data(), M, K, hh, ww, ho, wo, stride, pad}, w, b.data(), st);
+  if (ks == 3) run_gemm(M, co, K, ConvRows<3>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st);
+  else run_gemm(M, co, K, ConvRows<1>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st);
   std::vector<double> ref(y.size());
   for (int img = 0; img < n; ++img)
     for (int o = 0; o < co; ++o)
@@ -186,15 +188,16 @@ void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int s
             for (int ky = 0; ky < ks; ++ky)
               for (int kx = 0; kx < ks; ++kx) {
                 const int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
-                if (iy < 0 || iy >= hh || ix < 0 || ix >= ww) continue;
-                s += static_cast<double>(h(x[((static_cast<int64_t>(img) * ci + c) * hh + iy) * ww + ix])) *
+                if (iy < 0 || iy >= he || ix < 0 || ix >= we) continue;
+                const int sy = iy * hh / he, sx = ix * ww / we;  // F.interpolate(mode='nearest')
+                s += static_cast<double>(h(x[((static_cast<int64_t>(img) * ci + c) * hh + sy) * ww + sx])) *
                      w.deq[o * K + (c * ks + ky) * ks + kx];
               }
           ref[((static_cast<int64_t>(img) * co + o) * ho + oy) * wo + ox] = s;
         }
   check(std::string("conv ") + sd::dtype_name(t) + " k" + std::to_string(ks) + " s" + std::to_string(stride) + " p" +
             std::to_string(pad) + " " + std::to_string(ci) + "->" + std::to_string(co) + " " + std::to_string(hh) + "x" +
-            std::to_string(ww),
+            std::to_string(ww) + (up ? " upsampled 2x" : ""),
         y, ref, 1e-5);
 }
 
@@ -289,6 +292,7 @@ int main() {
     test_conv(t, 2, q ? 32 : 4, 20, 9, 7, 3, 1, 1);
     test_conv(t, 1, 32, 9, 11, 9, 3, 2, 0);
     test_conv(t, 1, 64, 130, 5, 6, 1, 1, 0);
+    test_conv(t, 2, 32, 20, 5, 7, 3, 1, 1, 1);
   }
   test_attention<48>(2, 70, 77, 2, 40, false);
   test_attention<48>(1, 130, 130, 1, 40, true);
