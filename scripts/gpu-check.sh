@@ -5,11 +5,13 @@
 #   1. every op on CUDA against the CPU backend, one line per case with its max rel err and
 #      tolerance, plus the tiny-model goldens and a kernel benchmark (sdcuda_tests --bench);
 #   2. the tiny-model golden suite (SDNODE_TEST_BACKEND=cuda sdcore_tests models_);
-#   3. the full-size SD 1.5-shaped benchmark: UNet 256/512 batch-2 step, CLIP, VAE decode (ms).
+#   3. the full-size SD 1.5-shaped benchmark: UNet 256/512 batch-2 step, CLIP, VAE decode (ms);
+#   4. whole 512x512 20-step generations with f16, q8_0 and q4_0 weights (ms, peak VRAM), for the
+#      kernel sets in SDNODE_GPU_CHECK_GEN_TC (default 1: the tensor-core set).
 # Ends with a summary: every FAIL line, each step's rc and seconds, the bench lines.
-# Expected run time on an H100/H200: build 2-4 min, steps 1-3 about 3 min together.
+# Expected run time on an H100/H200: build 2-4 min, steps 1-4 about 4 min together.
 #   bash scripts/gpu-check.sh [cuda-arch, default: detected, e.g. 90]
-#   SDNODE_GPU_CHECK_STEPS="ops models bench" (default all) runs a subset;
+#   SDNODE_GPU_CHECK_STEPS="ops models bench gen" (default all) runs a subset;
 #   SDNODE_GPU_CHECK_TC="0 1" (default) the kernel sets, each a SDNODE_CUDA_TC value (0, 1, or a list
 #   of gemm,attn,norm, e.g. "0 gemm,norm"); SDNODE_GPU_CHECK_SANITIZE=1 adds a
 #   compute-sanitizer memcheck of the TC op tests (slow; for diagnosing a failure).
@@ -17,7 +19,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 arch="${1:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '.')}"
 arch="${arch:-90}"
-steps="${SDNODE_GPU_CHECK_STEPS:-ops models bench}"
+steps="${SDNODE_GPU_CHECK_STEPS:-ops models bench gen}"
+gen_modes="${SDNODE_GPU_CHECK_GEN_TC:-1}"
 modes="${SDNODE_GPU_CHECK_TC:-0 1}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 gen=""; command -v ninja >/dev/null && gen="-G Ninja"
@@ -57,6 +60,10 @@ case " $steps " in *" bench "*)
   step "full-size bench f16 (TC: $modes)" 300 \
     env SDNODE_CUDA_TEST_TC="$modes" SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
 esac
+case " $steps " in *" gen "*)
+  step "whole 512 generations f16/q8_0/q4_0 (TC: $gen_modes)" 300 \
+    env SDNODE_CUDA_TEST_TC="$gen_modes" ./build-gpu/native/cuda/sdcuda_tests --bench-gen ;;
+esac
 if [ "${SDNODE_GPU_CHECK_SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null; then
   step "compute-sanitizer memcheck, TC=1 ops" 300 \
     env SDNODE_CUDA_TEST_TC=1 compute-sanitizer --tool memcheck --print-limit 20 ./build-gpu/native/cuda/sdcuda_tests
@@ -65,7 +72,7 @@ echo
 echo "==== gpu-check summary ($(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1))"
 grep -E '\bFAIL\b' "$log" | head -60
 grep -E '^sdcuda|passed|failed' "$log" | grep -vE '^(ok|FAIL)' | tail -12
-grep -E '^== sdcuda ops|^bench |^== bench-model|UNet .*batch 2|CLIP batch|VAE decode|^    [a-z].* calls ' "$log"
+grep -E '^== sdcuda ops|^bench |^== bench-model|UNet .*batch 2|CLIP batch|VAE decode|^    [a-z].* calls |^  gen |^bench-gen' "$log"
 printf '%s\n' "${summary[@]}"
 echo "gpu-check: total $(( $(date +%s) - t0 )) s, rc=$rc"
 exit $rc

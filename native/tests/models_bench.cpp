@@ -1,7 +1,7 @@
 // Full-size SD 1.5-shaped networks built in memory from the weight formula (tiny key table scaled
 // as lib/model/formula.ts fullSizeKeys does): seconds per UNet call (batch 2 = CFG), VAE decode,
 // CLIP, peak RSS. Runs only with SDNODE_BENCH=1 (it is a benchmark, not a test):
-//   SDNODE_BENCH=1 SDNODE_BENCH_DTYPE=q8_0 SDNODE_BENCH_SIZES=256,512 SDNODE_BENCH_THREADS=2 \
+//   SDNODE_BENCH=1 SDNODE_BENCH_DTYPE=q8_0 SDNODE_BENCH_SIZES=256,512 SDNODE_BENCH_THREADS=2
 //     [SDNODE_TEST_BACKEND=cuda] sdcore_tests models_bench
 #include <sys/resource.h>
 

@@ -6,6 +6,7 @@
 // clock around calls that end with a download, so they include the host side of every op launch.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -173,5 +174,86 @@ void run_model_bench(const std::vector<std::string>& modes) {
       std::printf("bench-model TC=%s failed: %s\n", mode.c_str(), e.what());
     }
     std::fflush(stdout);
+  }
+}
+
+// `--bench-gen`: the whole-generation figures for each weight type in
+// SDNODE_BENCH_GEN_DTYPES (default f16,q8_0,q4_0): a 512x512 txt2img as the pipeline runs it on this
+// backend -- CLIP on [cond; uncond], 20 UNet calls at batch 2 (CFG) with an Euler update on the host
+// between them, one VAE decode (untiled, as the default tile size leaves 512x512) -- timed from the
+// first CLIP call to the decoded image. Peak VRAM is the most the backend held (weight chunks, arena,
+// scratch: Backend::device_bytes) after any call; allocations happen only between kernels, so that
+// is the peak of what sdnode allocates (the CUDA context and module are not counted, as PyTorch's
+// max_memory_allocated does not count them).
+void run_gen_bench(const std::vector<std::string>& modes) {
+  std::vector<std::string> types;
+  std::stringstream ss(env("SDNODE_BENCH_GEN_DTYPES", "f16,q8_0,q4_0"));
+  for (std::string item; std::getline(ss, item, ',');) types.push_back(item);
+  const int steps = std::max(1, std::atoi(env("SDNODE_BENCH_GEN_STEPS", "20").c_str()));
+  // SDNODE_BENCH_GEN_SIZE / _BACKEND let the loop itself be tried at a small size on the CPU.
+  const int64_t px = std::atoll(env("SDNODE_BENCH_GEN_SIZE", "512").c_str()), lat = px / 8, n = 4 * lat * lat;
+  const std::string backend = env("SDNODE_BENCH_GEN_BACKEND", "cuda");
+  for (const std::string& mode : modes) {
+    setenv("SDNODE_CUDA_TC", mode.c_str(), 1);
+    double f16_step = 0;
+    for (const std::string& dt : types) {
+      sd::DType want;
+      if (!sd::dtype_from_name(dt.c_str(), &want)) {
+        std::printf("bench-gen: unknown dtype %s\n", dt.c_str());
+        continue;
+      }
+      try {
+        sd::ModelOptions opt;
+        opt.backend = backend;
+        auto model = sdtest::full_size_model(opt, want);
+        sd::Backend& be = model->backend();
+        size_t peak = be.device_bytes();
+        auto sample = [&] { peak = std::max(peak, be.device_bytes()); };
+        std::vector<int32_t> ids(2 * 77, 49407);
+        for (int i = 0; i < 77; ++i) ids[i] = 320 + i;  // a "prompt" row, then the empty one
+        std::vector<float> x(static_cast<size_t>(n)), x2(static_cast<size_t>(2 * n)), img;
+        Rng rng(3);
+        for (auto& v : x) v = rng.next() * 14.6f;
+        std::vector<double> step_ms;
+        double clip_ms = 0, vae_ms = 0;
+        auto generate = [&] {
+          step_ms.clear();
+          const double t0 = now_s();
+          const auto ctx = model->encode_text(ids.data(), 2, 77, 1);
+          clip_ms = (now_s() - t0) * 1e3;
+          sample();
+          for (int s = 0; s < steps; ++s) {
+            const float sigma = 14.6f * (1.f - static_cast<float>(s) / steps), next = 14.6f * (1.f - (s + 1.f) / steps);
+            const float c_in = 1.f / std::sqrt(sigma * sigma + 1.f);
+            for (int64_t i = 0; i < n; ++i) x2[i] = x2[n + i] = x[i] * c_in;
+            std::vector<float> t = {999.f * (1.f - static_cast<float>(s) / steps), 999.f * (1.f - static_cast<float>(s) / steps)};
+            const double ts = now_s();
+            const auto eps = model->run_unet(x2.data(), 2, 4, lat, lat, t.data(), ctx.data(), 77, 768);
+            for (int64_t i = 0; i < n; ++i) x[i] += (eps[n + i] + 7.5f * (eps[i] - eps[n + i])) * (next - sigma);
+            step_ms.push_back((now_s() - ts) * 1e3);
+            sample();
+          }
+          for (auto& v : x) v /= 0.18215f;
+          const double tv = now_s();
+          img = model->vae_decode(x.data(), 1, lat, lat);
+          vae_ms = (now_s() - tv) * 1e3;
+          sample();
+          return (now_s() - t0) * 1e3;
+        };
+        generate();  // plans every arena and warms up
+        const double total = generate();
+        std::sort(step_ms.begin(), step_ms.end());
+        const double med = step_ms[step_ms.size() / 2];
+        if (dt == "f16") f16_step = med;
+        std::printf("  gen %dx%d %s TC=%s: %.1f ms whole (CLIP %.2f, %d UNet steps median %.2f ms%s, VAE decode %.2f); "
+                    "peak VRAM %.3f GB (weights %.3f GB)\n",
+                    static_cast<int>(px), static_cast<int>(px), dt.c_str(), mode.c_str(), total, clip_ms, steps, med,
+                    f16_step > 0 && dt != "f16" ? (" = " + std::to_string(med / f16_step).substr(0, 4) + "x f16").c_str() : "",
+                    vae_ms, peak / 1e9, model->weight_bytes() / 1e9);
+      } catch (const std::exception& e) {
+        std::printf("bench-gen %s TC=%s failed: %s\n", dt.c_str(), mode.c_str(), e.what());
+      }
+      std::fflush(stdout);
+    }
   }
 }
