@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cuda/act.cuh"
 #include "cuda/cuda_backend.h"
 #include "cuda/tc_kernels.h"
 
@@ -14,8 +15,9 @@ namespace {
 constexpr int QPB = 64;       // queries (threads) per block
 constexpr int MAX_D = 512;    // VAE mid-block attention: one head of 512
 
-__global__ void attention_kernel(const float* q, const float* k, const float* v, float* y, int nq, int nk,
-                                 int heads, int d, int tk, float scale, bool causal) {
+template <class T>
+__global__ void attention_kernel(const T* q, const T* k, const T* v, T* y, int nq, int nk, int heads, int d, int tk,
+                                 float scale, bool causal) {
   extern __shared__ float smem[];
   float* ks = smem;            // [tk][d]
   float* vs = smem + tk * d;   // [tk][d]
@@ -24,8 +26,8 @@ __global__ void attention_kernel(const float* q, const float* k, const float* v,
   const int qi = blockIdx.x * QPB + threadIdx.x;
   const bool active = qi < nq;
   float qr[MAX_D], acc[MAX_D];
-  const float* qp = q + (static_cast<int64_t>(b) * nq + (active ? qi : 0)) * width + h * d;
-  for (int i = 0; i < d; ++i) { qr[i] = active ? qp[i] * scale : 0.f; acc[i] = 0.f; }
+  const T* qp = q + (static_cast<int64_t>(b) * nq + (active ? qi : 0)) * width + h * d;
+  for (int i = 0; i < d; ++i) { qr[i] = active ? cuda::to_f32(qp[i]) * scale : 0.f; acc[i] = 0.f; }
   float mx = -INFINITY, l = 0.f;
   const int kend = causal ? min(nk, static_cast<int>(blockIdx.x) * QPB + QPB) : nk;
   for (int j0 = 0; j0 < kend; j0 += tk) {
@@ -34,8 +36,8 @@ __global__ void attention_kernel(const float* q, const float* k, const float* v,
     for (int i = threadIdx.x; i < cnt * d; i += blockDim.x) {
       const int j = i / d, c = i % d;
       const int64_t off = (static_cast<int64_t>(b) * nk + j0 + j) * width + h * d + c;
-      ks[i] = k[off];
-      vs[i] = v[off];
+      ks[i] = cuda::to_f32(k[off]);
+      vs[i] = cuda::to_f32(v[off]);
     }
     __syncthreads();
     if (!active) continue;
@@ -53,9 +55,9 @@ __global__ void attention_kernel(const float* q, const float* k, const float* v,
     }
   }
   if (!active) return;
-  float* yp = y + (static_cast<int64_t>(b) * nq + qi) * width + h * d;
+  T* yp = y + (static_cast<int64_t>(b) * nq + qi) * width + h * d;
   const float inv = 1.f / l;
-  for (int c = 0; c < d; ++c) yp[c] = acc[c] * inv;
+  for (int c = 0; c < d; ++c) yp[c] = cuda::from_f32<T>(acc[c] * inv);
 }
 
 }  // namespace
@@ -72,8 +74,11 @@ void CudaBackend::do_attention(Tensor& y, const Tensor& q, const Tensor& k, cons
   const int tk = std::max(1, std::min(64, 40960 / (8 * d)));
   const size_t shmem = static_cast<size_t>(2) * tk * d * sizeof(float);
   dim3 grid(static_cast<unsigned>((nq + QPB - 1) / QPB), static_cast<unsigned>(B * heads));
-  attention_kernel<<<grid, QPB, shmem, stream()>>>(q.f32(), k.f32(), v.f32(), y.f32(), nq, nk, heads, d, tk,
-                                                   1.0f / std::sqrt(static_cast<float>(d)), causal);
+  cuda::with_act(q.type, [&](auto tag) {
+    using T = decltype(tag);
+    attention_kernel<T><<<grid, QPB, shmem, stream()>>>(q.as<T>(), k.as<T>(), v.as<T>(), y.as<T>(), nq, nk, heads, d, tk,
+                                                        1.0f / std::sqrt(static_cast<float>(d)), causal);
+  });
   SD_CUDA_LAUNCHED("attention");
 }
 

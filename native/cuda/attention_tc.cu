@@ -33,14 +33,17 @@ void launch(cudaStream_t s, Tensor& y, const Tensor& q, const Tensor& k, const T
   __half* k16 = static_cast<__half*>(scratch);
   __half* v16 = k16 + static_cast<int64_t>(B) * heads * nk_pad * DP;
   const int64_t pairs = static_cast<int64_t>(B) * heads * nk_pad * (DP / 2);
-  convert_kv_kernel<<<blocks_for(pairs), 256, 0, s>>>(k.f32(), v.f32(), k16, v16, B, nk, heads, d, nk_pad, DP);
-  SD_CUDA_LAUNCHED("tc attention: K/V to f16");
   const size_t smem = static_cast<size_t>(2) * kKvStages<DP> * BKEY * (DP + 8) * sizeof(__half);  // <= 48 KB
   const float qscale = 1.4426950408889634f / std::sqrt(static_cast<float>(d));
   const dim3 grid(static_cast<unsigned>((nq + BQ - 1) / BQ), static_cast<unsigned>(B * heads));
-  tc_attention_kernel<DP><<<grid, THREADS, smem, s>>>(q.f32(), k16, v16, y.f32(), nq, nk, nk_pad, heads, d, qscale,
-                                                      causal);
-  SD_CUDA_LAUNCHED("tc attention");
+  with_act(q.type, [&](auto tag) {
+    using T = decltype(tag);
+    convert_kv_kernel<T><<<blocks_for(pairs), 256, 0, s>>>(k.as<T>(), v.as<T>(), k16, v16, B, nk, heads, d, nk_pad, DP);
+    SD_CUDA_LAUNCHED("tc attention: K/V to f16");
+    tc_attention_kernel<DP, T><<<grid, THREADS, smem, s>>>(q.as<T>(), k16, v16, y.as<T>(), nq, nk, nk_pad, heads, d,
+                                                           qscale, causal);
+    SD_CUDA_LAUNCHED("tc attention");
+  });
 }
 
 }  // namespace

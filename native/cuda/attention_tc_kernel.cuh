@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "cuda/act.cuh"
 #include "cuda/tc_common.cuh"
 
 namespace sd {
@@ -14,17 +15,17 @@ constexpr int BQ = 64, BKEY = 64, THREADS = 128;
 
 // rows [r0, r0 + 64) of one head of src [B, n, width] -> dst[64][STR] f16 (times `scale`); rows
 // past n and columns past d are zero (zero keys/values so masked lanes never meet NaN garbage).
-template <int DP>
-__device__ __forceinline__ void stage_tile(__half* dst, const float* src, int64_t row0, int r0, int n, int width,
-                                           int d, float scale) {
+template <int DP, class T>
+__device__ __forceinline__ void stage_tile(__half* dst, const T* src, int64_t row0, int r0, int n, int width, int d,
+                                           float scale) {
   constexpr int STR = DP + 8, PAIRS = DP / 2;
   for (int i = threadIdx.x; i < BQ * PAIRS; i += THREADS) {
     const int r = i / PAIRS, c = (i - r * PAIRS) * 2;
     float a = 0.f, b = 0.f;
     if (r0 + r < n) {
-      const float* p = src + (row0 + r0 + r) * width;
-      if (c < d) a = p[c] * scale;
-      if (c + 1 < d) b = p[c + 1] * scale;
+      const T* p = src + (row0 + r0 + r) * width;
+      if (c < d) a = to_f32(p[c]) * scale;
+      if (c + 1 < d) b = to_f32(p[c + 1]) * scale;
     }
     *reinterpret_cast<__half2*>(dst + r * STR + c) = __floats2half2_rn(a, b);
   }
@@ -33,7 +34,8 @@ __device__ __forceinline__ void stage_tile(__half* dst, const float* src, int64_
 // K and V once to f16, per head, padded to [B * heads][n_pad][DP] with zeros (rows past n, dims past
 // d): the attention blocks then stage 64-key tiles with 16-byte copies (cp.async on sm_80+) instead
 // of each of the nq / 64 blocks converting every key again.
-__global__ void convert_kv_kernel(const float* k, const float* v, __half* kh, __half* vh, int B, int n, int heads, int d,
+template <class T>
+__global__ void convert_kv_kernel(const T* k, const T* v, __half* kh, __half* vh, int B, int n, int heads, int d,
                                   int n_pad, int dp) {
   const int64_t pairs = static_cast<int64_t>(B) * heads * n_pad * (dp / 2);
   const int width = heads * d;
@@ -46,8 +48,8 @@ __global__ void convert_kv_kernel(const float* k, const float* v, __half* kh, __
     float k0 = 0.f, k1 = 0.f, v0 = 0.f, v1 = 0.f;
     if (r < n) {
       const int64_t off = (static_cast<int64_t>(b) * n + r) * width + static_cast<int64_t>(h) * d + c;
-      if (c < d) k0 = k[off], v0 = v[off];
-      if (c + 1 < d) k1 = k[off + 1], v1 = v[off + 1];
+      if (c < d) k0 = to_f32(k[off]), v0 = to_f32(v[off]);
+      if (c + 1 < d) k1 = to_f32(k[off + 1]), v1 = to_f32(v[off + 1]);
     }
     reinterpret_cast<__half2*>(kh)[i] = __floats2half2_rn(k0, k1);
     reinterpret_cast<__half2*>(vh)[i] = __floats2half2_rn(v0, v1);
@@ -70,9 +72,9 @@ __device__ __forceinline__ void issue_kv(__half* ks, __half* vs, const __half* k
 template <int DP>
 constexpr int kKvStages = 2 * 2 * BKEY * (DP + 8) * 2 <= 48 * 1024 ? 2 : 1;
 
-template <int DP>
-__global__ void __launch_bounds__(THREADS) tc_attention_kernel(const float* q, const __half* k16, const __half* v16,
-                                                               float* y, int nq, int nk, int nk_pad, int heads, int d,
+template <int DP, class T = float>
+__global__ void __launch_bounds__(THREADS) tc_attention_kernel(const T* q, const __half* k16, const __half* v16, T* y,
+                                                               int nq, int nk, int nk_pad, int heads, int d,
                                                                float qscale, bool causal) {
   constexpr int STR = DP + 8, KC = DP / 16, NT = BKEY / 8, ON = DP / 8, ST = kKvStages<DP>;
   __half* Ks = reinterpret_cast<__half*>(dynamic_smem());  // [ST][BKEY][STR]
@@ -80,12 +82,12 @@ __global__ void __launch_bounds__(THREADS) tc_attention_kernel(const float* q, c
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
   const int b = blockIdx.y / heads, h = blockIdx.y - b * heads;
   const int width = heads * d, q0 = blockIdx.x * BQ;
-  const float* qh = q + h * d;
+  const T* qh = q + h * d;
   const __half* kt = k16 + static_cast<int64_t>(blockIdx.y) * nk_pad * DP;
   const __half* vt = v16 + static_cast<int64_t>(blockIdx.y) * nk_pad * DP;
 
   // Q through the K buffer into registers.
-  stage_tile<DP>(Ks, qh, static_cast<int64_t>(b) * nq, q0, nq, width, d, qscale);
+  stage_tile<DP, T>(Ks, qh, static_cast<int64_t>(b) * nq, q0, nq, width, d, qscale);
   __syncthreads();
   uint32_t qf[KC][4];
 #pragma unroll
@@ -191,13 +193,13 @@ __global__ void __launch_bounds__(THREADS) tc_attention_kernel(const float* q, c
     const int qi = qrow0 + r * 8;
     if (qi >= nq) continue;
     const float inv = 1.f / lsum[r];
-    float* yp = y + (static_cast<int64_t>(b) * nq + qi) * width + h * d;
+    T* yp = y + (static_cast<int64_t>(b) * nq + qi) * width + h * d;
 #pragma unroll
     for (int ni = 0; ni < ON; ++ni)
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int c = ni * 8 + t4 * 2 + e;
-        if (c < d) yp[c] = o[ni][r * 2 + e] * inv;
+        if (c < d) yp[c] = from_f32<T>(o[ni][r * 2 + e] * inv);
       }
   }
 }

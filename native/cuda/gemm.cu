@@ -2,6 +2,7 @@
 // Weights of any dtype are dequantized while their tile is loaded into shared memory, so they stay
 // quantized in VRAM. conv2d is an implicit GEMM: A(m, k) reads the input with padding on the fly
 // (no im2col buffer) and the store scatters C back into NCHW.
+#include "cuda/act.cuh"
 #include "cuda/common.cuh"
 #include "cuda/cuda_backend.h"
 #include "cuda/tc_kernels.h"
@@ -11,22 +12,26 @@ namespace {
 
 constexpr int BM = 64, BN = 64, BK = 16, THREADS = 256;
 
+// T: the activations' element type (act.cuh).
+template <class T>
 struct DenseA {
-  const float* a;
+  const T* a;
   int64_t lda;
-  __device__ float operator()(int64_t m, int64_t k) const { return a[m * lda + k]; }
+  __device__ float operator()(int64_t m, int64_t k) const { return cuda::to_f32(a[m * lda + k]); }
 };
 
+template <class T>
 struct DenseStore {
-  float* c;
+  T* c;
   int64_t ldc;
-  __device__ void operator()(int64_t m, int64_t n, float v) const { c[m * ldc + n] = v; }
+  __device__ void operator()(int64_t m, int64_t n, float v) const { c[m * ldc + n] = cuda::from_f32<T>(v); }
 };
 
 // Row m = output pixel (img, oy, ox); column k = (ci, ky, kx). up = 1 reads x [h, w] as if it were
 // upsampled to [2h, 2w] (nearest): the conv of conv2d_upsampled.
+template <class T>
 struct ConvA {
-  const float* x;
+  const T* x;
   int ci, h, w, ho, wo, ks, stride, pad, up;
   __device__ float operator()(int64_t m, int64_t k) const {
     const int64_t plane = static_cast<int64_t>(ho) * wo;
@@ -38,16 +43,17 @@ struct ConvA {
     const int r = static_cast<int>(k - static_cast<int64_t>(c) * kk);
     const int iy = oy * stride - pad + r / ks, ix = ox * stride - pad + r % ks;
     if (iy < 0 || iy >= (h << up) || ix < 0 || ix >= (w << up)) return 0.f;
-    return x[((img * ci + c) * h + (iy >> up)) * static_cast<int64_t>(w) + (ix >> up)];
+    return cuda::to_f32(x[((img * ci + c) * h + (iy >> up)) * static_cast<int64_t>(w) + (ix >> up)]);
   }
 };
 
+template <class T>
 struct ConvStore {
-  float* y;
+  T* y;
   int co, plane;
   __device__ void operator()(int64_t m, int64_t n, float v) const {
     const int64_t img = m / plane;
-    y[(img * co + n) * plane + (m - img * plane)] = v;
+    y[(img * co + n) * plane + (m - img * plane)] = cuda::from_f32<T>(v);
   }
 };
 
@@ -111,7 +117,10 @@ void CudaBackend::do_linear(Tensor& y, const Tensor& x, const Tensor& w, const T
   const OpSync op_sync{this};
   if (tc_gemm_) return cuda::tc_linear(stream_, y, x, w, bias);
   const int64_t K = w.shape[1], N = w.shape[0], M = x.rows();
-  launch(stream_, M, N, K, DenseA{x.f32(), K}, w, bias, DenseStore{y.f32(), N});
+  cuda::with_act(x.type, [&](auto tag) {
+    using T = decltype(tag);
+    launch(stream_, M, N, K, DenseA<T>{x.as<T>(), K}, w, bias, DenseStore<T>{y.as<T>(), N});
+  });
 }
 
 void CudaBackend::do_conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad) {
@@ -127,10 +136,13 @@ void CudaBackend::conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor
   if (tc_gemm_) return cuda::tc_conv2d(stream_, y, x, w, bias, stride, pad, up);
   const int ks = static_cast<int>(w.shape[2]);
   const int64_t M = y.shape[0] * y.shape[2] * y.shape[3], N = w.shape[0], K = w.shape[1] * ks * ks;
-  ConvA la{x.f32(), static_cast<int>(x.shape[1]), static_cast<int>(x.shape[2]), static_cast<int>(x.shape[3]),
-           static_cast<int>(y.shape[2]), static_cast<int>(y.shape[3]), ks, stride, pad, up};
-  ConvStore sc{y.f32(), static_cast<int>(N), static_cast<int>(y.shape[2] * y.shape[3])};
-  launch(stream_, M, N, K, la, w, bias, sc);
+  cuda::with_act(x.type, [&](auto tag) {
+    using T = decltype(tag);
+    ConvA<T> la{x.as<T>(), static_cast<int>(x.shape[1]), static_cast<int>(x.shape[2]), static_cast<int>(x.shape[3]),
+                static_cast<int>(y.shape[2]), static_cast<int>(y.shape[3]), ks, stride, pad, up};
+    ConvStore<T> sc{y.as<T>(), static_cast<int>(N), static_cast<int>(y.shape[2] * y.shape[3])};
+    launch(stream_, M, N, K, la, w, bias, sc);
+  });
 }
 
 }  // namespace sd

@@ -4,7 +4,8 @@
 // Every thread stages one 16-element k-chunk of one A row and one W row per tile (row = tid / 2,
 // chunk = tid % 2): the f32 activations (or the implicit-GEMM gather of the conv input) and the
 // weights (f32, f16, or q8_0/q4_0 half-blocks: a chunk never straddles a 32-block) are converted to
-// f16 while being written to shared memory. The pipeline is double-buffered: the next tile's global
+// f16 while being written to shared memory (f16 activations are copied as they are, like f16
+// weights). The pipeline is double-buffered: the next tile's global
 // loads are issued before the current tile's mma loop and converted + stored after it, so one
 // __syncthreads per tile suffices. Loads that need converting (f32 activations, f32 and quantized
 // weights) go through registers, since cp.async cannot convert in flight; f16 weights are copied
@@ -55,9 +56,14 @@ void launch(cudaStream_t s, int64_t M, int64_t N, int64_t K, const ALoad& al, co
 
 void tc_linear(cudaStream_t s, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
   const int64_t K = w.shape[1], N = w.shape[0], M = x.rows();
+  if (x.type == DType::F16) {  // f16 activations go global -> shared as they are (cp.async)
+    const __half* a = x.as<__half>();
+    const bool vec = K % 8 == 0 && reinterpret_cast<uintptr_t>(a) % 16 == 0;
+    return launch(s, M, N, K, F16Rows{a, M, K, vec}, w, bias, DenseOut<__half>{y.as<__half>(), N});
+  }
   const float* a = x.f32();
   const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(a) % 16 == 0;
-  launch(s, M, N, K, F32Rows{a, M, K, K, vec}, w, bias, DenseOut{y.f32(), N});
+  launch(s, M, N, K, F32Rows{a, M, K, K, vec}, w, bias, DenseOut<float>{y.f32(), N});
 }
 
 void tc_conv2d(cudaStream_t s, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
@@ -66,11 +72,14 @@ void tc_conv2d(cudaStream_t s, Tensor& y, const Tensor& x, const Tensor& w, cons
   const int64_t M = y.shape[0] * y.shape[2] * y.shape[3], N = w.shape[0], K = w.shape[1] * ks * ks;
   const int h = static_cast<int>(x.shape[2]), wd = static_cast<int>(x.shape[3]);
   const int ho = static_cast<int>(y.shape[2]), wo = static_cast<int>(y.shape[3]);
-  const ConvOut st{y.f32(), N, static_cast<int64_t>(ho) * wo};
-  if (ks == 3)
-    launch(s, M, N, K, ConvRows<3>{x.f32(), M, K, h, wd, ho, wo, stride, pad, up}, w, bias, st);
-  else
-    launch(s, M, N, K, ConvRows<1>{x.f32(), M, K, h, wd, ho, wo, stride, pad, up}, w, bias, st);
+  with_act(x.type, [&](auto tag) {
+    using T = decltype(tag);
+    const ConvOut<T> st{y.as<T>(), N, static_cast<int64_t>(ho) * wo};
+    if (ks == 3)
+      launch(s, M, N, K, ConvRows<3, T>{x.as<T>(), M, K, h, wd, ho, wo, stride, pad, up}, w, bias, st);
+    else
+      launch(s, M, N, K, ConvRows<1, T>{x.as<T>(), M, K, h, wd, ho, wo, stride, pad, up}, w, bias, st);
+  });
 }
 
 }  // namespace cuda

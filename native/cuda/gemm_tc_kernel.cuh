@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "cuda/act.cuh"
 #include "cuda/tc_common.cuh"
 
 namespace sd {
@@ -52,13 +53,14 @@ struct F32Rows {
 };
 
 // Implicit-GEMM A for conv: row m = output pixel (img, oy, ox), column k = (ci, ky, kx). up = 1
-// reads x [h, w] as if upsampled to [2h, 2w] by nearest neighbour (conv2d_upsampled).
-template <int KS>
+// reads x [h, w] as if upsampled to [2h, 2w] by nearest neighbour (conv2d_upsampled). T: the
+// activations' element type.
+template <int KS, class T = float>
 struct ConvRows {
-  const float* x;
+  const T* x;
   int64_t M, K;
   int h, w, ho, wo, stride, pad, up;
-  const float* img = nullptr;  // this thread's image, null for rows past M
+  const T* img = nullptr;  // this thread's image, null for rows past M
   int iy0 = 0, ix0 = 0;
   float r[16];
   __device__ void init(int64_t m) {
@@ -79,7 +81,7 @@ struct ConvRows {
       const int ky = rr / KS, kx = rr - ky * KS;
       const int iy = iy0 + ky, ix = ix0 + kx;
       const bool in = img && k + i < K && iy >= 0 && iy < (h << up) && ix >= 0 && ix < (w << up);
-      r[i] = in ? img[(static_cast<int64_t>(c) * h + (iy >> up)) * w + (ix >> up)] : 0.f;
+      r[i] = in ? to_f32(img[(static_cast<int64_t>(c) * h + (iy >> up)) * w + (ix >> up)]) : 0.f;
       if (++rr == KK) rr = 0, ++c;
     }
   }
@@ -87,7 +89,7 @@ struct ConvRows {
   __device__ void complete() const {}
 };
 
-// f16 weights need no conversion: on sm_80+ their 16-element chunk goes global -> shared with
+// f16 weights (and f16 activations as A, rows of K) need no conversion: on sm_80+ their 16-element chunk goes global -> shared with
 // cp.async, issued with the next tile's loads and waited for just before the tile's __syncthreads;
 // tails and rows past N are written directly (the destination buffer is free at issue time).
 struct F16Rows {
@@ -155,18 +157,20 @@ struct QRows {
   __device__ void complete() const {}
 };
 
+template <class T = float>
 struct DenseOut {
-  float* c;
+  T* c;
   int64_t ldc;
-  __device__ void operator()(int64_t m, int64_t n, float v) const { c[m * ldc + n] = v; }
+  __device__ void operator()(int64_t m, int64_t n, float v) const { c[m * ldc + n] = from_f32<T>(v); }
 };
 
+template <class T = float>
 struct ConvOut {
-  float* y;
+  T* y;
   int64_t co, plane;
   __device__ void operator()(int64_t m, int64_t n, float v) const {
     const int64_t img = m / plane;
-    y[(img * co + n) * plane + (m - img * plane)] = v;
+    y[(img * co + n) * plane + (m - img * plane)] = from_f32<T>(v);
   }
 };
 

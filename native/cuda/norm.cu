@@ -1,10 +1,14 @@
 // group_norm (+SiLU), layer_norm and softmax: one block per normalised group/row. Statistics are
 // accumulated in double so results track the CPU reference closely.
+#include "cuda/act.cuh"
 #include "cuda/cuda_backend.h"
 #include "cuda/tc_kernels.h"
 
 namespace sd {
 namespace {
+
+using cuda::from_f32;
+using cuda::to_f32;
 
 constexpr int THREADS = 256;
 
@@ -41,18 +45,19 @@ __device__ float block_max(float v, float* shared) {
 }
 
 // One block per (sample, group); the group is channels [g*cg, (g+1)*cg) over `plane` pixels.
-__global__ void group_norm_kernel(const float* x, float* y, int C, int groups, int64_t plane, const float* gamma,
+template <class T>
+__global__ void group_norm_kernel(const T* x, T* y, int C, int groups, int64_t plane, const float* gamma,
                                   const float* beta, float eps, bool silu) {
   __shared__ double sh[32];
   const int n = blockIdx.x / groups, g = blockIdx.x % groups, cg = C / groups;
   const int64_t len = static_cast<int64_t>(cg) * plane;
   const int64_t base = (static_cast<int64_t>(n) * C + static_cast<int64_t>(g) * cg) * plane;
   double s = 0;
-  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) s += x[base + i];
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) s += to_f32(x[base + i]);
   const double mean = block_sum(s, sh) / len;
   double v = 0;
   for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
-    const double d = x[base + i] - mean;
+    const double d = to_f32(x[base + i]) - mean;
     v += d * d;
   }
   const double var = block_sum(v, sh) / len;
@@ -60,41 +65,43 @@ __global__ void group_norm_kernel(const float* x, float* y, int C, int groups, i
   const float meanf = static_cast<float>(mean);
   for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
     const int c = g * cg + static_cast<int>(i / plane);
-    float o = (x[base + i] - meanf) * rstd * gamma[c] + beta[c];
+    float o = (to_f32(x[base + i]) - meanf) * rstd * gamma[c] + beta[c];
     if (silu) o = o / (1.f + expf(-o));
-    y[base + i] = o;
+    y[base + i] = from_f32<T>(o);
   }
 }
 
-__global__ void layer_norm_kernel(const float* x, float* y, int64_t C, const float* gamma, const float* beta, float eps) {
+template <class T>
+__global__ void layer_norm_kernel(const T* x, T* y, int64_t C, const float* gamma, const float* beta, float eps) {
   __shared__ double sh[32];
-  const float* xr = x + blockIdx.x * C;
-  float* yr = y + blockIdx.x * C;
+  const T* xr = x + blockIdx.x * C;
+  T* yr = y + blockIdx.x * C;
   double s = 0;
-  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) s += xr[i];
+  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) s += to_f32(xr[i]);
   const double mean = block_sum(s, sh) / C;
   double v = 0;
   for (int64_t i = threadIdx.x; i < C; i += blockDim.x) {
-    const double d = xr[i] - mean;
+    const double d = to_f32(xr[i]) - mean;
     v += d * d;
   }
   const double var = block_sum(v, sh) / C;
   const float rstd = static_cast<float>(1.0 / sqrt(var + eps)), meanf = static_cast<float>(mean);
-  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) yr[i] = (xr[i] - meanf) * rstd * gamma[i] + beta[i];
+  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) yr[i] = from_f32<T>((to_f32(xr[i]) - meanf) * rstd * gamma[i] + beta[i]);
 }
 
-__global__ void softmax_kernel(const float* x, float* y, int64_t C) {
+template <class T>
+__global__ void softmax_kernel(const T* x, T* y, int64_t C) {
   __shared__ float shf[32];
   __shared__ double shd[32];
-  const float* xr = x + blockIdx.x * C;
-  float* yr = y + blockIdx.x * C;
+  const T* xr = x + blockIdx.x * C;
+  T* yr = y + blockIdx.x * C;
   float m = -INFINITY;
-  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) m = fmaxf(m, xr[i]);
+  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) m = fmaxf(m, to_f32(xr[i]));
   m = block_max(m, shf);
   double s = 0;
-  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) s += expf(xr[i] - m);
+  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) s += expf(to_f32(xr[i]) - m);
   const float inv = static_cast<float>(1.0 / block_sum(s, shd));
-  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) yr[i] = expf(xr[i] - m) * inv;
+  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) yr[i] = from_f32<T>(expf(to_f32(xr[i]) - m) * inv);
 }
 
 }  // namespace
@@ -107,21 +114,30 @@ void CudaBackend::do_group_norm(Tensor& y, const Tensor& x, int groups, const Te
       return cuda::group_norm_split(stream_, y, x, groups, gamma, beta, eps, silu, static_cast<double*>(scratch(need)));
   }
   const int64_t plane = x.numel() / (x.shape[0] * x.shape[1]);
-  group_norm_kernel<<<static_cast<unsigned>(x.shape[0] * groups), THREADS, 0, stream()>>>(
-      x.f32(), y.f32(), static_cast<int>(x.shape[1]), groups, plane, gamma.f32(), beta.f32(), eps, silu);
+  cuda::with_act(x.type, [&](auto tag) {
+    using T = decltype(tag);
+    group_norm_kernel<T><<<static_cast<unsigned>(x.shape[0] * groups), THREADS, 0, stream()>>>(
+        x.as<T>(), y.as<T>(), static_cast<int>(x.shape[1]), groups, plane, gamma.f32(), beta.f32(), eps, silu);
+  });
   SD_CUDA_LAUNCHED("group_norm");
 }
 
 void CudaBackend::do_layer_norm(Tensor& y, const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
   const OpSync op_sync{this};
-  layer_norm_kernel<<<static_cast<unsigned>(x.rows()), THREADS, 0, stream()>>>(x.f32(), y.f32(), x.row_len(),
-                                                                               gamma.f32(), beta.f32(), eps);
+  cuda::with_act(x.type, [&](auto tag) {
+    using T = decltype(tag);
+    layer_norm_kernel<T><<<static_cast<unsigned>(x.rows()), THREADS, 0, stream()>>>(x.as<T>(), y.as<T>(), x.row_len(),
+                                                                                    gamma.f32(), beta.f32(), eps);
+  });
   SD_CUDA_LAUNCHED("layer_norm");
 }
 
 void CudaBackend::do_softmax(Tensor& y, const Tensor& x) {
   const OpSync op_sync{this};
-  softmax_kernel<<<static_cast<unsigned>(x.rows()), THREADS, 0, stream()>>>(x.f32(), y.f32(), x.row_len());
+  cuda::with_act(x.type, [&](auto tag) {
+    using T = decltype(tag);
+    softmax_kernel<T><<<static_cast<unsigned>(x.rows()), THREADS, 0, stream()>>>(x.as<T>(), y.as<T>(), x.row_len());
+  });
   SD_CUDA_LAUNCHED("softmax");
 }
 

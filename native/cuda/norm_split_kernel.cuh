@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 
+#include "cuda/act.cuh"
 #include "cuda/tc_common.cuh"
 
 namespace sd {
@@ -11,22 +12,24 @@ namespace gn_split {
 
 constexpr int THREADS = 256, CHUNK = 4096;
 
-__global__ void __launch_bounds__(THREADS) gn_stats_kernel(const float* x, int64_t len, bool vec, double* stats) {
+template <class T = float>
+__global__ void __launch_bounds__(THREADS) gn_stats_kernel(const T* x, int64_t len, bool vec, double* stats) {
   __shared__ double sh[2][THREADS / 32];
   const int64_t group = blockIdx.y;
-  const float* p = x + group * len;
+  const T* p = x + group * len;
   const int64_t lo = static_cast<int64_t>(blockIdx.x) * CHUNK, hi = min(len, lo + CHUNK);
   double s = 0, ss = 0;
-  if (vec) {  // len % 4 == 0 and a 16-byte aligned tensor: every group span is float4-aligned
+  if (vec) {  // len % 4 == 0 and a 16-byte aligned tensor: every group span is 4-element aligned
     for (int64_t i = lo + 4 * threadIdx.x; i < hi; i += 4 * THREADS) {
-      const float4 v = *reinterpret_cast<const float4*>(p + i);
-      s += static_cast<double>(v.x) + v.y + static_cast<double>(v.z) + v.w;
-      ss += static_cast<double>(v.x) * v.x + static_cast<double>(v.y) * v.y + static_cast<double>(v.z) * v.z +
-            static_cast<double>(v.w) * v.w;
+      float v[4];
+      load4(p + i, v);
+      s += static_cast<double>(v[0]) + v[1] + static_cast<double>(v[2]) + v[3];
+      ss += static_cast<double>(v[0]) * v[0] + static_cast<double>(v[1]) * v[1] + static_cast<double>(v[2]) * v[2] +
+            static_cast<double>(v[3]) * v[3];
     }
   } else {
     for (int64_t i = lo + threadIdx.x; i < hi; i += THREADS) {
-      const double v = p[i];
+      const double v = to_f32(p[i]);
       s += v;
       ss += v * v;
     }
@@ -46,20 +49,21 @@ __global__ void __launch_bounds__(THREADS) gn_stats_kernel(const float* x, int64
 }
 
 // blockIdx.y = sample * C + channel; x runs over the channel's plane.
-__global__ void gn_apply_kernel(const float* x, float* y, int C, int cg, int64_t plane, const double* stats,
+template <class T = float>
+__global__ void gn_apply_kernel(const T* x, T* y, int C, int cg, int64_t plane, const double* stats,
                                 int64_t len, const float* gamma, const float* beta, float eps, bool silu) {
   const int row = blockIdx.y, c = row % C, group = (row / C) * (C / cg) + c / cg;
   const double mean = stats[2 * group] / len;
   const double var = fmax(stats[2 * group + 1] / len - mean * mean, 0.0);
   const float rstd = static_cast<float>(1.0 / sqrt(var + eps)), meanf = static_cast<float>(mean);
   const float ga = gamma[c], be = beta[c];
-  const float* xr = x + static_cast<int64_t>(row) * plane;
-  float* yr = y + static_cast<int64_t>(row) * plane;
+  const T* xr = x + static_cast<int64_t>(row) * plane;
+  T* yr = y + static_cast<int64_t>(row) * plane;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < plane;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float o = (xr[i] - meanf) * rstd * ga + be;
+    float o = (to_f32(xr[i]) - meanf) * rstd * ga + be;
     if (silu) o = o / (1.f + expf(-o));
-    yr[i] = o;
+    yr[i] = from_f32<T>(o);
   }
 }
 

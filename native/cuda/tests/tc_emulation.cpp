@@ -42,6 +42,21 @@ void run_grid(unsigned gx, unsigned gy, int threads, const std::function<void()>
 
 float h(float x) { return __half2float(__float2half_rn(x)); }
 
+// f16 activations (the "half" kernel set): inputs stored as __half, outputs read back as float.
+std::vector<__half> to_half(const std::vector<float>& v) {
+  std::vector<__half> o(v.size());
+  for (size_t i = 0; i < v.size(); ++i) o[i] = __float2half_rn(v[i]);
+  return o;
+}
+std::vector<float> from_half(const std::vector<__half>& v) {
+  std::vector<float> o(v.size());
+  for (size_t i = 0; i < v.size(); ++i) o[i] = __half2float(v[i]);
+  return o;
+}
+// Storing the output as f16 adds its rounding (unit roundoff 2^-11 of |y| <= max|ref|).
+constexpr double kHalfOut = 1e-3;
+const char* act_name(bool half) { return half ? " f16-act" : ""; }
+
 void check(const std::string& name, const std::vector<float>& out, const std::vector<double>& ref, double tol) {
   double scale = 1e-12, err = 0;
   size_t worst = 0;
@@ -149,11 +164,18 @@ void run_gemm(int64_t M, int64_t N, int64_t K, const ALoad& al, const W& w, cons
   }
 }
 
-void test_linear(sd::DType t, int64_t M, int64_t N, int64_t K) {
+void test_linear(sd::DType t, int64_t M, int64_t N, int64_t K, bool half = false) {
   const W w = make_weights(t, N, K);
   const auto x = randn(M * K), b = randn(N);
   std::vector<float> y(M * N, NAN);
-  run_gemm(M, N, K, F32Rows{x.data(), M, K, K, K % 4 == 0}, w, b.data(), DenseOut{y.data(), N});
+  if (half) {
+    const auto xh = to_half(x);
+    std::vector<__half> yh(M * N, __float2half(NAN));
+    run_gemm(M, N, K, F16Rows{xh.data(), M, K, K % 8 == 0}, w, b.data(), DenseOut<__half>{yh.data(), N});
+    y = from_half(yh);
+  } else {
+    run_gemm(M, N, K, F32Rows{x.data(), M, K, K, K % 4 == 0}, w, b.data(), DenseOut<float>{y.data(), N});
+  }
   std::vector<double> ref(M * N);
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
@@ -162,12 +184,13 @@ void test_linear(sd::DType t, int64_t M, int64_t N, int64_t K) {
       ref[m * N + n] = s;
     }
   check(std::string("linear ") + sd::dtype_name(t) + " " + std::to_string(M) + "x" + std::to_string(N) + "x" +
-            std::to_string(K),
-        y, ref, 1e-5);
+            std::to_string(K) + act_name(half),
+        y, ref, half ? kHalfOut : 1e-5);
 }
 
 // up = 1: the conv of a 2x nearest upsample of x (conv2d_upsampled); the reference upsamples.
-void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int stride, int pad, int up = 0) {
+void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int stride, int pad, int up = 0,
+               bool half = false) {
   const int64_t K = static_cast<int64_t>(ci) * ks * ks;
   const int he = hh << up, we = ww << up;  // the input as the conv sees it
   const int ho = (he + 2 * pad - ks) / stride + 1, wo = (we + 2 * pad - ks) / stride + 1;
@@ -175,9 +198,20 @@ void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int s
   const W w = make_weights(t, co, K);
   const auto x = randn(static_cast<size_t>(n) * ci * hh * ww), b = randn(co);
   std::vector<float> y(M * co, NAN);
-  const ConvOut st{y.data(), co, static_cast<int64_t>(ho) * wo};
-  if (ks == 3) run_gemm(M, co, K, ConvRows<3>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st);
-  else run_gemm(M, co, K, ConvRows<1>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st);
+  if (half) {
+    const auto xh = to_half(x);
+    std::vector<__half> yh(y.size(), __float2half(NAN));
+    const ConvOut<__half> st{yh.data(), co, static_cast<int64_t>(ho) * wo};
+    if (ks == 3)
+      run_gemm(M, co, K, ConvRows<3, __half>{xh.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st);
+    else
+      run_gemm(M, co, K, ConvRows<1, __half>{xh.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st);
+    y = from_half(yh);
+  } else {
+    const ConvOut<float> st{y.data(), co, static_cast<int64_t>(ho) * wo};
+    if (ks == 3) run_gemm(M, co, K, ConvRows<3>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st);
+    else run_gemm(M, co, K, ConvRows<1>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st);
+  }
   std::vector<double> ref(y.size());
   for (int img = 0; img < n; ++img)
     for (int o = 0; o < co; ++o)
@@ -197,12 +231,12 @@ void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int s
         }
   check(std::string("conv ") + sd::dtype_name(t) + " k" + std::to_string(ks) + " s" + std::to_string(stride) + " p" +
             std::to_string(pad) + " " + std::to_string(ci) + "->" + std::to_string(co) + " " + std::to_string(hh) + "x" +
-            std::to_string(ww) + (up ? " upsampled 2x" : ""),
-        y, ref, 1e-5);
+            std::to_string(ww) + (up ? " upsampled 2x" : "") + act_name(half),
+        y, ref, half ? kHalfOut : 1e-5);
 }
 
 template <int DP>
-void test_attention(int B, int nq, int nk, int heads, int d, bool causal) {
+void test_attention(int B, int nq, int nk, int heads, int d, bool causal, bool half = false) {
   namespace at = sd::cuda::tc_attn;
   const int width = heads * d;
   const auto q = randn(static_cast<size_t>(B) * nq * width), k = randn(static_cast<size_t>(B) * nk * width),
@@ -212,13 +246,21 @@ void test_attention(int B, int nq, int nk, int heads, int d, bool causal) {
   const int nk_pad = (nk + at::BKEY - 1) / at::BKEY * at::BKEY;
   std::vector<__half> k16(static_cast<size_t>(B) * heads * nk_pad * DP, __float2half(NAN)),
       v16(k16.size(), __float2half(NAN));
+  const auto qh = to_half(q), kh = to_half(k), vh = to_half(v);
   run_grid(3, 1, 64, [&] {  // a small grid: the grid-stride loop must cover everything
-    at::convert_kv_kernel(k.data(), v.data(), k16.data(), v16.data(), B, nk, heads, d, nk_pad, DP);
+    if (half) at::convert_kv_kernel(kh.data(), vh.data(), k16.data(), v16.data(), B, nk, heads, d, nk_pad, DP);
+    else at::convert_kv_kernel(k.data(), v.data(), k16.data(), v16.data(), B, nk, heads, d, nk_pad, DP);
   });
+  std::vector<__half> yh(y.size(), __float2half(NAN));
   static_assert(at::kKvStages<48> == 2 && at::kKvStages<80> == 2 && at::kKvStages<96> == 1 && at::kKvStages<160> == 1, "stages");
   run_grid(static_cast<unsigned>((nq + at::BQ - 1) / at::BQ), static_cast<unsigned>(B * heads), at::THREADS, [&] {
-    at::tc_attention_kernel<DP>(q.data(), k16.data(), v16.data(), y.data(), nq, nk, nk_pad, heads, d, qscale, causal);
+    if (half)
+      at::tc_attention_kernel<DP, __half>(qh.data(), k16.data(), v16.data(), yh.data(), nq, nk, nk_pad, heads, d, qscale,
+                                          causal);
+    else
+      at::tc_attention_kernel<DP>(q.data(), k16.data(), v16.data(), y.data(), nq, nk, nk_pad, heads, d, qscale, causal);
   });
+  if (half) y = from_half(yh);
   // Reference: fp16-rounded inputs, exact softmax (P's own fp16 rounding is the kernel's: tol 2e-3).
   std::vector<double> ref(y.size());
   for (int b = 0; b < B; ++b)
@@ -231,7 +273,8 @@ void test_attention(int B, int nq, int nk, int heads, int d, bool causal) {
           if (causal && j > i) { s[j] = -INFINITY; continue; }
           const float* kj = &k[(static_cast<size_t>(b) * nk + j) * width + hd * d];
           double a = 0;
-          for (int c = 0; c < d; ++c) a += static_cast<double>(h(qi[c] * qscale)) * h(kj[c]);
+          // f16 activations: q is f16 before the scale, then rounded again once scaled.
+          for (int c = 0; c < d; ++c) a += static_cast<double>(h((half ? h(qi[c]) : qi[c]) * qscale)) * h(kj[c]);
           s[j] = a;
           mx = std::fmax(mx, a);
         }
@@ -244,25 +287,35 @@ void test_attention(int B, int nq, int nk, int heads, int d, bool causal) {
         }
       }
   check("attention b" + std::to_string(B) + " nq" + std::to_string(nq) + " nk" + std::to_string(nk) + " h" +
-            std::to_string(heads) + " d" + std::to_string(d) + (causal ? " causal" : ""),
+            std::to_string(heads) + " d" + std::to_string(d) + (causal ? " causal" : "") + act_name(half),
         y, ref, 2e-3);
 }
 
-void test_group_norm(int N, int C, int H, int Wd, int groups, bool silu) {
+void test_group_norm(int N, int C, int H, int Wd, int groups, bool silu, bool half = false) {
   namespace gn = sd::cuda::gn_split;
   const int64_t plane = static_cast<int64_t>(H) * Wd, len = C / groups * plane;
   auto x = randn(static_cast<size_t>(N) * C * plane);
   for (size_t i = 0; i < x.size(); ++i) x[i] += 3.f * static_cast<float>((i / len) % 3);
+  if (half) x = from_half(to_half(x));  // the reference sees the f16 inputs
   const auto gamma = randn(C), beta = randn(C);
   std::vector<double> stats(2 * N * groups, 0.0);
   std::vector<float> y(x.size(), NAN);
   const bool vec = len % 4 == 0;
-  run_grid(static_cast<unsigned>((len + gn::CHUNK - 1) / gn::CHUNK), static_cast<unsigned>(N * groups), gn::THREADS,
-           [&] { gn::gn_stats_kernel(x.data(), len, vec, stats.data()); });
-  run_grid(2, static_cast<unsigned>(N * C), gn::THREADS, [&] {
-    gn::gn_apply_kernel(x.data(), y.data(), C, C / groups, plane, stats.data(), len, gamma.data(), beta.data(), 1e-5f,
-                        silu);
+  const auto xh = to_half(x);
+  std::vector<__half> yh(y.size(), __float2half(NAN));
+  run_grid(static_cast<unsigned>((len + gn::CHUNK - 1) / gn::CHUNK), static_cast<unsigned>(N * groups), gn::THREADS, [&] {
+    if (half) gn::gn_stats_kernel(xh.data(), len, vec, stats.data());
+    else gn::gn_stats_kernel(x.data(), len, vec, stats.data());
   });
+  run_grid(2, static_cast<unsigned>(N * C), gn::THREADS, [&] {
+    if (half)
+      gn::gn_apply_kernel(xh.data(), yh.data(), C, C / groups, plane, stats.data(), len, gamma.data(), beta.data(), 1e-5f,
+                          silu);
+    else
+      gn::gn_apply_kernel(x.data(), y.data(), C, C / groups, plane, stats.data(), len, gamma.data(), beta.data(), 1e-5f,
+                          silu);
+  });
+  if (half) y = from_half(yh);
   std::vector<double> ref(x.size());
   for (int64_t g = 0; g < N * groups; ++g) {
     double m = 0, v = 0;
@@ -278,8 +331,8 @@ void test_group_norm(int N, int C, int H, int Wd, int groups, bool silu) {
     }
   }
   check("group_norm split " + std::to_string(N) + "x" + std::to_string(C) + "x" + std::to_string(H) + "x" +
-            std::to_string(Wd) + " g" + std::to_string(groups) + (silu ? " silu" : ""),
-        y, ref, 1e-5);
+            std::to_string(Wd) + " g" + std::to_string(groups) + (silu ? " silu" : "") + act_name(half),
+        y, ref, half ? kHalfOut : 1e-5);
 }
 
 }  // namespace
@@ -305,6 +358,21 @@ int main() {
   test_group_norm(2, 64, 24, 24, 32, true);  // len 1152: float4 path, one chunk
   test_group_norm(1, 32, 33, 35, 8, false);  // len 4620: scalar path, two chunks
   test_group_norm(1, 64, 40, 40, 32, true);  // len 3200
+  // f16 activations: A through cp.async (vector and scalar rows), the conv gather, stores.
+  for (sd::DType t : {sd::DType::F16, sd::DType::Q8_0, sd::DType::Q4_0}) {
+    const bool q = t != sd::DType::F16;
+    test_linear(t, 150, 137, q ? 96 : 80, true);
+    if (!q) test_linear(t, 7, 3, 36, true);
+    test_conv(t, 2, q ? 32 : 4, 20, 9, 7, 3, 1, 1, 0, true);
+    test_conv(t, 1, 32, 9, 11, 9, 3, 2, 0, 0, true);
+    test_conv(t, 1, 64, 130, 5, 6, 1, 1, 0, 0, true);
+    test_conv(t, 2, 32, 20, 5, 7, 3, 1, 1, 1, true);
+  }
+  test_attention<48>(2, 70, 77, 2, 40, false, true);
+  test_attention<80>(2, 33, 200, 2, 80, false, true);
+  test_attention<160>(1, 130, 130, 1, 160, true, true);
+  test_group_norm(2, 64, 24, 24, 32, true, true);
+  test_group_norm(1, 32, 33, 35, 8, false, true);
   std::printf("tc emulation: %d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;
 }
