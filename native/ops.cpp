@@ -16,6 +16,12 @@ void need_f32(const char* op, const char* what, const Tensor& t) {
   if (t.type != DType::F32) fail(op, std::string(what) + " must be f32, got " + dtype_name(t.type));
 }
 
+// Activations are stored as the backend's activation_type() (f32, or f16 on a GPU backend).
+void need_act(const char* op, const char* what, const Tensor& t, DType act) {
+  if (t.type != act)
+    fail(op, std::string(what) + " must be " + dtype_name(act) + " (this backend's activations), got " + dtype_name(t.type));
+}
+
 void need_ndim(const char* op, const char* what, const Tensor& t, int ndim) {
   if (t.ndim != ndim)
     fail(op, std::string(what) + " must have " + std::to_string(ndim) + " dims, got " + t.shape_str());
@@ -36,10 +42,10 @@ void need_weight_rows(const char* op, const Tensor& w) {
     fail(op, "quantized weight rows must be a multiple of 32, got " + w.shape_str());
 }
 
-void check_broadcast(const char* op, const Tensor& y, const Tensor& a, const Tensor& b) {
-  need_f32(op, "a", a);
-  need_f32(op, "b", b);
-  need_f32(op, "y", y);
+void check_broadcast(const char* op, const Tensor& y, const Tensor& a, const Tensor& b, DType act) {
+  need_act(op, "a", a, act);
+  need_act(op, "b", b, act);
+  need_act(op, "y", y, act);
   need_same(op, "y", y, "a", a);
   if (b.ndim > a.ndim) fail(op, "b " + b.shape_str() + " has more dims than a " + a.shape_str());
   for (int i = 0; i < b.ndim; ++i) {
@@ -102,8 +108,8 @@ size_t Backend::end_plan() {
 
 void Backend::linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
   const char* op = "linear";
-  need_f32(op, "x", x);
-  need_f32(op, "y", y);
+  need_act(op, "x", x, activation_type());
+  need_act(op, "y", y, activation_type());
   need_ndim(op, "w", w, 2);
   need_weight_rows(op, w);
   const int64_t K = w.shape[1], N = w.shape[0];
@@ -122,9 +128,9 @@ void Backend::linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* 
 namespace {
 // Shared by conv2d and conv2d_upsampled; H, W: the input's size as the conv sees it.
 void check_conv(const char* op, const Tensor& y, const Tensor& x, int64_t H, int64_t W, const Tensor& w,
-                const Tensor* bias, int stride, int pad) {
-  need_f32(op, "x", x);
-  need_f32(op, "y", y);
+                const Tensor* bias, int stride, int pad, DType act) {
+  need_act(op, "x", x, act);
+  need_act(op, "y", y, act);
   need_ndim(op, "x", x, 4);
   need_ndim(op, "y", y, 4);
   need_ndim(op, "w", w, 4);
@@ -151,7 +157,8 @@ std::string conv_detail(const Tensor& x, int64_t H, int64_t W, const Tensor& w, 
 
 void Backend::conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
                      int pad) {
-  check_conv("conv2d", y, x, x.ndim == 4 ? x.shape[2] : 0, x.ndim == 4 ? x.shape[3] : 0, w, bias, stride, pad);
+  check_conv("conv2d", y, x, x.ndim == 4 ? x.shape[2] : 0, x.ndim == 4 ? x.shape[3] : 0, w, bias, stride, pad,
+             activation_type());
   if (planning_) return;
   const int64_t k = w.shape[2];
   OpTimer timer(this, k == 3 ? "conv 3x3" : "conv 1x1", 2.0 * static_cast<double>(y.numel()) * static_cast<double>(x.shape[1] * k * k),
@@ -162,7 +169,7 @@ void Backend::conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* 
 void Backend::conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
   const char* op = "conv2d_upsampled";
   const int64_t H = x.ndim == 4 ? 2 * x.shape[2] : 0, W = x.ndim == 4 ? 2 * x.shape[3] : 0;
-  check_conv(op, y, x, H, W, w, bias, 1, 1);
+  check_conv(op, y, x, H, W, w, bias, 1, 1, activation_type());
   if (w.shape[2] != 3) fail(op, "kernel must be 3x3, got " + w.shape_str());
   if (planning_) return;
   OpTimer timer(this, "conv 3x3", 2.0 * static_cast<double>(y.numel()) * static_cast<double>(x.shape[1] * 9),
@@ -173,7 +180,8 @@ void Backend::conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, cons
 void Backend::group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& gamma,
                          const Tensor& beta, float eps, bool silu) {
   const char* op = "group_norm";
-  need_f32(op, "x", x);
+  need_act(op, "x", x, activation_type());
+  need_act(op, "y", y, activation_type());
   need_same(op, "y", y, "x", x);
   if (x.ndim < 2) fail(op, "x must be [N, C, ...], got " + x.shape_str());
   const int64_t C = x.shape[1];
@@ -190,7 +198,8 @@ void Backend::group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& g
 void Backend::layer_norm(Tensor& y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
                          float eps) {
   const char* op = "layer_norm";
-  need_f32(op, "x", x);
+  need_act(op, "x", x, activation_type());
+  need_act(op, "y", y, activation_type());
   need_same(op, "y", y, "x", x);
   need_numel(op, "gamma", gamma, x.row_len());
   need_numel(op, "beta", beta, x.row_len());
@@ -204,7 +213,10 @@ void Backend::layer_norm(Tensor& y, const Tensor& x, const Tensor& gamma, const 
 void Backend::attention(Tensor& y, const Tensor& q, const Tensor& k, const Tensor& v, int heads,
                         bool causal) {
   const char* op = "attention";
-  need_f32(op, "q", q);
+  need_act(op, "q", q, activation_type());
+  need_act(op, "k", k, activation_type());
+  need_act(op, "v", v, activation_type());
+  need_act(op, "y", y, activation_type());
   need_ndim(op, "q", q, 3);
   need_ndim(op, "k", k, 3);
   need_same(op, "k", k, "v", v);
@@ -219,7 +231,8 @@ void Backend::attention(Tensor& y, const Tensor& q, const Tensor& k, const Tenso
 }
 
 void Backend::softmax(Tensor& y, const Tensor& x) {
-  need_f32("softmax", "x", x);
+  need_act("softmax", "x", x, activation_type());
+  need_act("softmax", "y", y, activation_type());
   need_same("softmax", "y", y, "x", x);
   if (planning_) return;
   OpTimer timer(this, "elementwise", 0.0);
@@ -227,7 +240,8 @@ void Backend::softmax(Tensor& y, const Tensor& x) {
 }
 
 void Backend::unary(Tensor& y, const Tensor& x, Unary u) {
-  need_f32("unary", "x", x);
+  need_act("unary", "x", x, activation_type());
+  need_act("unary", "y", y, activation_type());
   need_same("unary", "y", y, "x", x);
   if (planning_) return;
   OpTimer timer(this, "elementwise", 0.0);
@@ -236,7 +250,8 @@ void Backend::unary(Tensor& y, const Tensor& x, Unary u) {
 
 void Backend::geglu(Tensor& y, const Tensor& x) {
   const char* op = "geglu";
-  need_f32(op, "x", x);
+  need_act(op, "x", x, activation_type());
+  need_act(op, "y", y, activation_type());
   if (x.row_len() % 2 != 0 || y.row_len() * 2 != x.row_len() || y.rows() != x.rows())
     fail(op, "y " + y.shape_str() + " must be x " + x.shape_str() + " with the last dim halved");
   if (planning_) return;
@@ -245,21 +260,22 @@ void Backend::geglu(Tensor& y, const Tensor& x) {
 }
 
 void Backend::add(Tensor& y, const Tensor& a, const Tensor& b) {
-  check_broadcast("add", y, a, b);
+  check_broadcast("add", y, a, b, activation_type());
   if (planning_) return;
   OpTimer timer(this, "elementwise", 0.0);
   do_add(y, a, b);
 }
 
 void Backend::mul(Tensor& y, const Tensor& a, const Tensor& b) {
-  check_broadcast("mul", y, a, b);
+  check_broadcast("mul", y, a, b, activation_type());
   if (planning_) return;
   OpTimer timer(this, "elementwise", 0.0);
   do_mul(y, a, b);
 }
 
 void Backend::scale(Tensor& y, const Tensor& x, float s) {
-  need_f32("scale", "x", x);
+  need_act("scale", "x", x, activation_type());
+  need_act("scale", "y", y, activation_type());
   need_same("scale", "y", y, "x", x);
   if (planning_) return;
   OpTimer timer(this, "elementwise", 0.0);
@@ -276,7 +292,8 @@ void Backend::copy(Tensor& y, const Tensor& x) {
 
 void Backend::upsample_nearest(Tensor& y, const Tensor& x) {
   const char* op = "upsample_nearest";
-  need_f32(op, "x", x);
+  need_act(op, "x", x, activation_type());
+  need_act(op, "y", y, activation_type());
   need_ndim(op, "x", x, 4);
   need_ndim(op, "y", y, 4);
   if (y.shape[0] != x.shape[0] || y.shape[1] != x.shape[1] || y.shape[2] < x.shape[2] || y.shape[3] < x.shape[3])
@@ -288,6 +305,9 @@ void Backend::upsample_nearest(Tensor& y, const Tensor& x) {
 
 void Backend::concat_channels(Tensor& y, const Tensor& a, const Tensor& b) {
   const char* op = "concat_channels";
+  need_act(op, "a", a, activation_type());
+  need_act(op, "b", b, activation_type());
+  need_act(op, "y", y, activation_type());
   need_ndim(op, "a", a, 4);
   need_ndim(op, "b", b, 4);
   need_ndim(op, "y", y, 4);
@@ -302,6 +322,8 @@ void Backend::concat_channels(Tensor& y, const Tensor& a, const Tensor& b) {
 
 void Backend::transpose12(Tensor& y, const Tensor& x) {
   const char* op = "transpose12";
+  need_act(op, "x", x, activation_type());
+  need_act(op, "y", y, activation_type());
   need_ndim(op, "x", x, 3);
   need_ndim(op, "y", y, 3);
   if (y.shape[0] != x.shape[0] || y.shape[1] != x.shape[2] || y.shape[2] != x.shape[1])
@@ -312,6 +334,7 @@ void Backend::transpose12(Tensor& y, const Tensor& x) {
 }
 
 void Backend::timestep_embedding(Tensor& y, const float* t, float max_period) {
+  need_act("timestep_embedding", "y", y, activation_type());
   need_ndim("timestep_embedding", "y", y, 2);
   if (y.shape[1] % 2 != 0) fail("timestep_embedding", "dim must be even");
   if (planning_) return;
@@ -321,6 +344,7 @@ void Backend::timestep_embedding(Tensor& y, const float* t, float max_period) {
 
 void Backend::get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) {
   const char* op = "get_rows";
+  need_act(op, "y", y, activation_type());
   need_ndim(op, "table", table, 2);
   if (y.rows() != n_ids || y.row_len() != table.shape[1])
     fail(op, "y " + y.shape_str() + " must be [" + std::to_string(n_ids) + ", " + std::to_string(table.shape[1]) + "]");

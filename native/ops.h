@@ -50,6 +50,10 @@ class Backend {
   // caller then keeps those bytes valid and unchanged until the backend is destroyed (SdModel owns
   // the file mapping for this). The default copies.
   virtual Tensor adopt_weight(const Tensor& host, DType target) { return upload_weight(host, target); }
+  // The type activations are stored as: f32, or f16 on a backend that computes in f16 (CUDA's
+  // "half" kernel set). Models allocate activations with it (Net::act) and every op checks its
+  // activation arguments against it; upload/download convert from/to f32 host data.
+  DType activation_type() const { return act_type_; }
   // Host <-> activation copies (float32 host data, numel must match).
   virtual void upload(Tensor& dst, const float* src) = 0;
   virtual void download(float* dst, const Tensor& src) = 0;
@@ -153,8 +157,11 @@ class Backend {
   virtual void do_timestep_embedding(Tensor& y, const float* t, float max_period) = 0;
   virtual void do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) = 0;
 
+  void set_activation_type(DType t) { act_type_ = t; }
+
  private:
   struct OpTimer;
+  DType act_type_ = DType::F32;
   bool planning_ = false;
   bool profiling_ = false;
   bool profile_detail_ = false;

@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace sd {
 namespace {
@@ -66,12 +67,20 @@ Tensor clip_forward(Net& n, const ClipConfig& c, const int32_t* ids, int64_t B, 
     throw std::invalid_argument("token length " + std::to_string(L) + " is not a multiple of " + std::to_string(c.positions));
   if (skip < 1 || skip > c.layers) throw std::invalid_argument("clip skip must be 1.." + std::to_string(c.layers));
   const int64_t S = B * (L / c.positions), P = c.positions, D = c.hidden;
-  Tensor out = n.f32({B, L, D});
+  Tensor out = n.act({B, L, D});
   const size_t m = n.be.mark();
-  Tensor x = n.f32({S, P, D});                                 // token_embedding[ids] + position_embedding
+  Tensor x = n.act({S, P, D});                                 // token_embedding[ids] + position_embedding
   Tensor rows = x.reshaped({S * P, D});
   n.be.get_rows(rows, n.w.get(kRoot + "embeddings.token_embedding.weight"), ids, S * P);
-  n.add_inplace(x, n.w.get(kRoot + "embeddings.position_embedding.weight"));
+  {  // the position table as an activation (a plain copy in f32), so the add sees one type
+    const size_t mp = n.be.mark();
+    Tensor pos = n.act({P, D});
+    std::vector<int32_t> at(static_cast<size_t>(P));
+    for (int64_t i = 0; i < P; ++i) at[i] = static_cast<int32_t>(i);
+    n.be.get_rows(pos, n.w.get(kRoot + "embeddings.position_embedding.weight"), at.data(), P);
+    n.add_inplace(x, pos);
+    n.be.rewind(mp);
+  }
   for (int64_t i = 0; i < c.layers - (skip - 1); ++i) encoder_layer(n, c, x, layer(i));
   Tensor o = out.reshaped({S, P, D});
   n.be.layer_norm(o, x, n.w.get(kRoot + "final_layer_norm.weight"), n.w.get(kRoot + "final_layer_norm.bias"), 1e-5f);

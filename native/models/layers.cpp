@@ -6,10 +6,10 @@ namespace sd {
 
 Tensor Net::like(const Tensor& x) {
   switch (x.ndim) {
-    case 1: return f32({x.shape[0]});
-    case 2: return f32({x.shape[0], x.shape[1]});
-    case 3: return f32({x.shape[0], x.shape[1], x.shape[2]});
-    default: return f32({x.shape[0], x.shape[1], x.shape[2], x.shape[3]});
+    case 1: return act({x.shape[0]});
+    case 2: return act({x.shape[0], x.shape[1]});
+    case 3: return act({x.shape[0], x.shape[1], x.shape[2]});
+    default: return act({x.shape[0], x.shape[1], x.shape[2], x.shape[3]});
   }
 }
 
@@ -22,7 +22,7 @@ Tensor Net::conv(const Tensor& x, const std::string& p, int stride, int pad) {
   const int64_t k = wt.shape[2];
   if (pad < 0) pad = static_cast<int>(k / 2);
   const int64_t ho = (x.shape[2] + 2 * pad - k) / stride + 1, wo = (x.shape[3] + 2 * pad - k) / stride + 1;
-  Tensor y = f32({x.shape[0], wt.shape[0], ho, wo});
+  Tensor y = act({x.shape[0], wt.shape[0], ho, wo});
   be.conv2d(y, x, wt, w.find(p + ".bias"), stride, pad);
   return y;  // [N, Co, Ho, Wo]
 }
@@ -35,7 +35,7 @@ Tensor Net::conv1x1(const Tensor& x, const std::string& p) {
     throw std::runtime_error("weight '" + p + ".weight' " + wt.shape_str() + " is not a 1x1 conv over " +
                              std::to_string(C) + " channels");
   const int64_t Co = wt.shape[0];
-  Tensor y = f32({N, Co, H, W});
+  Tensor y = act({N, Co, H, W});
   Tensor w4 = wt.reshaped({Co, C, 1, 1});
   be.conv2d(y, x, w4, b, 1, 0);
   return y;
@@ -77,22 +77,22 @@ Tensor Net::add(const Tensor& a, const Tensor& b) {
 }
 
 Tensor Net::transpose12(const Tensor& x) {
-  Tensor y = f32({x.shape[0], x.shape[2], x.shape[1]});
+  Tensor y = act({x.shape[0], x.shape[2], x.shape[1]});
   be.transpose12(y, x);
   return y;
 }
 
 Tensor Net::pad_right_bottom(const Tensor& x) {
   const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
-  Tensor y = f32({N, C, H + 1, W + 1});
+  Tensor y = act({N, C, H + 1, W + 1});
   const size_t m = be.mark();
   // Zeros come from scaling a prefix of an existing activation by 0 (activations are finite).
-  Tensor z1 = f32({N * C * H, 1, 1, 1});
-  be.scale(z1, Tensor(DType::F32, {N * C * H, 1, 1, 1}, x.data), 0.0f);
-  Tensor rows = f32({N * C * H, W + 1, 1, 1});  // every row gets a zero column on the right
+  Tensor z1 = act({N * C * H, 1, 1, 1});
+  be.scale(z1, Tensor(x.type, {N * C * H, 1, 1, 1}, x.data), 0.0f);
+  Tensor rows = act({N * C * H, W + 1, 1, 1});  // every row gets a zero column on the right
   be.concat_channels(rows, x.reshaped({N * C * H, W, 1, 1}), z1);
-  Tensor z2 = f32({N * C, W + 1, 1, 1});
-  be.scale(z2, Tensor(DType::F32, {N * C, W + 1, 1, 1}, rows.data), 0.0f);
+  Tensor z2 = act({N * C, W + 1, 1, 1});
+  be.scale(z2, Tensor(rows.type, {N * C, W + 1, 1, 1}, rows.data), 0.0f);
   Tensor y2 = y.reshaped({N * C, (H + 1) * (W + 1), 1, 1});  // every plane gets a zero row at the bottom
   be.concat_channels(y2, rows.reshaped({N * C, H * (W + 1), 1, 1}), z2);
   be.rewind(m);

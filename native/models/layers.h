@@ -13,7 +13,8 @@ struct Net {
   Backend& be;
   const Weights& w;
 
-  Tensor f32(std::initializer_list<int64_t> dims) { return be.alloc(DType::F32, dims); }
+  // A new activation, stored as the backend's activation_type() (f32, or f16 on a GPU).
+  Tensor act(std::initializer_list<int64_t> dims) { return be.alloc(be.activation_type(), dims); }
   // A new activation with x's shape.
   Tensor like(const Tensor& x);
 

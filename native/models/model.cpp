@@ -88,8 +88,8 @@ std::vector<float> SdModel::run_unet(const float* x, int64_t B, int64_t C, int64
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<float> out(static_cast<size_t>(B * unet_.out_channels * h * w));
   run(Key{1, B, C, h, w, L}, [&](Net& n) {
-    Tensor xt = n.f32({B, C, h, w});
-    Tensor ct = n.f32({B, L, D});
+    Tensor xt = n.act({B, C, h, w});
+    Tensor ct = n.act({B, L, D});
     if (!be_->planning()) {
       be_->upload(xt, x);
       be_->upload(ct, ctx);
@@ -115,7 +115,7 @@ std::vector<float> SdModel::decode_whole(const float* z, int64_t B, int64_t h, i
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<float> out(static_cast<size_t>(B * vae_.image_channels * h * f * w * f));
   run(Key{2, B, h, w, 0, 0}, [&](Net& n) {
-    Tensor zt = n.f32({B, vae_.z_channels, h, w});
+    Tensor zt = n.act({B, vae_.z_channels, h, w});
     if (!be_->planning()) be_->upload(zt, z);
     Tensor y = sd::vae_decode(n, vae_, zt);
     if (!be_->planning()) be_->download(out.data(), y);
@@ -139,7 +139,7 @@ std::vector<float> SdModel::encode_whole(const float* img, int64_t B, int64_t H,
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<float> out(static_cast<size_t>(B * 2 * vae_.z_channels * (H / f) * (W / f)));
   run(Key{3, B, H, W, 0, 0}, [&](Net& n) {
-    Tensor it = n.f32({B, vae_.image_channels, H, W});
+    Tensor it = n.act({B, vae_.image_channels, H, W});
     if (!be_->planning()) be_->upload(it, img);
     Tensor y = sd::vae_encode(n, vae_, it);
     if (!be_->planning()) be_->download(out.data(), y);

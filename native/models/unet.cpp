@@ -33,7 +33,7 @@ void res_block(Net& n, Tensor& out, const Tensor& x, const Tensor& emb_act, cons
 int64_t res_out_channels(const Weights& w, const std::string& p) { return w.get(p + "in_layers.2.weight").shape[0]; }
 
 Tensor res_block(Net& n, const Tensor& x, const Tensor& emb_act, const std::string& p) {
-  Tensor out = n.f32({x.shape[0], res_out_channels(n.w, p), x.shape[2], x.shape[3]});
+  Tensor out = n.act({x.shape[0], res_out_channels(n.w, p), x.shape[2], x.shape[3]});
   res_block(n, out, x, emb_act, p);
   return out;
 }
@@ -72,10 +72,10 @@ void basic_block(Net& n, Tensor& x, const Tensor& ctx, const std::string& p, int
   const int64_t C = x.shape[2], rows = x.shape[0] * x.shape[1], chunk = std::min(rows, ff_chunk_rows);
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t nr = std::min(chunk, rows - r0);
-    Tensor xr(DType::F32, {nr, C}, x.data ? x.f32() + r0 * C : nullptr);
+    Tensor xr(x.type, {nr, C}, x.data ? static_cast<uint8_t*>(x.data) + dtype_row_bytes(x.type, r0 * C) : nullptr);
     Tensor h = n.layer_norm(xr, p + "norm3");
     Tensor pr = n.linear(h, p + "ff.net.0.proj");               // [nr, 2F]
-    Tensor g = n.f32({nr, pr.shape[1] / 2});
+    Tensor g = n.act({nr, pr.shape[1] / 2});
     n.be.geglu(g, pr);                                          // a * gelu(gate)
     n.add_inplace(xr, n.linear(g, p + "ff.net.2"));
     n.be.rewind(m);
@@ -89,7 +89,7 @@ void spatial_transformer(Net& n, Tensor& out, const Tensor& x, const Tensor& ctx
   const size_t m = n.be.mark();
   // proj_in's output first, so the norm and transpose temporaries are rewound before the blocks.
   const Tensor& w_in = n.w.get(p + "proj_in.weight");
-  Tensor t = n.f32({B, HW, w_in.shape[0]});
+  Tensor t = n.act({B, HW, w_in.shape[0]});
   {
     const size_t mt = n.be.mark();
     Tensor h = n.group_norm(x, p + "norm", 1e-6f, false);
@@ -139,7 +139,7 @@ Tensor unet_forward(Net& n, const UnetConfig& c, const Tensor& x, const float* t
   const int64_t B = x.shape[0];
   // Timestep embedding (cos half first) -> time_embed.0 -> SiLU -> time_embed.2; every ResBlock
   // starts its emb_layers with SiLU, so keep SiLU(emb).
-  Tensor te = n.f32({B, c.model_channels});
+  Tensor te = n.act({B, c.model_channels});
   n.be.timestep_embedding(te, t);
   Tensor e1 = n.linear(te, kRoot + "time_embed.0");
   n.be.unary(e1, e1, Unary::Silu);
@@ -177,11 +177,11 @@ Tensor unet_forward(Net& n, const UnetConfig& c, const Tensor& x, const float* t
       most = std::max(most, B * res_out_channels(n.w, p + "0.") * s2.shape[2] * s2.shape[3]);
     }
   }
-  Tensor buf[2] = {n.f32({most}), n.f32({most})};
+  Tensor buf[2] = {n.act({most}), n.act({most})};
   int cur = 1;
   auto next = [&](int64_t C, int64_t H, int64_t W) {
     cur ^= 1;
-    return Tensor(DType::F32, {B, C, H, W}, buf[cur].data);
+    return Tensor(buf[cur].type, {B, C, H, W}, buf[cur].data);
   };
   for (int64_t i = 0; i < c.output_blocks; ++i) {
     const std::string p = blk("output_blocks", i);

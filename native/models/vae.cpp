@@ -30,10 +30,10 @@ void resnet(Net& n, Tensor& out, Tensor& x, const Tensor& room, const std::strin
     n.be.copy(out, x);
   }
   n.be.group_norm(x, x, 32, n.w.get(p + "norm1.weight"), n.w.get(p + "norm1.bias"), kEps, true);
-  Tensor b = n.f32({B, Co, H, W});
+  Tensor b = n.act({B, Co, H, W});
   n.be.conv2d(b, x, n.w.get(p + "conv1.weight", {Co, Ci, 3, 3}), n.w.find(p + "conv1.bias"), 1, 1);
   n.be.group_norm(b, b, 32, n.w.get(p + "norm2.weight"), n.w.get(p + "norm2.bias"), kEps, true);
-  Tensor t(DType::F32, {B, Co, H, W}, room.data);
+  Tensor t(room.type, {B, Co, H, W}, room.data);
   n.be.conv2d(t, b, n.w.get(p + "conv2.weight", {Co, Co, 3, 3}), n.w.find(p + "conv2.bias"), 1, 1);
   n.be.add(out, out, t);
   n.be.rewind(m);
@@ -70,15 +70,15 @@ struct PingPong {
   Tensor buf[2];
   int cur = 0;
   PingPong(Net& net, int64_t numel0, int64_t numel1) : n(net) {
-    buf[0] = n.f32({numel0});
-    buf[1] = n.f32({numel1});
+    buf[0] = n.act({numel0});
+    buf[1] = n.act({numel1});
   }
   PingPong(Net& net, int64_t max_numel) : PingPong(net, max_numel, max_numel) {}
   // A [B, C, H, W] view of the buffer that does not hold the current activation; it becomes current.
   Tensor next(int64_t B, int64_t C, int64_t H, int64_t W) {
     cur ^= 1;
     if (B * C * H * W > buf[cur].numel()) throw std::logic_error("vae: ping-pong buffer sized too small");
-    return Tensor(DType::F32, {B, C, H, W}, buf[cur].data);
+    return Tensor(buf[cur].type, {B, C, H, W}, buf[cur].data);
   }
   // The whole buffer that is not current: after next(), the one holding the previous activation.
   const Tensor& other() const { return buf[cur ^ 1]; }
@@ -173,7 +173,7 @@ Tensor vae_decode(Net& n, const VaeConfig& c, const Tensor& z) {
   // 512x512 that is 256 channels at full resolution, and one buffer shrinks to half (0.67 -> 0.54 GB).
   const bool fused = fused_upsample_mode < 0 ? n.be.fuses_upsample_conv() : fused_upsample_mode == 1;
   const DecoderWalk walk = walk_decoder(n.w, c, B, z.shape[2], z.shape[3], fused);
-  Tensor out = n.f32({B, c.image_channels, walk.H, walk.W});
+  Tensor out = n.act({B, c.image_channels, walk.H, walk.W});
   const size_t m = n.be.mark();
   PingPong pp(n, walk.need[0], walk.need[1]);
   Tensor zq = n.conv(z, kRoot + "post_quant_conv");             // [B, 4, h, w]
@@ -221,7 +221,7 @@ Tensor vae_encode(Net& n, const VaeConfig& c, const Tensor& img) {
     if (n.w.has(down + "downsample.conv.weight")) H /= 2, W /= 2;
   }
   const int64_t z2 = out_channels(n.w, kRoot + "quant_conv");
-  Tensor out = n.f32({B, z2, H, W});
+  Tensor out = n.act({B, z2, H, W});
   const size_t m = n.be.mark();
   PingPong pp(n, most);
   Tensor h = pp.next(B, out_channels(n.w, p + "conv_in"), img.shape[2], img.shape[3]);

@@ -73,8 +73,11 @@ sd::SdModel& model(const char* dtype) {
     sd::ModelOptions opt;
     opt.threads = 2;
     if (const char* b = std::getenv("SDNODE_TEST_BACKEND")) opt.backend = b;  // e.g. cuda on a GPU machine
+    // "f16act": f16 weights on the CPU backend that stores activations as f16 (half_act_backend.cpp).
+    const bool f16act = std::string(dtype) == "f16act";
+    if (f16act) opt.backend = "cpu-f16act";
     opt.has_dtype = std::string(dtype) != "file";
-    if (opt.has_dtype) sd::dtype_from_name(dtype, &opt.dtype);
+    if (opt.has_dtype) sd::dtype_from_name(f16act ? "f16" : dtype, &opt.dtype);
     m = std::make_unique<sd::SdModel>(path, table, opt);
     std::printf("  [%s weights on backend %s]\n", dtype, m->backend_name());
   }
@@ -90,7 +93,7 @@ struct Tol { double clip, unet, vae; };
 // f32: the README's fp32 column. f16 weights are exact (formula values are fp16), so the same.
 // Quantized weights are outside the README; these bounds are set from measurements with ~3x margin.
 const std::map<std::string, Tol> kTol = {
-    {"f32", {1e-5, 2e-5, 2e-5}}, {"f16", {1e-5, 2e-5, 2e-5}},
+    {"f32", {1e-5, 2e-5, 2e-5}}, {"f16", {1e-5, 2e-5, 2e-5}}, {"f16act", {1e-5, 2e-5, 2e-5}},
 // Uniform random weights make q4_0 (7 levels per half-block) a poor approximation, so its golden
 // bounds are loose; models_*_vs_dequantized checks the quantized kernels tightly.
     {"q8_0", {3e-2, 1e-1, 5e-2}}, {"q4_0", {3e-1, 1.0, 8e-1}},
@@ -154,6 +157,24 @@ SD_TEST(models_vae_f32) { check_vae("f32"); }
 SD_TEST(models_clip_f16) { check_clip("f16"); }
 SD_TEST(models_unet_f16) { check_unet("f16"); }
 SD_TEST(models_vae_f16) { check_vae("f16"); }
+// f16 activations (what the CUDA backend's "half" kernel set stores), emulated on the CPU: the
+// fixture README's fp16 column, in an arena about half the f32 one.
+SD_TEST(models_clip_f16act) { check_clip("f16act"); }
+SD_TEST(models_unet_f16act) { check_unet("f16act"); }
+SD_TEST(models_vae_f16act) {
+  check_vae("f16act");
+  sd::SdModel &h = model("f16act"), &f = model("f16");
+  SD_CHECK(h.backend().activation_type() == sd::DType::F16);
+  auto plan = [](sd::SdModel& m) {  // the decoder's arena for a 16x16 latent
+    sd::Net n{m.backend(), m.weights()};
+    m.backend().begin_plan();
+    sd::vae_decode(n, m.vae(), n.act({1, 4, 16, 16}));
+    return static_cast<double>(m.backend().end_plan());
+  };
+  const double ah = plan(h), af = plan(f);
+  std::printf("  VAE decode arena: f16 activations %.2f MB, f32 %.2f MB\n", ah / 1e6, af / 1e6);
+  SD_CHECK(ah < 0.6 * af) << ah << " vs " << af;
+}
 SD_TEST(models_clip_q8_0) { check_clip("q8_0"); }
 SD_TEST(models_unet_q8_0) { check_unet("q8_0"); }
 SD_TEST(models_vae_q8_0) { check_vae("q8_0"); }
@@ -362,7 +383,7 @@ SD_TEST(models_vae_fused_upsample) {
       for (bool plan : {true, false}) {
         if (plan) be->begin_plan();
         const size_t mk = be->mark();
-        sd::Tensor zt = n.f32({1, z.shape[1], z.shape[2], z.shape[3]});
+        sd::Tensor zt = n.act({1, z.shape[1], z.shape[2], z.shape[3]});
         if (!plan) be->upload(zt, z.f.data());
         sd::Tensor y = sd::vae_decode(n, m.vae(), zt);
         if (!plan) be->download(out.data(), y);
@@ -418,7 +439,7 @@ SD_TEST(models_plan_full_size) {
   std::vector<float> t(2, 500.0f);
   for (int64_t px : {256, 512, 768}) {
     const double mb = plan([&] {
-      sd::Tensor x = n.f32({2, 4, px / 8, px / 8}), c = n.f32({2, 77, 768});
+      sd::Tensor x = n.act({2, 4, px / 8, px / 8}), c = n.act({2, 77, 768});
       sd::unet_forward(n, uc, x, t.data(), c);
     });
     std::printf("  UNet %lldx%lld batch 2: activations %.0f MB\n", static_cast<long long>(px), static_cast<long long>(px), mb);
@@ -426,7 +447,7 @@ SD_TEST(models_plan_full_size) {
   for (int fused : {0, 1}) {
     sd::vae_set_fused_upsample(fused);
     for (int64_t px : {256, 512}) {
-      const double mb = plan([&] { sd::vae_decode(n, vc, n.f32({1, 4, px / 8, px / 8})); });
+      const double mb = plan([&] { sd::vae_decode(n, vc, n.act({1, 4, px / 8, px / 8})); });
       std::printf("  VAE decode %lldx%lld whole%s: activations %.0f MB\n", static_cast<long long>(px),
                   static_cast<long long>(px), fused ? ", upsample fused into its conv (CUDA)" : "", mb);
     }
