@@ -12,16 +12,20 @@
 # Expected run time on an H100/H200: build 2-4 min, steps 1-4 about 4 min together.
 #   bash scripts/gpu-check.sh [cuda-arch, default: detected, e.g. 90]
 #   SDNODE_GPU_CHECK_STEPS="ops models bench gen" (default all) runs a subset;
-#   SDNODE_GPU_CHECK_TC="0 1" (default) the kernel sets, each a SDNODE_CUDA_TC value (0, 1, or a list
-#   of gemm,attn,norm, e.g. "0 gemm,norm"); SDNODE_GPU_CHECK_SANITIZE=1 adds a
-#   compute-sanitizer memcheck of the TC op tests (slow; for diagnosing a failure).
+#   SDNODE_GPU_CHECK_TC="0 gemm,attn,norm 1" (default) the kernel sets for the tests, each a
+#   SDNODE_CUDA_TC value (0, 1 = every part, or a list of gemm,attn,norm,half; "half" stores
+#   activations as f16), SDNODE_GPU_CHECK_BENCH_TC="0 1" those for the benchmark;
+#   steps 3 and 4 also run with CUDA graphs (SDNODE_CUDA_GRAPH=1) for TC=1;
+#   SDNODE_GPU_CHECK_SANITIZE=1 adds a compute-sanitizer memcheck of the TC op tests (slow; for
+#   diagnosing a failure).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 arch="${1:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '.')}"
 arch="${arch:-90}"
 steps="${SDNODE_GPU_CHECK_STEPS:-ops models bench gen}"
 gen_modes="${SDNODE_GPU_CHECK_GEN_TC:-1}"
-modes="${SDNODE_GPU_CHECK_TC:-0 1}"
+modes="${SDNODE_GPU_CHECK_TC:-0 gemm,attn,norm 1}"
+bench_modes="${SDNODE_GPU_CHECK_BENCH_TC:-0 1}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 gen=""; command -v ninja >/dev/null && gen="-G Ninja"
 t0=$(date +%s)
@@ -57,12 +61,16 @@ case " $steps " in *" models "*)
   done ;;
 esac
 case " $steps " in *" bench "*)
-  step "full-size bench f16 (TC: $modes)" 300 \
-    env SDNODE_CUDA_TEST_TC="$modes" SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
+  step "full-size bench f16 (TC: $bench_modes)" 300 \
+    env SDNODE_CUDA_TEST_TC="$bench_modes" SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only
+  step "full-size bench f16, TC=1 with CUDA graphs" 200 \
+    env SDNODE_CUDA_GRAPH=1 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
 esac
 case " $steps " in *" gen "*)
-  step "whole 512 generations f16/q8_0/q4_0 (TC: $gen_modes)" 300 \
-    env SDNODE_CUDA_TEST_TC="$gen_modes" ./build-gpu/native/cuda/sdcuda_tests --bench-gen ;;
+  step "whole 512 generations f16/q8_0/q4_0, CUDA graphs (TC: $gen_modes)" 300 \
+    env SDNODE_CUDA_GRAPH=1 SDNODE_CUDA_TEST_TC="$gen_modes" ./build-gpu/native/cuda/sdcuda_tests --bench-gen
+  step "whole 512 generation f16 without graphs (TC: $gen_modes)" 120 \
+    env SDNODE_BENCH_GEN_DTYPES=f16 SDNODE_CUDA_TEST_TC="$gen_modes" ./build-gpu/native/cuda/sdcuda_tests --bench-gen ;;
 esac
 if [ "${SDNODE_GPU_CHECK_SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null; then
   step "compute-sanitizer memcheck, TC=1 ops" 300 \

@@ -2,11 +2,16 @@
 #include <cmath>
 #include <vector>
 
+#include "cuda/act.cuh"
 #include "cuda/common.cuh"
 #include "cuda/cuda_backend.h"
 
 namespace sd {
 namespace {
+
+using cuda::from_f32;
+using cuda::to_f32;
+using cuda::with_act;
 
 constexpr int THREADS = 256;
 #define SD_GRID_LOOP(i, n) \
@@ -14,17 +19,20 @@ constexpr int THREADS = 256;
 
 __device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
 
-__global__ void unary_kernel(const float* x, float* y, int64_t n, int op) {
+// T: the activations' element type (act.cuh); the math is f32.
+template <class T>
+__global__ void unary_kernel(const T* x, T* y, int64_t n, int op) {
   SD_GRID_LOOP(i, n) {
-    const float v = x[i];
-    y[i] = op == 0 ? v / (1.f + expf(-v)) : op == 1 ? gelu_erf(v) : v / (1.f + expf(-1.702f * v));
+    const float v = to_f32(x[i]);
+    y[i] = from_f32<T>(op == 0 ? v / (1.f + expf(-v)) : op == 1 ? gelu_erf(v) : v / (1.f + expf(-1.702f * v)));
   }
 }
 
-__global__ void geglu_kernel(const float* x, float* y, int64_t rows, int64_t n) {
+template <class T>
+__global__ void geglu_kernel(const T* x, T* y, int64_t rows, int64_t n) {
   SD_GRID_LOOP(i, rows * n) {
     const int64_t r = i / n, c = i - r * n;
-    y[i] = x[r * 2 * n + c] * gelu_erf(x[r * 2 * n + n + c]);
+    y[i] = from_f32<T>(to_f32(x[r * 2 * n + c]) * gelu_erf(to_f32(x[r * 2 * n + n + c])));
   }
 }
 
@@ -33,7 +41,8 @@ struct Bcast {
   int64_t bstride[4];  // b's element strides, 0 on broadcast dims
 };
 
-__global__ void binary_kernel(const float* a, const float* b, float* y, int64_t n, Bcast bc, bool mul) {
+template <class T>
+__global__ void binary_kernel(const T* a, const T* b, T* y, int64_t n, Bcast bc, bool mul) {
   SD_GRID_LOOP(i, n) {
     int64_t rem = i, bi = 0;
     for (int d = 3; d >= 0; --d) {
@@ -41,15 +50,19 @@ __global__ void binary_kernel(const float* a, const float* b, float* y, int64_t 
       rem /= bc.shape[d];
       bi += idx * bc.bstride[d];
     }
-    y[i] = mul ? a[i] * b[bi] : a[i] + b[bi];
+    const float u = to_f32(a[i]), v = to_f32(b[bi]);
+    y[i] = from_f32<T>(mul ? u * v : u + v);
   }
 }
 
-__global__ void scale_kernel(const float* x, float* y, int64_t n, float s) {
-  SD_GRID_LOOP(i, n) y[i] = x[i] * s;
+template <class T>
+__global__ void scale_kernel(const T* x, T* y, int64_t n, float s) {
+  SD_GRID_LOOP(i, n) y[i] = from_f32<T>(to_f32(x[i]) * s);
 }
 
-__global__ void upsample_kernel(const float* x, float* y, int64_t nc, int h, int w, int ho, int wo) {
+// Data movement copies elements as they are, whatever their type.
+template <class T>
+__global__ void upsample_kernel(const T* x, T* y, int64_t nc, int h, int w, int ho, int wo) {
   SD_GRID_LOOP(i, nc * ho * wo) {
     const int64_t c = i / (static_cast<int64_t>(ho) * wo);
     const int p = static_cast<int>(i - c * ho * wo), oy = p / wo, ox = p % wo;
@@ -58,7 +71,8 @@ __global__ void upsample_kernel(const float* x, float* y, int64_t nc, int h, int
   }
 }
 
-__global__ void concat_kernel(const float* a, const float* b, float* y, int64_t n, int64_t ca, int64_t cb, int64_t plane) {
+template <class T>
+__global__ void concat_kernel(const T* a, const T* b, T* y, int64_t n, int64_t ca, int64_t cb, int64_t plane) {
   SD_GRID_LOOP(i, n) {
     const int64_t per = (ca + cb) * plane;
     const int64_t img = i / per, r = i - img * per;
@@ -66,7 +80,8 @@ __global__ void concat_kernel(const float* a, const float* b, float* y, int64_t 
   }
 }
 
-__global__ void transpose12_kernel(const float* x, float* y, int64_t B, int64_t A, int64_t C) {
+template <class T>
+__global__ void transpose12_kernel(const T* x, T* y, int64_t B, int64_t A, int64_t C) {
   // y[b, c, a] = x[b, a, c]
   SD_GRID_LOOP(i, B * A * C) {
     const int64_t b = i / (A * C), r = i - b * A * C, c = r / A, a = r - c * A;
@@ -118,14 +133,20 @@ __global__ void get_rows_small_kernel(const uint8_t* table, DType t, int64_t row
 void CudaBackend::do_unary(Tensor& y, const Tensor& x, Unary op) {
   const OpSync op_sync{this};
   const int64_t n = x.numel();
-  unary_kernel<<<blocks_for(n), THREADS, 0, stream()>>>(x.f32(), y.f32(), n, static_cast<int>(op));
+  with_act(x.type, [&](auto tag) {
+    using T = decltype(tag);
+    unary_kernel<T><<<blocks_for(n), THREADS, 0, stream()>>>(x.as<T>(), y.as<T>(), n, static_cast<int>(op));
+  });
   SD_CUDA_LAUNCHED("unary");
 }
 
 void CudaBackend::do_geglu(Tensor& y, const Tensor& x) {
   const OpSync op_sync{this};
   const int64_t rows = y.rows(), n = y.row_len();
-  geglu_kernel<<<blocks_for(rows * n), THREADS, 0, stream()>>>(x.f32(), y.f32(), rows, n);
+  with_act(x.type, [&](auto tag) {
+    using T = decltype(tag);
+    geglu_kernel<T><<<blocks_for(rows * n), THREADS, 0, stream()>>>(x.as<T>(), y.as<T>(), rows, n);
+  });
   SD_CUDA_LAUNCHED("geglu");
 }
 
@@ -145,21 +166,30 @@ static Bcast make_bcast(const Tensor& a, const Tensor& b) {
 void CudaBackend::do_add(Tensor& y, const Tensor& a, const Tensor& b) {
   const OpSync op_sync{this};
   const int64_t n = a.numel();
-  binary_kernel<<<blocks_for(n), THREADS, 0, stream()>>>(a.f32(), b.f32(), y.f32(), n, make_bcast(a, b), false);
+  with_act(a.type, [&](auto tag) {
+    using T = decltype(tag);
+    binary_kernel<T><<<blocks_for(n), THREADS, 0, stream()>>>(a.as<T>(), b.as<T>(), y.as<T>(), n, make_bcast(a, b), false);
+  });
   SD_CUDA_LAUNCHED("add");
 }
 
 void CudaBackend::do_mul(Tensor& y, const Tensor& a, const Tensor& b) {
   const OpSync op_sync{this};
   const int64_t n = a.numel();
-  binary_kernel<<<blocks_for(n), THREADS, 0, stream()>>>(a.f32(), b.f32(), y.f32(), n, make_bcast(a, b), true);
+  with_act(a.type, [&](auto tag) {
+    using T = decltype(tag);
+    binary_kernel<T><<<blocks_for(n), THREADS, 0, stream()>>>(a.as<T>(), b.as<T>(), y.as<T>(), n, make_bcast(a, b), true);
+  });
   SD_CUDA_LAUNCHED("mul");
 }
 
 void CudaBackend::do_scale(Tensor& y, const Tensor& x, float s) {
   const OpSync op_sync{this};
   const int64_t n = x.numel();
-  scale_kernel<<<blocks_for(n), THREADS, 0, stream()>>>(x.f32(), y.f32(), n, s);
+  with_act(x.type, [&](auto tag) {
+    using T = decltype(tag);
+    scale_kernel<T><<<blocks_for(n), THREADS, 0, stream()>>>(x.as<T>(), y.as<T>(), n, s);
+  });
   SD_CUDA_LAUNCHED("scale");
 }
 
@@ -171,23 +201,33 @@ void CudaBackend::do_copy(Tensor& y, const Tensor& x) {
 void CudaBackend::do_upsample_nearest(Tensor& y, const Tensor& x) {
   const OpSync op_sync{this};
   const int64_t nc = x.shape[0] * x.shape[1];
-  upsample_kernel<<<blocks_for(y.numel()), THREADS, 0, stream()>>>(x.f32(), y.f32(), nc, static_cast<int>(x.shape[2]),
-                                                                  static_cast<int>(x.shape[3]), static_cast<int>(y.shape[2]),
-                                                                  static_cast<int>(y.shape[3]));
+  with_act(x.type, [&](auto tag) {
+    using T = decltype(tag);
+    upsample_kernel<T><<<blocks_for(y.numel()), THREADS, 0, stream()>>>(
+        x.as<T>(), y.as<T>(), nc, static_cast<int>(x.shape[2]), static_cast<int>(x.shape[3]), static_cast<int>(y.shape[2]),
+        static_cast<int>(y.shape[3]));
+  });
   SD_CUDA_LAUNCHED("upsample_nearest");
 }
 
 void CudaBackend::do_concat_channels(Tensor& y, const Tensor& a, const Tensor& b) {
   const OpSync op_sync{this};
   const int64_t plane = a.shape[2] * a.shape[3];
-  concat_kernel<<<blocks_for(y.numel()), THREADS, 0, stream()>>>(a.f32(), b.f32(), y.f32(), y.numel(), a.shape[1],
-                                                                 b.shape[1], plane);
+  with_act(a.type, [&](auto tag) {
+    using T = decltype(tag);
+    concat_kernel<T><<<blocks_for(y.numel()), THREADS, 0, stream()>>>(a.as<T>(), b.as<T>(), y.as<T>(), y.numel(),
+                                                                      a.shape[1], b.shape[1], plane);
+  });
   SD_CUDA_LAUNCHED("concat_channels");
 }
 
 void CudaBackend::do_transpose12(Tensor& y, const Tensor& x) {
   const OpSync op_sync{this};
-  transpose12_kernel<<<blocks_for(x.numel()), THREADS, 0, stream()>>>(x.f32(), y.f32(), x.shape[0], x.shape[1], x.shape[2]);
+  with_act(x.type, [&](auto tag) {
+    using T = decltype(tag);
+    transpose12_kernel<T><<<blocks_for(x.numel()), THREADS, 0, stream()>>>(x.as<T>(), y.as<T>(), x.shape[0], x.shape[1],
+                                                                           x.shape[2]);
+  });
   SD_CUDA_LAUNCHED("transpose12");
 }
 

@@ -69,6 +69,11 @@ std::string env(const char* k, const char* def) {
   return v && *v ? v : def;
 }
 
+// How the kernel set is named in bench lines: the SDNODE_CUDA_TC value, plus CUDA graphs when on.
+std::string mode_label(const std::string& mode) {
+  return "TC=" + mode + (env("SDNODE_CUDA_GRAPH", "0") == "1" ? " +graphs" : "");
+}
+
 }  // namespace
 
 void run_kernel_bench(sd::Backend& gpu) {
@@ -134,7 +139,7 @@ void run_model_bench(const std::vector<std::string>& modes) {
       opt.backend = "cuda";
       double t0 = now_s();
       auto model = sdtest::full_size_model(opt, want);
-      std::printf("== bench-model SDNODE_CUDA_TC=%s, %s weights (%.2f GiB), built in %.1f s\n", mode.c_str(),
+      std::printf("== bench-model %s, %s weights (%.2f GiB), built in %.1f s\n", mode_label(mode).c_str(),
                   dt.c_str(), model->weight_bytes() / 1073741824.0, now_s() - t0);
       std::vector<int32_t> ids(2 * 77, 49407);
       model->encode_text(ids.data(), 2, 77, 1);
@@ -245,9 +250,9 @@ void run_gen_bench(const std::vector<std::string>& modes) {
         std::sort(step_ms.begin(), step_ms.end());
         const double med = step_ms[step_ms.size() / 2];
         if (dt == "f16") f16_step = med;
-        std::printf("  gen %dx%d %s TC=%s: %.1f ms whole (CLIP %.2f, %d UNet steps median %.2f ms%s, VAE decode %.2f); "
+        std::printf("  gen %dx%d %s %s: %.1f ms whole (CLIP %.2f, %d UNet steps median %.2f ms%s, VAE decode %.2f); "
                     "peak VRAM %.3f GB (weights %.3f GB)\n",
-                    static_cast<int>(px), static_cast<int>(px), dt.c_str(), mode.c_str(), total, clip_ms, steps, med,
+                    static_cast<int>(px), static_cast<int>(px), dt.c_str(), mode_label(mode).c_str(), total, clip_ms, steps, med,
                     f16_step > 0 && dt != "f16" ? (" = " + std::to_string(med / f16_step).substr(0, 4) + "x f16").c_str() : "",
                     vae_ms, peak / 1e9, model->weight_bytes() / 1e9);
       } catch (const std::exception& e) {
