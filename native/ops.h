@@ -87,7 +87,8 @@ class Backend {
   // y[B, C, A] = x[B, A, C] transposed (NCHW <-> tokens: [B, C, HW] <-> [B, HW, C]).
   void transpose12(Tensor& y, const Tensor& x);
   // y[B, dim]: [cos(t*f_i) for i < dim/2, sin(t*f_i) ...], f_i = exp(-ln(max_period) * i / (dim/2)).
-  void timestep_embedding(Tensor& y, const float* t, float max_period = 10000.0f);
+  // t: f32 [B] on this backend (an activation, so a recorded forward reads each step's timesteps).
+  void timestep_embedding(Tensor& y, const Tensor& t, float max_period = 10000.0f);
   // y[M, D] = table[ids[m], :] for a table of any dtype; ids are host int32 in [0, V).
   void get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids);
 
@@ -140,7 +141,7 @@ class Backend {
   virtual void do_upsample_nearest(Tensor& y, const Tensor& x) = 0;
   virtual void do_concat_channels(Tensor& y, const Tensor& a, const Tensor& b) = 0;
   virtual void do_transpose12(Tensor& y, const Tensor& x) = 0;
-  virtual void do_timestep_embedding(Tensor& y, const float* t, float max_period) = 0;
+  virtual void do_timestep_embedding(Tensor& y, const Tensor& t, float max_period) = 0;
   virtual void do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) = 0;
 
  private:

@@ -90,11 +90,13 @@ std::vector<float> SdModel::run_unet(const float* x, int64_t B, int64_t C, int64
   run(Key{1, B, C, h, w, L}, [&](Net& n) {
     Tensor xt = n.f32({B, C, h, w});
     Tensor ct = n.f32({B, L, D});
+    Tensor tt = n.f32({B});
     if (!be_->planning()) {
       be_->upload(xt, x);
       be_->upload(ct, ctx);
+      be_->upload(tt, t);
     }
-    Tensor y = unet_forward(n, unet_, xt, t, ct);
+    Tensor y = unet_forward(n, unet_, xt, tt, ct);
     if (!be_->planning()) be_->download(out.data(), y);
   });
   return out;
