@@ -11,6 +11,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -98,6 +99,14 @@ class Backend {
   // dot products (faster on CPUs, less exact: see conv_int8.cpp). Backends without it ignore it.
   virtual void set_quantized_conv_activations(bool on) {}
   virtual int threads() const { return 1; }
+  // Runs body(): a forward whose inputs already sit in activation tensors and whose result it
+  // copies into one allocated before the call. A backend may record body's ops the first times it
+  // sees `key` and afterwards replay them without issuing each op from the host (CUDA graphs), so
+  // body must take every per-call value from device tensors, never from host memory, and must not
+  // read results on the host. `key` names everything body's ops depend on besides the arena state
+  // (the caller's shapes, and which arena tensors it passes): the same key at the same arena mark
+  // means the same ops on the same pointers. Default: just runs body.
+  virtual void run_replayable(const std::string& /*key*/, const std::function<void()>& body) { body(); }
   // True when linear/conv/attention round their inputs to fp16 (tensor cores, f32 accumulation):
   // results then match the CPU within fp16 tolerances, not fp32 ones (tests pick their tier by it).
   virtual bool f16_compute() const { return false; }

@@ -26,6 +26,9 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   tc_gemm_ = has("gemm");
   tc_attn_ = has("attn");
   tc_norm_ = has("norm");
+  // Graph replay of UNet steps (graph.cu): opt-in until a GPU run proves it.
+  const char* graph = std::getenv("SDNODE_CUDA_GRAPH");
+  graphs_on_ = graph && std::string(graph) == "1";
   SD_CUDA(cudaSetDevice(device));
   SD_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 }
@@ -33,6 +36,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
 CudaBackend::~CudaBackend() {
   cudaSetDevice(device_);
   if (stream_) cudaStreamSynchronize(stream_);
+  drop_graphs();
   weights_.clear();
   arena_.reset();
   scratch_.reset();
@@ -42,12 +46,23 @@ CudaBackend::~CudaBackend() {
 void CudaBackend::reserve_activations(size_t bytes) {
   SD_CUDA(cudaSetDevice(device_));
   SD_CUDA(cudaStreamSynchronize(stream_));
+  drop_graphs();  // they point into the arena being replaced
   arena_.reset();
   void* p = nullptr;
   SD_CUDA(cudaMalloc(&p, bytes ? bytes : 256));
   arena_.reset(p);
   capacity_ = bytes;
   used_ = 0;
+}
+
+void CudaBackend::release_activations() {
+  SD_CUDA(cudaSetDevice(device_));
+  SD_CUDA(cudaStreamSynchronize(stream_));
+  drop_graphs();
+  arena_.reset();
+  capacity_ = used_ = 0;
+  scratch_.reset();
+  scratch_bytes_ = 0;
 }
 
 void* CudaBackend::do_alloc(size_t bytes) {
@@ -61,7 +76,12 @@ void* CudaBackend::do_alloc(size_t bytes) {
 
 void* CudaBackend::scratch(size_t bytes) {
   if (bytes > scratch_bytes_) {
+    // A capture cannot hold the sync (and its graph would point at the buffer freed here); the
+    // eager first run of every step sizes the buffer, so this only happens if that was skipped.
+    if (capturing_)
+      throw std::runtime_error("cuda scratch must grow to " + std::to_string(bytes) + " bytes during a graph capture");
     SD_CUDA(cudaStreamSynchronize(stream_));
+    drop_graphs();
     scratch_.reset();
     void* p = nullptr;
     SD_CUDA(cudaMalloc(&p, bytes));
