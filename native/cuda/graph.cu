@@ -13,12 +13,13 @@
 // eagerly. A step that cannot be captured is run eagerly from then on, after one line on stderr.
 //
 // Capture-safety of the ops a UNet step reaches (audited): linear/conv (v0 and TC), attention,
-// norms, elementwise and layout ops only launch kernels, with small host tables as kernel
-// parameters; copy is a device-to-device cudaMemcpyAsync and the split group_norm a
+// norms, elementwise and layout ops only launch kernels whose parameters are pointers and
+// shape-derived constants (broadcast strides, timestep frequencies), the same every call; copy is a device-to-device cudaMemcpyAsync and the split group_norm a
 // cudaMemsetAsync, both capturable; timestep_embedding reads t from device memory and computes
 // wide frequency tables in the kernel. scratch() throws instead of growing during a capture.
-// OpSync syncs only while profiling, when nothing is captured. get_rows (CLIP only) copies ids of
-// more than 960 tokens from host memory and syncs: it must not be used inside run_replayable.
+// OpSync syncs only while profiling, when nothing is captured. Not replayable: get_rows (CLIP
+// only) takes host ids, baked into the kernel's parameters (a replay would reuse the captured
+// ids) or, beyond 960 ids, copied from host memory with a sync; keep it out of run_replayable.
 #include <algorithm>
 #include <cstdio>
 #include <exception>
@@ -35,7 +36,8 @@ CudaBackend::Recorded* CudaBackend::find_recorded(const std::string& key) {
 }
 
 void CudaBackend::run_replayable(const std::string& key, const std::function<void()>& body) {
-  if (!graphs_on_ || planning() || profiling() || uncapturable_.count(key)) return body();
+  // A nested step inside a capture is simply part of the outer graph.
+  if (!graphs_on_ || planning() || profiling() || capturing_ || uncapturable_.count(key)) return body();
   Recorded* r = find_recorded(key);
   if (!r) {
     body();  // first run: eager, sizes the scratch buffer
