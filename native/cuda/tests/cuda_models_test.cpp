@@ -82,7 +82,7 @@ struct StderrCapture {
 // stale latents fails. The CPU result is within ~2e-6 of the golden, so the golden tolerance tier
 // (f32 or fp16 compute) applies to it as well.
 void check_graph_replay(const std::string& path, const std::vector<sd::TensorEntry>& table) {
-  const auto x0 = sdtest::golden("unet.x"), t0 = sdtest::golden("unet.t"), ctx = sdtest::golden("unet.ctx");
+  const auto x0 = sdtest::golden("unet.x"), ctx = sdtest::golden("unet.ctx");
   const int64_t B = x0.shape[0], C = x0.shape[1], h = x0.shape[2], w = x0.shape[3];
   sd::ModelOptions opt;
   opt.has_dtype = true;
@@ -97,6 +97,8 @@ void check_graph_replay(const std::string& path, const std::vector<sd::TensorEnt
   }
   const double tol = gpu->backend().f16_compute() ? 1e-2 : kTol.at("f32").unet;
   const float times[6][2] = {{999.f, 999.f}, {500.5f, 21.f}, {37.f, 811.25f}, {37.f, 811.25f}, {1.f, 640.f}, {250.f, 3.5f}};
+  const char* phase[6] = {"eager", "captured", "replayed, new t", "replayed, new x", "eager after release",
+                          "captured after release"};
   std::vector<float> x = x0.f, prev;
   StderrCapture err_text;
   for (int step = 0; step < 6; ++step) {
@@ -108,10 +110,11 @@ void check_graph_replay(const std::string& path, const std::vector<sd::TensorEnt
     const auto ref = cpu.run_unet(x.data(), B, C, h, w, t.data(), ctx.f.data(), ctx.shape[1], ctx.shape[2]);
     const auto out = gpu->run_unet(x.data(), B, C, h, w, t.data(), ctx.f.data(), ctx.shape[1], ctx.shape[2]);
     const double e = out.size() == ref.size() ? sdtest::max_rel_err(out.data(), ref.data(), out.size()) : 1e9;
-    check("graph step " + std::to_string(step + 1) + " vs cpu", e, tol);
-    // The inputs changed, so must the output: a replay of stale inputs could not pass the check
-    // above only if the reference had not moved either.
-    if (!prev.empty()) check("graph step " + std::to_string(step + 1) + " moved", ref == prev ? 1.0 : 0.0, 0.0);
+    const std::string name = "graph step " + std::to_string(step + 1) + " (" + phase[step] + ")";
+    check(name + " vs cpu", e, tol);
+    // Each step's inputs differ from the last one's, so must its reference: otherwise the check
+    // above could not tell a replay of stale inputs from a fresh one.
+    if (!prev.empty()) check(name + " output moved", ref == prev ? 1.0 : 0.0, 0.0);
     prev = ref;
   }
   const std::string said = err_text.finish();
