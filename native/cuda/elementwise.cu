@@ -205,8 +205,10 @@ void CudaBackend::do_timestep_embedding(Tensor& y, const Tensor& t, float max_pe
   const float neg_log = static_cast<float>(-std::log(static_cast<double>(max_period)));
   if (half <= kSmall) {
     SmallF32 freqs{};
-    for (int64_t i = 0; i < half; ++i)
-      freqs.v[i] = static_cast<float>(std::exp(static_cast<double>(neg_log * static_cast<float>(i) / static_cast<float>(half))));
+    for (int64_t i = 0; i < half; ++i) {
+      const float e = neg_log * static_cast<float>(i) / static_cast<float>(half);  // as the CPU backend
+      freqs.v[i] = static_cast<float>(std::exp(static_cast<double>(e)));
+    }
     timestep_small_kernel<<<blocks_for(B * half), THREADS, 0, stream()>>>(t.f32(), freqs, y.f32(), B, half);
   } else {
     timestep_kernel<<<blocks_for(B * half), THREADS, 0, stream()>>>(t.f32(), neg_log, y.f32(), B, half);

@@ -14,12 +14,13 @@
 //
 // Capture-safety of the ops a UNet step reaches (audited): linear/conv (v0 and TC), attention,
 // norms, elementwise and layout ops only launch kernels whose parameters are pointers and
-// shape-derived constants (broadcast strides, timestep frequencies), the same every call; copy is a device-to-device cudaMemcpyAsync and the split group_norm a
-// cudaMemsetAsync, both capturable; timestep_embedding reads t from device memory and computes
-// wide frequency tables in the kernel. scratch() throws instead of growing during a capture.
-// OpSync syncs only while profiling, when nothing is captured. Not replayable: get_rows (CLIP
-// only) takes host ids, baked into the kernel's parameters (a replay would reuse the captured
-// ids) or, beyond 960 ids, copied from host memory with a sync; keep it out of run_replayable.
+// shape-derived constants (broadcast strides, timestep frequencies), the same every call; copy is
+// a device-to-device cudaMemcpyAsync and the split group_norm a cudaMemsetAsync, both capturable;
+// timestep_embedding reads t from device memory and computes wide frequency tables in the kernel.
+// scratch() throws instead of growing during a capture. OpSync syncs only while profiling, when
+// nothing is captured. Not replayable: get_rows (CLIP only) takes host ids, baked into the
+// kernel's parameters (a replay would reuse the captured ids) or, beyond 960 ids, copied from host
+// memory with a sync; keep it out of run_replayable.
 #include <algorithm>
 #include <cstdio>
 #include <exception>

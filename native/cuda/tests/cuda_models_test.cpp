@@ -96,7 +96,8 @@ void check_graph_replay(const std::string& path, const std::vector<sd::TensorEnt
     gpu = std::make_unique<sd::SdModel>(path, table, opt);
   }
   const double tol = gpu->backend().f16_compute() ? 1e-2 : kTol.at("f32").unet;
-  const float times[6][2] = {{999.f, 999.f}, {500.5f, 21.f}, {37.f, 811.25f}, {37.f, 811.25f}, {1.f, 640.f}, {250.f, 3.5f}};
+  const float times[6][2] = {{999.f, 999.f}, {500.5f, 21.f}, {37.f, 811.25f},
+                             {37.f, 811.25f}, {1.f, 640.f},  {250.f, 3.5f}};
   const char* phase[6] = {"eager", "captured", "replayed, new t", "replayed, new x", "eager after release",
                           "captured after release"};
   std::vector<float> x = x0.f, prev;
