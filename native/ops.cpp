@@ -333,10 +333,14 @@ void Backend::transpose12(Tensor& y, const Tensor& x) {
   do_transpose12(y, x);
 }
 
-void Backend::timestep_embedding(Tensor& y, const float* t, float max_period) {
-  need_act("timestep_embedding", "y", y, activation_type());
-  need_ndim("timestep_embedding", "y", y, 2);
-  if (y.shape[1] % 2 != 0) fail("timestep_embedding", "dim must be even");
+void Backend::timestep_embedding(Tensor& y, const Tensor& t, float max_period) {
+  const char* op = "timestep_embedding";
+  need_ndim(op, "y", y, 2);
+  need_act(op, "y", y, activation_type());
+  if (y.shape[1] % 2 != 0) fail(op, "dim must be even, got y " + y.shape_str());
+  need_ndim(op, "t", t, 1);
+  need_f32(op, "t", t);
+  need_numel(op, "t", t, y.shape[0]);
   if (planning_) return;
   OpTimer timer(this, "layout", 0.0);
   do_timestep_embedding(y, t, max_period);

@@ -11,6 +11,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -100,7 +101,8 @@ class Backend {
   // y[B, C, A] = x[B, A, C] transposed (NCHW <-> tokens: [B, C, HW] <-> [B, HW, C]).
   void transpose12(Tensor& y, const Tensor& x);
   // y[B, dim]: [cos(t*f_i) for i < dim/2, sin(t*f_i) ...], f_i = exp(-ln(max_period) * i / (dim/2)).
-  void timestep_embedding(Tensor& y, const float* t, float max_period = 10000.0f);
+  // t: f32 [B] on this backend (an activation, so a recorded forward reads each step's timesteps).
+  void timestep_embedding(Tensor& y, const Tensor& t, float max_period = 10000.0f);
   // y[M, D] = table[ids[m], :] for a table of any dtype; ids are host int32 in [0, V).
   void get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids);
 
@@ -110,6 +112,14 @@ class Backend {
   // dot products (faster on CPUs, less exact: see conv_int8.cpp). Backends without it ignore it.
   virtual void set_quantized_conv_activations(bool on) {}
   virtual int threads() const { return 1; }
+  // Runs body(): a forward whose inputs already sit in activation tensors and whose result it
+  // copies into one allocated before the call. A backend may record body's ops the first times it
+  // sees `key` and afterwards replay them without issuing each op from the host (CUDA graphs), so
+  // body must take every per-call value from device tensors, never from host memory, and must not
+  // read results on the host. `key` names everything body's ops depend on besides the arena state
+  // (the caller's shapes, and which arena tensors it passes): the same key at the same arena mark
+  // means the same ops on the same pointers. Default: just runs body.
+  virtual void run_replayable(const std::string& /*key*/, const std::function<void()>& body) { body(); }
   // True when linear/conv/attention round their inputs to fp16 (tensor cores, f32 accumulation):
   // results then match the CPU within fp16 tolerances, not fp32 ones (tests pick their tier by it).
   virtual bool f16_compute() const { return false; }
@@ -154,7 +164,7 @@ class Backend {
   virtual void do_conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) = 0;
   virtual void do_concat_channels(Tensor& y, const Tensor& a, const Tensor& b) = 0;
   virtual void do_transpose12(Tensor& y, const Tensor& x) = 0;
-  virtual void do_timestep_embedding(Tensor& y, const float* t, float max_period) = 0;
+  virtual void do_timestep_embedding(Tensor& y, const Tensor& t, float max_period) = 0;
   virtual void do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) = 0;
 
   void set_activation_type(DType t) { act_type_ = t; }

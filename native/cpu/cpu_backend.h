@@ -62,7 +62,7 @@ class CpuBackend final : public Backend {
   void do_conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;
   void do_concat_channels(Tensor& y, const Tensor& a, const Tensor& b) override;
   void do_transpose12(Tensor& y, const Tensor& x) override;
-  void do_timestep_embedding(Tensor& y, const float* t, float max_period) override;
+  void do_timestep_embedding(Tensor& y, const Tensor& t, float max_period) override;
   void do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) override;
 
  private:

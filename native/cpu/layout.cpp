@@ -68,12 +68,13 @@ void CpuBackend::do_transpose12(Tensor& y, const Tensor& x) {
   });
 }
 
-void CpuBackend::do_timestep_embedding(Tensor& y, const float* t, float max_period) {
+void CpuBackend::do_timestep_embedding(Tensor& y, const Tensor& tt, float max_period) {
   // As diffusers' get_timestep_embedding in float32 (flip_sin_to_cos: cos half first):
   //   freqs = exp(-log(max_period) * arange(half) / half); args = t[:, None] * freqs[None]
   const int64_t B = y.shape[0], half = y.shape[1] / 2;
   const float neg_log = static_cast<float>(-std::log(static_cast<double>(max_period)));
   float* out = y.f32();  // y: [B, 2 * half]
+  const float* t = tt.f32();
   for (int64_t i = 0; i < half; ++i) {
     const float e = neg_log * static_cast<float>(i) / static_cast<float>(half);
     const float f = static_cast<float>(std::exp(static_cast<double>(e)));

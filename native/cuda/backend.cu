@@ -4,6 +4,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "core/quant.h"
 #include "cuda/cuda_backend.h"
@@ -16,8 +17,9 @@ void cuda_check(cudaError_t e, const char* what) {
 
 CudaBackend::CudaBackend(int device) : device_(device) {
   // Opt-in until proven on a GPU (scripts/gpu-check.sh runs both); then the default becomes on.
-  // "1" takes every TC-mode kernel; a comma list of gemm (linear + conv), attn, norm takes some, so a
-  // GPU session can enable the parts that pass while another is being fixed.
+  // "1" takes every TC-mode part; a comma list of gemm (linear + conv), attn, norm, half (activations
+  // stored as f16) takes some, so a GPU session can enable the parts that pass while another is
+  // being fixed.
   const char* tc = std::getenv("SDNODE_CUDA_TC");
   const std::string sel = tc ? tc : "";
   auto has = [&](const char* part) {
@@ -26,6 +28,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   tc_gemm_ = has("gemm");
   tc_attn_ = has("attn");
   tc_norm_ = has("norm");
+  if (has("half")) set_activation_type(DType::F16);
+  // Graph replay of UNet steps (graph.cu): opt-in until a GPU run proves it.
+  const char* graph = std::getenv("SDNODE_CUDA_GRAPH");
+  graphs_on_ = graph && std::string(graph) == "1";
   SD_CUDA(cudaSetDevice(device));
   SD_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 }
@@ -33,6 +39,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
 CudaBackend::~CudaBackend() {
   cudaSetDevice(device_);
   if (stream_) cudaStreamSynchronize(stream_);
+  drop_graphs();
   weights_.clear();
   arena_.reset();
   scratch_.reset();
@@ -42,12 +49,23 @@ CudaBackend::~CudaBackend() {
 void CudaBackend::reserve_activations(size_t bytes) {
   SD_CUDA(cudaSetDevice(device_));
   SD_CUDA(cudaStreamSynchronize(stream_));
+  drop_graphs();  // they point into the arena being replaced
   arena_.reset();
   void* p = nullptr;
   SD_CUDA(cudaMalloc(&p, bytes ? bytes : 256));
   arena_.reset(p);
   capacity_ = bytes;
   used_ = 0;
+}
+
+void CudaBackend::release_activations() {
+  SD_CUDA(cudaSetDevice(device_));
+  SD_CUDA(cudaStreamSynchronize(stream_));
+  drop_graphs();
+  arena_.reset();
+  capacity_ = used_ = 0;
+  scratch_.reset();
+  scratch_bytes_ = 0;
 }
 
 void* CudaBackend::do_alloc(size_t bytes) {
@@ -63,7 +81,12 @@ void* CudaBackend::do_alloc(size_t bytes) {
 
 void* CudaBackend::scratch(size_t bytes) {
   if (bytes > scratch_bytes_) {
+    // A capture cannot hold the sync (and its graph would point at the buffer freed here); the
+    // eager first run of every step sizes the buffer, so this only happens if that was skipped.
+    if (capturing_)
+      throw std::runtime_error("cuda scratch must grow to " + std::to_string(bytes) + " bytes during a graph capture");
     SD_CUDA(cudaStreamSynchronize(stream_));
+    drop_graphs();
     scratch_.reset();
     void* p = nullptr;
     SD_CUDA(cudaMalloc(&p, bytes));
@@ -118,14 +141,29 @@ void* CudaBackend::weight_slot(size_t bytes) {
   return p;
 }
 
+// f16 tensors (activations in the "half" set) are converted on the host, where the f32 data is.
 void CudaBackend::upload(Tensor& dst, const float* src) {
-  SD_CUDA(cudaMemcpyAsync(dst.data, src, dst.nbytes(), cudaMemcpyHostToDevice, stream_));
+  std::vector<uint8_t> conv;
+  const void* from = src;
+  if (dst.type != DType::F32) {
+    conv.resize(dst.nbytes());
+    from_f32_row(dst.type, src, conv.data(), dst.numel());
+    from = conv.data();
+  }
+  SD_CUDA(cudaMemcpyAsync(dst.data, from, dst.nbytes(), cudaMemcpyHostToDevice, stream_));
   SD_CUDA(cudaStreamSynchronize(stream_));
 }
 
 void CudaBackend::download(float* dst, const Tensor& src) {
-  SD_CUDA(cudaMemcpyAsync(dst, src.data, src.nbytes(), cudaMemcpyDeviceToHost, stream_));
+  if (src.type == DType::F32) {
+    SD_CUDA(cudaMemcpyAsync(dst, src.data, src.nbytes(), cudaMemcpyDeviceToHost, stream_));
+    SD_CUDA(cudaStreamSynchronize(stream_));
+    return;
+  }
+  std::vector<uint8_t> conv(src.nbytes());
+  SD_CUDA(cudaMemcpyAsync(conv.data(), src.data, src.nbytes(), cudaMemcpyDeviceToHost, stream_));
   SD_CUDA(cudaStreamSynchronize(stream_));
+  to_f32_row(src.type, conv.data(), dst, src.numel());
 }
 
 }  // namespace sd

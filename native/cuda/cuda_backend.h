@@ -8,12 +8,24 @@
 // accumulation, plus a many-block group_norm, selected by SDNODE_CUDA_TC=1 (read once when the
 // backend is created; scripts/cuda-emu-check.sh runs these kernels on the host). The default
 // stays v0 until a GPU run of scripts/gpu-check.sh passes with TC=1; the next GPU session flips the
-// default (tc_* below) once it does. f16 activations in memory and graphs are later steps.
+// default (tc_* below) once it does. The "half" part of SDNODE_CUDA_TC (in "1") stores activations
+// as f16 (Backend::activation_type; every kernel is templated on it, act.cuh): half the arena and the
+// memory traffic, with GroupNorm/LayerNorm statistics, softmax and accumulation kept in f32.
+//
+// CUDA graphs (graph.cu), opt-in with SDNODE_CUDA_GRAPH=1 (read once when the backend is created;
+// default off until a GPU run proves them): run_replayable() runs a UNet step op by op the first
+// time it sees a shape, captures it into a graph the second time and from then on launches that
+// graph, so a step costs one launch instead of one host call per kernel. No op syncs the host or
+// copies from host memory inside a step (kernel-parameter tables, device-side timesteps); the
+// scratch buffer may grow only outside a capture.
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ops.h"
@@ -24,6 +36,15 @@ struct CudaFree {
   void operator()(void* p) const noexcept { cudaFree(p); }
 };
 using DeviceBuffer = std::unique_ptr<void, CudaFree>;
+
+struct CudaGraphFree {
+  void operator()(cudaGraph_t g) const noexcept { cudaGraphDestroy(g); }
+};
+struct CudaGraphExecFree {
+  void operator()(cudaGraphExec_t g) const noexcept { cudaGraphExecDestroy(g); }
+};
+using GraphPtr = std::unique_ptr<std::remove_pointer_t<cudaGraph_t>, CudaGraphFree>;
+using GraphExecPtr = std::unique_ptr<std::remove_pointer_t<cudaGraphExec_t>, CudaGraphExecFree>;
 
 void cuda_check(cudaError_t e, const char* what);
 #define SD_CUDA(call) ::sd::cuda_check((call), #call)
@@ -44,6 +65,7 @@ class CudaBackend final : public Backend {
   bool fuses_upsample_conv() const override { return true; }
 
   void reserve_activations(size_t bytes) override;
+  void release_activations() override;
   size_t activation_capacity() const override { return capacity_; }
   Tensor upload_weight(const Tensor& host, DType target) override;
   void upload(Tensor& dst, const float* src) override;
@@ -51,10 +73,13 @@ class CudaBackend final : public Backend {
   size_t weight_bytes() const override { return weight_bytes_; }
   size_t device_bytes() const override { return weight_reserved_ + capacity_ + scratch_bytes_; }
 
-  bool f16_compute() const override { return tc_gemm_ || tc_attn_; }
+  bool f16_compute() const override { return tc_gemm_ || tc_attn_ || activation_type() == DType::F16; }
+  // Graph capture and replay when SDNODE_CUDA_GRAPH=1 (graph.cu); otherwise body() op by op.
+  void run_replayable(const std::string& key, const std::function<void()>& body) override;
 
   cudaStream_t stream() const { return stream_; }
-  // Device scratch that grows only (for per-op temporaries such as timestep values or ids).
+  // Device scratch that grows only (per-op temporaries: f16 K/V for attention, group statistics).
+  // Growing syncs the stream and invalidates recorded graphs, so it throws during a capture.
   void* scratch(size_t bytes);
 
  protected:
@@ -82,7 +107,7 @@ class CudaBackend final : public Backend {
   void do_conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;
   void do_concat_channels(Tensor& y, const Tensor& a, const Tensor& b) override;
   void do_transpose12(Tensor& y, const Tensor& x) override;
-  void do_timestep_embedding(Tensor& y, const float* t, float max_period) override;
+  void do_timestep_embedding(Tensor& y, const Tensor& t, float max_period) override;
   void do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) override;
 
  private:
@@ -98,7 +123,30 @@ class CudaBackend final : public Backend {
   // conv2d and conv2d_upsampled (up = 1: x is read at half resolution).
   void conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, int up);
 
+  // One recorded step per key, with the state its baked-in pointers depend on: it is launched only
+  // while the arena, the arena mark at entry and the scratch buffer are the ones it was captured at.
+  struct Recorded {
+    std::string key;
+    GraphExecPtr exec;  // null after the first (eager) run, which sizes the scratch buffer
+    const void* arena = nullptr;
+    size_t entry = 0, exit = 0;  // arena mark before and after the step
+    const void* scratch = nullptr;
+    size_t scratch_bytes = 0;
+    uint64_t last_use = 0;
+  };
+  static constexpr size_t kMaxGraphs = 8;  // least recently used beyond this are dropped
+  Recorded* find_recorded(const std::string& key);
+  // Captures body into r and launches it; false (after cleaning up and saying why on stderr) if
+  // the step cannot be captured, in which case nothing of it ran.
+  bool capture(Recorded& r, const std::function<void()>& body);
+  void drop_graphs() { graphs_.clear(); }
+
   int device_;
+  bool graphs_on_ = false;  // SDNODE_CUDA_GRAPH=1
+  bool capturing_ = false;
+  std::vector<Recorded> graphs_;
+  std::set<std::string> uncapturable_;  // keys whose capture failed once: always op by op
+  uint64_t graph_clock_ = 0;
   // TC-mode kernels (SDNODE_CUDA_TC=1, or a list of gemm,attn,norm)
   bool tc_gemm_ = false, tc_attn_ = false, tc_norm_ = false;
   cudaStream_t stream_ = nullptr;

@@ -1,6 +1,5 @@
 // Pointwise and data-movement ops: grid-stride loops, one thread per output element.
 #include <cmath>
-#include <vector>
 
 #include "cuda/act.cuh"
 #include "cuda/common.cuh"
@@ -89,17 +88,16 @@ __global__ void transpose12_kernel(const T* x, T* y, int64_t B, int64_t A, int64
   }
 }
 
-// freqs come from the host, computed exactly as the CPU backend does, and sin/cos run in double:
-// at t = 999 one ulp of a frequency moves the argument by ~6e-5, so both backends must agree on it.
-__device__ __forceinline__ void timestep_at(int64_t i, const float* t, const float* freqs, float* y, int64_t half) {
+// t is read from device memory (an activation the caller uploaded), so a recorded CUDA graph sees
+// each step's timesteps. sin/cos run in double: at t = 999 one ulp of a frequency moves the argument
+// by ~6e-5, so both backends must agree on the frequencies to the bit.
+// t stays f32 whatever the activations are (y: T).
+template <class T>
+__device__ __forceinline__ void timestep_at(int64_t i, const float* t, float f, T* y, int64_t half) {
   const int64_t b = i / half, j = i - b * half;
-  const double arg = static_cast<double>(t[b] * freqs[j]);
-  y[b * 2 * half + j] = static_cast<float>(cos(arg));
-  y[b * 2 * half + half + j] = static_cast<float>(sin(arg));
-}
-
-__global__ void timestep_kernel(const float* t, const float* freqs, float* y, int64_t B, int64_t half) {
-  SD_GRID_LOOP(i, B * half) timestep_at(i, t, freqs, y, half);
+  const double arg = static_cast<double>(t[b] * f);
+  y[b * 2 * half + j] = from_f32<T>(static_cast<float>(cos(arg)));
+  y[b * 2 * half + half + j] = from_f32<T>(static_cast<float>(sin(arg)));
 }
 
 // Small host tables travel as kernel parameters (under the 4 KB parameter limit): no host-to-device
@@ -108,23 +106,39 @@ constexpr int kSmall = 960;
 struct SmallF32 { float v[kSmall]; };
 struct SmallI32 { int32_t v[kSmall]; };
 
-__global__ void timestep_small_kernel(SmallF32 tab, float* y, int64_t B, int64_t half) {
-  SD_GRID_LOOP(i, B * half) timestep_at(i, tab.v, tab.v + B, y, half);
+// Frequencies computed on the host exactly as the CPU backend does (dim <= 2 * kSmall: the UNet's).
+template <class T>
+__global__ void timestep_small_kernel(const float* t, SmallF32 freqs, T* y, int64_t B, int64_t half) {
+  SD_GRID_LOOP(i, B * half) timestep_at(i, t, freqs.v[i % half], y, half);
 }
 
-__global__ void get_rows_kernel(const uint8_t* table, DType t, int64_t row_bytes, const int32_t* ids, float* y,
-                                int64_t n_ids, int64_t d) {
-  SD_GRID_LOOP(i, n_ids * d) {
-    const int64_t r = i / d, c = i - r * d;
-    y[i] = cuda::load_weight(table + ids[r] * row_bytes, t, c);
+// Wider embeddings: the CPU's recipe in the kernel (float products and an IEEE division, then exp in
+// double rounded to float), so nothing is copied from the host. CUDA's double exp is within 1 ulp of
+// the host's, which moves the float result only when it sits on a rounding boundary.
+template <class T>
+__global__ void timestep_kernel(const float* t, float neg_log, T* y, int64_t B, int64_t half) {
+  SD_GRID_LOOP(i, B * half) {
+    const int64_t j = i % half;
+    const float e = __fdiv_rn(__fmul_rn(neg_log, static_cast<float>(j)), static_cast<float>(half));
+    timestep_at(i, t, static_cast<float>(exp(static_cast<double>(e))), y, half);
   }
 }
 
-__global__ void get_rows_small_kernel(const uint8_t* table, DType t, int64_t row_bytes, SmallI32 ids, float* y,
+template <class T>
+__global__ void get_rows_kernel(const uint8_t* table, DType t, int64_t row_bytes, const int32_t* ids, T* y,
+                                int64_t n_ids, int64_t d) {
+  SD_GRID_LOOP(i, n_ids * d) {
+    const int64_t r = i / d, c = i - r * d;
+    y[i] = from_f32<T>(cuda::load_weight(table + ids[r] * row_bytes, t, c));
+  }
+}
+
+template <class T>
+__global__ void get_rows_small_kernel(const uint8_t* table, DType t, int64_t row_bytes, SmallI32 ids, T* y,
                                       int64_t n_ids, int64_t d) {
   SD_GRID_LOOP(i, n_ids * d) {
     const int64_t r = i / d, c = i - r * d;
-    y[i] = cuda::load_weight(table + ids.v[r] * row_bytes, t, c);
+    y[i] = from_f32<T>(cuda::load_weight(table + ids.v[r] * row_bytes, t, c));
   }
 }
 
@@ -231,27 +245,27 @@ void CudaBackend::do_transpose12(Tensor& y, const Tensor& x) {
   SD_CUDA_LAUNCHED("transpose12");
 }
 
-void CudaBackend::do_timestep_embedding(Tensor& y, const float* t, float max_period) {
+void CudaBackend::do_timestep_embedding(Tensor& y, const Tensor& t, float max_period) {
   const OpSync op_sync{this};
   const int64_t B = y.shape[0], half = y.shape[1] / 2;
-  std::vector<float> host(static_cast<size_t>(B + half));
-  for (int64_t b = 0; b < B; ++b) host[b] = t[b];
   const float neg_log = static_cast<float>(-std::log(static_cast<double>(max_period)));
-  for (int64_t i = 0; i < half; ++i)
-    host[B + i] = static_cast<float>(std::exp(static_cast<double>(neg_log * static_cast<float>(i) / static_cast<float>(half))));
-  if (host.size() <= static_cast<size_t>(kSmall)) {
-    SmallF32 tab{};
-    for (size_t i = 0; i < host.size(); ++i) tab.v[i] = host[i];
-    timestep_small_kernel<<<blocks_for(B * half), THREADS, 0, stream()>>>(tab, y.f32(), B, half);
-    SD_CUDA_LAUNCHED("timestep_embedding");
-    return;
+  if (half <= kSmall) {
+    SmallF32 freqs{};
+    for (int64_t i = 0; i < half; ++i) {
+      const float e = neg_log * static_cast<float>(i) / static_cast<float>(half);  // as the CPU backend
+      freqs.v[i] = static_cast<float>(std::exp(static_cast<double>(e)));
+    }
+    with_act(y.type, [&](auto tag) {
+      using T = decltype(tag);
+      timestep_small_kernel<T><<<blocks_for(B * half), THREADS, 0, stream()>>>(t.f32(), freqs, y.as<T>(), B, half);
+    });
+  } else {
+    with_act(y.type, [&](auto tag) {
+      using T = decltype(tag);
+      timestep_kernel<T><<<blocks_for(B * half), THREADS, 0, stream()>>>(t.f32(), neg_log, y.as<T>(), B, half);
+    });
   }
-  auto* dt = static_cast<float*>(scratch(host.size() * sizeof(float)));
-  SD_CUDA(cudaMemcpyAsync(dt, host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice, stream()));
-  timestep_kernel<<<blocks_for(B * half), THREADS, 0, stream()>>>(dt, dt + B, y.f32(), B, half);
   SD_CUDA_LAUNCHED("timestep_embedding");
-  // `host` dies when we return: wait for the copy.
-  SD_CUDA(cudaStreamSynchronize(stream()));
 }
 
 void CudaBackend::do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) {
@@ -260,17 +274,22 @@ void CudaBackend::do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids
   if (n_ids <= kSmall) {
     SmallI32 tab{};
     for (int64_t i = 0; i < n_ids; ++i) tab.v[i] = ids[i];
-    get_rows_small_kernel<<<blocks_for(n_ids * table.shape[1]), THREADS, 0, stream()>>>(
-        static_cast<const uint8_t*>(table.data), table.type, row_bytes, tab, y.f32(), n_ids, table.shape[1]);
+    with_act(y.type, [&](auto tag) {
+      using T = decltype(tag);
+      get_rows_small_kernel<T><<<blocks_for(n_ids * table.shape[1]), THREADS, 0, stream()>>>(
+          static_cast<const uint8_t*>(table.data), table.type, row_bytes, tab, y.as<T>(), n_ids, table.shape[1]);
+    });
     SD_CUDA_LAUNCHED("get_rows");
     return;
   }
   auto* did = static_cast<int32_t*>(scratch(static_cast<size_t>(n_ids) * sizeof(int32_t)));
   SD_CUDA(cudaMemcpyAsync(did, ids, static_cast<size_t>(n_ids) * sizeof(int32_t), cudaMemcpyHostToDevice, stream()));
   const int64_t d = table.shape[1];
-  get_rows_kernel<<<blocks_for(n_ids * d), THREADS, 0, stream()>>>(static_cast<const uint8_t*>(table.data), table.type,
-                                                                   static_cast<int64_t>(dtype_row_bytes(table.type, d)),
-                                                                   did, y.f32(), n_ids, d);
+  with_act(y.type, [&](auto tag) {
+    using T = decltype(tag);
+    get_rows_kernel<T><<<blocks_for(n_ids * d), THREADS, 0, stream()>>>(static_cast<const uint8_t*>(table.data),
+                                                                        table.type, row_bytes, did, y.as<T>(), n_ids, d);
+  });
   SD_CUDA_LAUNCHED("get_rows");
   SD_CUDA(cudaStreamSynchronize(stream()));
 }

@@ -135,7 +135,7 @@ UnetConfig unet_config(const Weights& w) {
   return c;
 }
 
-Tensor unet_forward(Net& n, const UnetConfig& c, const Tensor& x, const float* t, const Tensor& ctx) {
+Tensor unet_forward(Net& n, const UnetConfig& c, const Tensor& x, const Tensor& t, const Tensor& ctx) {
   const int64_t B = x.shape[0];
   // Timestep embedding (cos half first) -> time_embed.0 -> SiLU -> time_embed.2; every ResBlock
   // starts its emb_layers with SiLU, so keep SiLU(emb).

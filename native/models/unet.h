@@ -22,8 +22,9 @@ UnetConfig unet_config(const Weights& w);
 // model's few tokens take the chunked path too. Not thread-safe: set before forwards run.
 void unet_set_ff_chunk_rows(int64_t rows);
 
-// x [B, in_channels, h, w], t host [B] timesteps, ctx [B, L, context_dim] -> eps [B, out_channels, h, w].
+// x [B, in_channels, h, w], t [B] timesteps (f32 on the backend), ctx [B, L, context_dim]
+// -> eps [B, out_channels, h, w].
 // Odd downsampled sizes are upsampled back to the skip's size (diffusers' forward_upsample_size).
-Tensor unet_forward(Net& net, const UnetConfig& cfg, const Tensor& x, const float* t, const Tensor& ctx);
+Tensor unet_forward(Net& net, const UnetConfig& cfg, const Tensor& x, const Tensor& t, const Tensor& ctx);
 
 }  // namespace sd

@@ -140,7 +140,7 @@ class HalfActBackend final : public sd::Backend {
     binary(y, a, b, [&](Tensor& o, const Tensor& p, const Tensor& q) { cpu_->concat_channels(o, p, q); });
   }
   void do_copy(Tensor& y, const Tensor& x) override { std::memmove(y.data, x.data, x.nbytes()); }
-  void do_timestep_embedding(Tensor& y, const float* t, float max_period) override {
+  void do_timestep_embedding(Tensor& y, const Tensor& t, float max_period) override {
     Narrow o(y);
     cpu_->timestep_embedding(o.t, t, max_period);
     o.store();

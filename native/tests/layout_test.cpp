@@ -1,6 +1,8 @@
 // upsample_nearest, concat_channels, transpose12, timestep_embedding and get_rows vs index formulas.
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 
 #include "core/quant.h"
 #include "tests/misc_test_util.h"
@@ -61,7 +63,7 @@ SD_TEST(timestep_embedding_matches_reference) {
   auto be = sd::make_cpu_backend(1);
   std::vector<float> y(static_cast<size_t>(B * dim));
   auto ty = view(y, {B, dim});
-  be->timestep_embedding(ty, t.data(), 10000.f);
+  be->timestep_embedding(ty, view(t, {B}), 10000.f);
   // The exact recipe in float32 (PyTorch's arithmetic), then the same in double with a tolerance
   // that covers float32 argument rounding (|t * f| <= 1000, so ~1e-4 absolute).
   const float nl = static_cast<float>(-std::log(10000.0));
@@ -79,6 +81,38 @@ SD_TEST(timestep_embedding_matches_reference) {
   SD_CHECK(max_exact <= 1e-7) << "float32 recipe err " << max_exact;
   SD_CHECK(max_double <= 2e-4) << "double formula err " << max_double;
   SD_CHECK(y[0] == 1.f && y[half] == 0.f) << "t = 0 must give cos 1, sin 0";
+}
+
+// t is a backend tensor with one f32 per row of y; anything else is rejected naming t.
+SD_TEST(timestep_embedding_rejects_bad_t) {
+  auto be = sd::make_cpu_backend(1);
+  std::vector<float> y(3 * 8), t3(3), t6(6);
+  std::vector<uint16_t> h3(3);
+  auto ty = view(y, {3, 8});
+  auto message = [&](const sd::Tensor& t) -> std::string {
+    try {
+      be->timestep_embedding(ty, t);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  const std::string wrong_count = message(view(t6, {6}));
+  SD_CHECK(wrong_count == "timestep_embedding: t must have 3 elements, got [6]") << wrong_count;
+  const std::string wrong_dims = message(view(t6, {3, 2}));
+  SD_CHECK(wrong_dims == "timestep_embedding: t must have 1 dims, got [3, 2]") << wrong_dims;
+  const std::string wrong_type = message(sd::Tensor(sd::DType::F16, {3}, h3.data()));
+  SD_CHECK(wrong_type == "timestep_embedding: t must be f32, got f16") << wrong_type;
+  std::vector<float> odd(3 * 7);
+  auto to = view(odd, {3, 7});
+  std::string odd_dim = "no error";
+  try {
+    be->timestep_embedding(to, view(t3, {3}));
+  } catch (const std::invalid_argument& e) {
+    odd_dim = e.what();
+  }
+  SD_CHECK(odd_dim == "timestep_embedding: dim must be even, got y [3, 7]") << odd_dim;
+  SD_CHECK(message(view(t3, {3})) == "no error");
 }
 
 SD_TEST(get_rows_gathers_every_dtype) {

@@ -436,11 +436,10 @@ SD_TEST(models_plan_full_size) {
   const auto vc = sd::vae_config(w);
   SD_CHECK(uc.model_channels == 320 && uc.context_dim == 768);
   auto plan = [&](auto&& body) { be->begin_plan(); body(); return be->end_plan() / 1e6; };
-  std::vector<float> t(2, 500.0f);
   for (int64_t px : {256, 512, 768}) {
     const double mb = plan([&] {
-      sd::Tensor x = n.act({2, 4, px / 8, px / 8}), c = n.act({2, 77, 768});
-      sd::unet_forward(n, uc, x, t.data(), c);
+      sd::Tensor x = n.act({2, 4, px / 8, px / 8}), c = n.act({2, 77, 768}), t = n.be.alloc(sd::DType::F32, {2});
+      sd::unet_forward(n, uc, x, t, c);
     });
     std::printf("  UNet %lldx%lld batch 2: activations %.0f MB\n", static_cast<long long>(px), static_cast<long long>(px), mb);
   }

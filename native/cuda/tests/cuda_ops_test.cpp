@@ -51,7 +51,7 @@ void run_matmul_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng, double mm) {
       const std::string name = std::string("linear ") + sd::dtype_name(t) + " " + shape3(M, N, K);
       if (!q) {
         compare(cpu, gpu, name, mm, [&](Env& e) {
-          auto xt = e.act({M, K}, &x), bt = e.act({N}, &b), yt = e.act({M, N});
+          auto xt = e.act({M, K}, &x), bt = e.param({N}, &b), yt = e.act({M, N});
           e.be->linear(yt, xt, e.be == &cpu ? wc : wg, &bt);
           return e.get(yt);
         });
@@ -63,7 +63,7 @@ void run_matmul_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng, double mm) {
         try {
           gpu.rewind(0);
           Env eg{&gpu};
-          auto xt = eg.act({M, K}, &x), bt = eg.act({N}, &b), yt = eg.act({M, N});
+          auto xt = eg.act({M, K}, &x), bt = eg.param({N}, &b), yt = eg.act({M, N});
           gpu.linear(yt, xt, wg, &bt);
           report(name + " vs dequantized ref", eg.get(yt), ref, mm, std::to_string(M) + "x" + std::to_string(N));
         } catch (const std::exception& ex) {
@@ -100,7 +100,7 @@ void run_matmul_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng, double mm) {
                                std::to_string(c.ci) + "->" + std::to_string(c.co) + " " + std::to_string(c.h) + "x" +
                                std::to_string(c.w) + (c.up ? " upsampled 2x" : "");
       compare(cpu, gpu, name + (q ? " vs dequantized" : ""), mm, [&](Env& e) {
-        auto xt = e.act({c.n, c.ci, c.h, c.w}, &x), bt = e.act({c.co}, &b), yt = e.act({c.n, c.co, ho, wo});
+        auto xt = e.act({c.n, c.ci, c.h, c.w}, &x), bt = e.param({c.co}, &b), yt = e.act({c.n, c.co, ho, wo});
         if (c.up) e.be->conv2d_upsampled(yt, xt, e.be == &cpu ? wc : wg, &bt);
         else e.be->conv2d(yt, xt, e.be == &cpu ? wc : wg, &bt, static_cast<int>(c.s), static_cast<int>(c.p));
         return e.get(yt);
@@ -152,7 +152,7 @@ void run_other_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng) {
   for (bool silu : {false, true}) {
     const auto x = rng.vec(2 * 64 * 9 * 7, 3.f), g = rng.vec(64), b = rng.vec(64);
     compare(cpu, gpu, std::string("group_norm") + (silu ? "+silu" : ""), 1e-5, [&](Env& e) {
-      auto xt = e.act({2, 64, 9, 7}, &x), gt = e.act({64}, &g), bt = e.act({64}, &b), yt = e.act({2, 64, 9, 7});
+      auto xt = e.act({2, 64, 9, 7}, &x), gt = e.param({64}, &g), bt = e.param({64}, &b), yt = e.act({2, 64, 9, 7});
       e.be->group_norm(yt, xt, 32, gt, bt, 1e-6f, silu);
       return e.get(yt);
     });
@@ -163,13 +163,13 @@ void run_other_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng) {
     const auto g = rng.vec(320), b = rng.vec(320);
     for (size_t i = 0; i < x.size(); ++i) x[i] += 5.f * static_cast<float>((i / 5760) % 3);  // group means 0, 5, 10
     compare(cpu, gpu, "group_norm+silu 2x320x24x24 (2 chunks/group)", 1e-5, [&](Env& e) {
-      auto xt = e.act({2, 320, 24, 24}, &x), gt = e.act({320}, &g), bt = e.act({320}, &b), yt = e.act({2, 320, 24, 24});
+      auto xt = e.act({2, 320, 24, 24}, &x), gt = e.param({320}, &g), bt = e.param({320}, &b), yt = e.act({2, 320, 24, 24});
       e.be->group_norm(yt, xt, 32, gt, bt, 1e-6f, true);
       return e.get(yt);
     });
     const auto x2 = rng.gauss(1 * 64 * 33 * 35), g2 = rng.vec(64), b2 = rng.vec(64);
     compare(cpu, gpu, "group_norm in place 1x64x33x35", 1e-5, [&](Env& e) {
-      auto xt = e.act({1, 64, 33, 35}, &x2), gt = e.act({64}, &g2), bt = e.act({64}, &b2);
+      auto xt = e.act({1, 64, 33, 35}, &x2), gt = e.param({64}, &g2), bt = e.param({64}, &b2);
       e.be->group_norm(xt, xt, 32, gt, bt, 1e-5f, false);
       return e.get(xt);
     });
@@ -177,7 +177,7 @@ void run_other_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng) {
   {
     const auto x = rng.vec(77 * 2 * 130, 2.f), g = rng.vec(130), b = rng.vec(130);
     compare(cpu, gpu, "layer_norm", 1e-5, [&](Env& e) {
-      auto xt = e.act({2, 77, 130}, &x), gt = e.act({130}, &g), bt = e.act({130}, &b), yt = e.act({2, 77, 130});
+      auto xt = e.act({2, 77, 130}, &x), gt = e.param({130}, &g), bt = e.param({130}, &b), yt = e.act({2, 77, 130});
       e.be->layer_norm(yt, xt, gt, bt, 1e-5f);
       return e.get(yt);
     });
@@ -224,17 +224,16 @@ void run_other_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng) {
     e.be->transpose12(yt, xt);
     return e.get(yt);
   });
-  const float ts[] = {999.f, 437.25f, 0.f};
-  compare(cpu, gpu, "timestep_embedding", 1e-6, [&](Env& e) {
-    auto yt = e.act({3, 320});
-    e.be->timestep_embedding(yt, ts);
-    return e.get(yt);
-  });
-  compare(cpu, gpu, "timestep_embedding dim 2048 (copied table)", 1e-6, [&](Env& e) {
-    auto yt = e.act({3, 2048});
-    e.be->timestep_embedding(yt, ts);
-    return e.get(yt);
-  });
+  // Timesteps come from a device tensor; up to dim 1920 the frequencies travel as a kernel
+  // parameter, wider ones are computed in the kernel (both by the CPU's float recipe).
+  const std::vector<float> ts = {999.f, 437.25f, 0.f};
+  for (int64_t dim : {320, 1920, 1922, 2048}) {
+    compare(cpu, gpu, "timestep_embedding dim " + std::to_string(dim), 1e-6, [&](Env& e) {
+      auto tt = e.param({3}, &ts), yt = e.act({3, dim});
+      e.be->timestep_embedding(yt, tt);
+      return e.get(yt);
+    });
+  }
 }
 
 // Kernel sets to run, separated by spaces or ';' (each one a SDNODE_CUDA_TC value: 0, 1, or a

@@ -1,12 +1,14 @@
 // Helpers shared by the CUDA test/bench files: deterministic inputs, the error metric, pass/fail
 // counting, and running one op body on both backends.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "core/quant.h"
 #include "ops.h"
 
 namespace cudatest {
@@ -95,10 +97,28 @@ inline void report_exception(const std::string& name, const char* what) {
 // Runs an op body on a backend with its inputs uploaded; returns the downloaded output.
 struct Env {
   sd::Backend* be;
+  // The CPU side of a comparison with a backend storing f16 activations: inputs are rounded to f16
+  // first, so both sides compute on the same values.
+  bool round16 = false;
+  // An activation (the backend's activation type), optionally uploaded from f32 data.
   sd::Tensor act(std::initializer_list<int64_t> dims, const std::vector<float>* data = nullptr) {
+    sd::Tensor t = be->alloc(be->activation_type(), dims);
+    if (data) put(t, *data);
+    return t;
+  }
+  // An f32 operand that is not an activation (bias, gamma, beta, timesteps).
+  sd::Tensor param(std::initializer_list<int64_t> dims, const std::vector<float>* data = nullptr) {
     sd::Tensor t = be->alloc(sd::DType::F32, dims);
     if (data) be->upload(t, data->data());
     return t;
+  }
+  void put(sd::Tensor& t, const std::vector<float>& data) {
+    if (!round16) return be->upload(t, data.data());
+    std::vector<uint16_t> h(data.size());
+    std::vector<float> r(data.size());
+    sd::from_f32_row(sd::DType::F16, data.data(), h.data(), static_cast<int64_t>(data.size()));
+    sd::to_f32_row(sd::DType::F16, h.data(), r.data(), static_cast<int64_t>(data.size()));
+    be->upload(t, r.data());
   }
   std::vector<float> get(const sd::Tensor& t) {
     std::vector<float> v(static_cast<size_t>(t.numel()));
@@ -108,20 +128,25 @@ struct Env {
   // Waits for the backend's queued work (a 1-element download is stream-ordered).
   void sync(const sd::Tensor& t) {
     float one;
-    sd::Tensor view(sd::DType::F32, {1}, t.data);
+    sd::Tensor view(t.type, {1}, t.data);
     be->download(&one, view);
   }
 };
 
 using OpFn = std::function<std::vector<float>(Env&)>;
 
+// With f16 activations on the GPU the CPU gets the same f16-rounded inputs, and every op's output
+// carries its own f16 rounding (unit roundoff 2^-11 of values up to max|ref|): tolerance >= kHalfOut.
+constexpr double kHalfOut = 1e-3;
+
 inline void compare(sd::Backend& cpu, sd::Backend& gpu, const std::string& name, double tol, const OpFn& fn) {
   try {
     cpu.rewind(0);
     gpu.rewind(0);
-    Env ec{&cpu}, eg{&gpu};
+    const bool half = gpu.activation_type() == sd::DType::F16;
+    Env ec{&cpu, half}, eg{&gpu};
     const std::vector<float> ref = fn(ec), out = fn(eg);
-    report(name, out, ref, tol);
+    report(name, out, ref, half ? std::max(tol, kHalfOut) : tol);
   } catch (const std::exception& e) {
     report_exception(name, e.what());
   }
