@@ -430,25 +430,29 @@ SD_TEST(models_plan_full_size) {
     if (s.size() == 4 && s[2] == 1) x = x.reshaped({s[0], s[1]});
     w.put(t.name, x);
   }
-  auto be = sd::make_cpu_backend(1);
-  sd::Net n{*be, w};
   const auto uc = sd::unet_config(w);
   const auto vc = sd::vae_config(w);
   SD_CHECK(uc.model_channels == 320 && uc.context_dim == 768);
-  auto plan = [&](auto&& body) { be->begin_plan(); body(); return be->end_plan() / 1e6; };
-  for (int64_t px : {256, 512, 768}) {
-    const double mb = plan([&] {
-      sd::Tensor x = n.act({2, 4, px / 8, px / 8}), c = n.act({2, 77, 768}), t = n.be.alloc(sd::DType::F32, {2});
-      sd::unet_forward(n, uc, x, t, c);
-    });
-    std::printf("  UNet %lldx%lld batch 2: activations %.0f MB\n", static_cast<long long>(px), static_cast<long long>(px), mb);
-  }
-  for (int fused : {0, 1}) {
-    sd::vae_set_fused_upsample(fused);
-    for (int64_t px : {256, 512}) {
-      const double mb = plan([&] { sd::vae_decode(n, vc, n.act({1, 4, px / 8, px / 8})); });
-      std::printf("  VAE decode %lldx%lld whole%s: activations %.0f MB\n", static_cast<long long>(px),
-                  static_cast<long long>(px), fused ? ", upsample fused into its conv (CUDA)" : "", mb);
+  for (const char* kind : {"cpu", "cpu-f16act"}) {  // f32 activations, then f16 (CUDA's "half" set)
+    auto be = sd::make_backend(kind, 1);
+    sd::Net n{*be, w};
+    const std::string acts = kind == std::string("cpu") ? "" : " (f16 activations)";
+    auto plan = [&](auto&& body) { be->begin_plan(); body(); return be->end_plan() / 1e6; };
+    for (int64_t px : {256, 512, 768}) {
+      const double mb = plan([&] {
+        sd::Tensor x = n.act({2, 4, px / 8, px / 8}), c = n.act({2, 77, 768}), t = n.be.alloc(sd::DType::F32, {2});
+        sd::unet_forward(n, uc, x, t, c);
+      });
+      std::printf("  UNet %lldx%lld batch 2%s: activations %.0f MB\n", static_cast<long long>(px),
+                  static_cast<long long>(px), acts.c_str(), mb);
+    }
+    for (int fused : {0, 1}) {
+      sd::vae_set_fused_upsample(fused);
+      for (int64_t px : {256, 512}) {
+        const double mb = plan([&] { sd::vae_decode(n, vc, n.act({1, 4, px / 8, px / 8})); });
+        std::printf("  VAE decode %lldx%lld whole%s%s: activations %.0f MB\n", static_cast<long long>(px),
+                    static_cast<long long>(px), fused ? ", upsample fused into its conv (CUDA)" : "", acts.c_str(), mb);
+      }
     }
   }
   sd::vae_set_fused_upsample(-1);
