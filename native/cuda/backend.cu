@@ -33,6 +33,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   const char* graph = std::getenv("SDNODE_CUDA_GRAPH");
   graphs_on_ = graph && std::string(graph) == "1";
   SD_CUDA(cudaSetDevice(device));
+  SD_CUDA(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device));
   SD_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 }
 

@@ -28,6 +28,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cuda/tc_kernels.h"
 #include "ops.h"
 
 namespace sd {
@@ -120,6 +121,8 @@ class CudaBackend final : public Backend {
     }
   };
 
+  // The tensor-core GEMMs' view of this backend (stream, SM count, scratch for split-K).
+  cuda::TcCtx tc_ctx();
   // conv2d and conv2d_upsampled (up = 1: x is read at half resolution).
   void conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, int up);
 
@@ -142,6 +145,7 @@ class CudaBackend final : public Backend {
   void drop_graphs() { graphs_.clear(); }
 
   int device_;
+  int sms_ = 0;  // streaming multiprocessors (split-K sizing)
   bool graphs_on_ = false;  // SDNODE_CUDA_GRAPH=1
   bool capturing_ = false;
   std::vector<Recorded> graphs_;

@@ -113,9 +113,13 @@ void launch(cudaStream_t s, int64_t M, int64_t N, int64_t K, LoadA la, const Ten
 
 }  // namespace
 
+cuda::TcCtx CudaBackend::tc_ctx() {
+  return cuda::TcCtx{stream_, sms_, [this](size_t bytes) { return scratch(bytes); }};
+}
+
 void CudaBackend::do_linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
   const OpSync op_sync{this};
-  if (tc_gemm_) return cuda::tc_linear(stream_, y, x, w, bias);
+  if (tc_gemm_) return cuda::tc_linear(tc_ctx(), y, x, w, bias);
   const int64_t K = w.shape[1], N = w.shape[0], M = x.rows();
   cuda::with_act(x.type, [&](auto tag) {
     using T = decltype(tag);
@@ -133,7 +137,7 @@ void CudaBackend::do_conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& 
 
 void CudaBackend::conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, int up) {
   const OpSync op_sync{this};
-  if (tc_gemm_) return cuda::tc_conv2d(stream_, y, x, w, bias, stride, pad, up);
+  if (tc_gemm_) return cuda::tc_conv2d(tc_ctx(), y, x, w, bias, stride, pad, up);
   const int ks = static_cast<int>(w.shape[2]);
   const int64_t M = y.shape[0] * y.shape[2] * y.shape[3], N = w.shape[0], K = w.shape[1] * ks * ks;
   cuda::with_act(x.type, [&](auto tag) {

@@ -174,9 +174,34 @@ struct ConvOut {
   }
 };
 
+// Split-K partial sums (blockIdx.z = split): f32 workspace [split][M][N], or [split][N][m] when
+// n_major (a conv's output is NCHW: the reduction then writes whole planes in order).
+struct SplitOut {
+  float* ws;
+  int64_t M, N;
+  bool n_major;
+  __device__ void operator()(int64_t m, int64_t n, float v) const {
+    ws[static_cast<int64_t>(blockIdx.z) * M * N + (n_major ? n * M + m : m * N + n)] = v;
+  }
+};
+
+// Sums the splits' partials (+ bias) into the real output, in the workspace's order.
+template <class Store>
+__global__ void splitk_reduce_kernel(const float* ws, int splits, SplitOut layout, const float* bias, Store st) {
+  const int64_t M = layout.M, N = layout.N, total = M * N;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t m = layout.n_major ? i % M : i / N, n = layout.n_major ? i / M : i % N;
+    float s = bias ? bias[n] : 0.f;
+    for (int z = 0; z < splits; ++z) s += ws[z * total + i];
+    st(m, n, s);
+  }
+}
+
+// Block (x, y) computes the 128x128 output tile (x, y) over the k-tiles [z * tiles_per_split, +tiles_per_split).
 template <class ALoad, class WLoad, class Store>
 __global__ void __launch_bounds__(THREADS) tc_gemm_kernel(int64_t M, int64_t N, int64_t K, ALoad al, WLoad wl,
-                                                          const float* bias, Store st) {
+                                                          const float* bias, Store st, int tiles_per_split) {
   __shared__ __align__(16) __half As[2][BM * BKP];
   __shared__ __align__(16) __half Bs[2][BN * BKP];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -185,8 +210,9 @@ __global__ void __launch_bounds__(THREADS) tc_gemm_kernel(int64_t M, int64_t N, 
   al.init(m0 + lrow);
   wl.init(n0 + lrow);
   const int tiles = static_cast<int>((K + BK - 1) / BK);
-  al.fetch(lk, &As[0][soff]);
-  wl.fetch(lk, &Bs[0][soff]);
+  const int t0 = static_cast<int>(blockIdx.z) * tiles_per_split, t1 = min(tiles, t0 + tiles_per_split);
+  al.fetch(static_cast<int64_t>(t0) * BK + lk, &As[0][soff]);
+  wl.fetch(static_cast<int64_t>(t0) * BK + lk, &Bs[0][soff]);
   al.stage(&As[0][soff]);
   wl.stage(&Bs[0][soff]);
   al.complete();
@@ -206,9 +232,9 @@ __global__ void __launch_bounds__(THREADS) tc_gemm_kernel(int64_t M, int64_t N, 
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
-  for (int t = 0; t < tiles; ++t) {
-    const int cur = t & 1;
-    const bool more = t + 1 < tiles;
+  for (int t = t0; t < t1; ++t) {
+    const int cur = (t - t0) & 1;
+    const bool more = t + 1 < t1;
     if (more) {
       al.fetch(static_cast<int64_t>(t + 1) * BK + lk, &As[cur ^ 1][soff]);
       wl.fetch(static_cast<int64_t>(t + 1) * BK + lk, &Bs[cur ^ 1][soff]);

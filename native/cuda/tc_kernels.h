@@ -1,21 +1,37 @@
 // The kernels CudaBackend uses when SDNODE_CUDA_TC=1: tensor cores (f16 inputs, f32 accumulation)
 // for linear/conv/attention, and a group_norm spread over many blocks.
-// Activations stay f32 in memory (the op interface is unchanged); they are rounded to f16 when a
-// tile is staged into shared memory, weights (f32/f16/q8_0/q4_0) are dequantized into the same f16
-// tiles. Results therefore match the CPU within fp16, not fp32, tolerances.
+// f32 activations are rounded to f16 when a tile is staged into shared memory (f16 ones, the "half"
+// set, are copied as they are); weights (f32/f16/q8_0/q4_0) are dequantized into the same f16 tiles.
+// Results therefore match the CPU within fp16, not fp32, tolerances.
 #pragma once
 #include <cuda_runtime.h>
+
+#include <functional>
 
 #include "ops.h"
 
 namespace sd {
 namespace cuda {
 
+// What the GEMM launches need from the backend: its stream, the SM count (split-K sizing) and
+// stream-ordered device scratch for split-K partial sums.
+struct TcCtx {
+  cudaStream_t stream;
+  int sms;
+  std::function<void*(size_t)> workspace;
+};
+// Split-K for a grid of `blocks` output tiles over `tiles` k-tiles: splits (1: none) of
+// tiles_per_split k-tiles each.
+struct SplitK {
+  int splits = 1, tiles_per_split = 0;
+};
+SplitK split_k(int64_t blocks, int tiles, int sms);
+
 // y[M, N] = x[M, K] . w[N, K]^T + bias[N]: any M, N, K (tails are masked).
-void tc_linear(cudaStream_t s, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
+void tc_linear(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
 // Implicit-GEMM conv2d (no im2col buffer), 1x1 and 3x3, stride 1 or 2, padding as v0; up = 1 reads
 // x as if upsampled 2x (nearest), for conv2d_upsampled.
-void tc_conv2d(cudaStream_t s, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
+void tc_conv2d(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
                int up = 0);
 // Flash attention for head dims up to 160; returns false (nothing launched) for larger heads.
 // `scratch`: device memory of tc_attention_scratch() bytes (f16 copies of K and V), stream-ordered.

@@ -22,22 +22,23 @@ namespace {
 
 int g_fail = 0, g_pass = 0;
 
-void run_grid(unsigned gx, unsigned gy, int threads, const std::function<void()>& body) {
+void run_grid(unsigned gx, unsigned gy, int threads, const std::function<void()>& body, unsigned gz = 1) {
   emu::block_barrier().n = threads;
   for (int w = 0; w < threads / 32; ++w) emu::warps()[w].bar.n = 32;
-  for (unsigned by = 0; by < gy; ++by)
-    for (unsigned bx = 0; bx < gx; ++bx) {
-      std::vector<std::thread> ts;
-      for (int t = 0; t < threads; ++t)
-        ts.emplace_back([&, t] {
-          threadIdx = make_uint3(t, 0, 0);
-          blockIdx = make_uint3(bx, by, 0);
-          blockDim = make_uint3(threads, 1, 1);
-          gridDim = make_uint3(gx, gy, 1);
-          body();
-        });
-      for (auto& t : ts) t.join();
-    }
+  for (unsigned bz = 0; bz < gz; ++bz)
+    for (unsigned by = 0; by < gy; ++by)
+      for (unsigned bx = 0; bx < gx; ++bx) {
+        std::vector<std::thread> ts;
+        for (int t = 0; t < threads; ++t)
+          ts.emplace_back([&, t] {
+            threadIdx = make_uint3(t, 0, 0);
+            blockIdx = make_uint3(bx, by, bz);
+            blockDim = make_uint3(threads, 1, 1);
+            gridDim = make_uint3(gx, gy, gz);
+            body();
+          });
+        for (auto& t : ts) t.join();
+      }
 }
 
 float h(float x) { return __half2float(__float2half_rn(x)); }
@@ -140,28 +141,35 @@ W make_weights(sd::DType t, int64_t N, int64_t K) {
   return w;
 }
 
+// splits > 1: the split-K path (partials into an f32 workspace, then the reduction kernel), with
+// the workspace by channel when n_major (as for a conv's NCHW output).
+int g_splits = 1;
+
 template <class ALoad, class Store>
-void run_gemm(int64_t M, int64_t N, int64_t K, const ALoad& al, const W& w, const float* bias, const Store& st) {
+void run_gemm(int64_t M, int64_t N, int64_t K, const ALoad& al, const W& w, const float* bias, const Store& st,
+              bool n_major = false) {
   const unsigned gx = static_cast<unsigned>((M + BM - 1) / BM), gy = static_cast<unsigned>((N + BN - 1) / BN);
   const uint8_t* wp = w.bytes.data();
-  switch (w.t) {
-    case sd::DType::F32:
-      run_grid(gx, gy, THREADS, [&] {
-        tc_gemm_kernel(M, N, K, al, F32Rows{reinterpret_cast<const float*>(wp), N, K, K, K % 4 == 0}, bias, st);
-      });
-      break;
-    case sd::DType::F16:
-      run_grid(gx, gy, THREADS, [&] {
-        tc_gemm_kernel(M, N, K, al, F16Rows{reinterpret_cast<const __half*>(wp), N, K, K % 8 == 0}, bias, st);
-      });
-      break;
-    case sd::DType::Q8_0:
-      run_grid(gx, gy, THREADS, [&] { tc_gemm_kernel(M, N, K, al, QRows<false>{wp, N, K, K / 32 * 34}, bias, st); });
-      break;
-    case sd::DType::Q4_0:
-      run_grid(gx, gy, THREADS, [&] { tc_gemm_kernel(M, N, K, al, QRows<true>{wp, N, K, K / 32 * 18}, bias, st); });
-      break;
+  auto with_w = [&](auto&& f) {
+    switch (w.t) {
+      case sd::DType::F32: return f(F32Rows{reinterpret_cast<const float*>(wp), N, K, K, K % 4 == 0});
+      case sd::DType::F16: return f(F16Rows{reinterpret_cast<const __half*>(wp), N, K, K % 8 == 0});
+      case sd::DType::Q8_0: return f(QRows<false>{wp, N, K, K / 32 * 34});
+      case sd::DType::Q4_0: return f(QRows<true>{wp, N, K, K / 32 * 18});
+    }
+  };
+  const int tiles = static_cast<int>((K + BK - 1) / BK);
+  if (g_splits <= 1) {
+    with_w([&](auto wl) { run_grid(gx, gy, THREADS, [&] { tc_gemm_kernel(M, N, K, al, wl, bias, st, tiles); }); });
+    return;
   }
+  const int tps = (tiles + g_splits - 1) / g_splits, splits = (tiles + tps - 1) / tps;
+  std::vector<float> ws(static_cast<size_t>(splits) * M * N, NAN);
+  const SplitOut part{ws.data(), M, N, n_major};
+  with_w([&](auto wl) {
+    run_grid(gx, gy, THREADS, [&] { tc_gemm_kernel(M, N, K, al, wl, nullptr, part, tps); }, static_cast<unsigned>(splits));
+  });
+  run_grid(3, 1, 64, [&] { splitk_reduce_kernel(ws.data(), splits, part, bias, st); });
 }
 
 void test_linear(sd::DType t, int64_t M, int64_t N, int64_t K, bool half = false) {
@@ -184,7 +192,7 @@ void test_linear(sd::DType t, int64_t M, int64_t N, int64_t K, bool half = false
       ref[m * N + n] = s;
     }
   check(std::string("linear ") + sd::dtype_name(t) + " " + std::to_string(M) + "x" + std::to_string(N) + "x" +
-            std::to_string(K) + act_name(half),
+            std::to_string(K) + act_name(half) + (g_splits > 1 ? " split-K" : ""),
         y, ref, half ? kHalfOut : 1e-5);
 }
 
@@ -203,14 +211,14 @@ void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int s
     std::vector<__half> yh(y.size(), __float2half(NAN));
     const ConvOut<__half> st{yh.data(), co, static_cast<int64_t>(ho) * wo};
     if (ks == 3)
-      run_gemm(M, co, K, ConvRows<3, __half>{xh.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st);
+      run_gemm(M, co, K, ConvRows<3, __half>{xh.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
     else
-      run_gemm(M, co, K, ConvRows<1, __half>{xh.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st);
+      run_gemm(M, co, K, ConvRows<1, __half>{xh.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
     y = from_half(yh);
   } else {
     const ConvOut<float> st{y.data(), co, static_cast<int64_t>(ho) * wo};
-    if (ks == 3) run_gemm(M, co, K, ConvRows<3>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st);
-    else run_gemm(M, co, K, ConvRows<1>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st);
+    if (ks == 3) run_gemm(M, co, K, ConvRows<3>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
+    else run_gemm(M, co, K, ConvRows<1>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
   }
   std::vector<double> ref(y.size());
   for (int img = 0; img < n; ++img)
@@ -231,7 +239,7 @@ void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int s
         }
   check(std::string("conv ") + sd::dtype_name(t) + " k" + std::to_string(ks) + " s" + std::to_string(stride) + " p" +
             std::to_string(pad) + " " + std::to_string(ci) + "->" + std::to_string(co) + " " + std::to_string(hh) + "x" +
-            std::to_string(ww) + (up ? " upsampled 2x" : "") + act_name(half),
+            std::to_string(ww) + (up ? " upsampled 2x" : "") + act_name(half) + (g_splits > 1 ? " split-K" : ""),
         y, ref, half ? kHalfOut : 1e-5);
 }
 
@@ -368,6 +376,14 @@ int main() {
     test_conv(t, 1, 64, 130, 5, 6, 1, 1, 0, 0, true);
     test_conv(t, 2, 32, 20, 5, 7, 3, 1, 1, 1, true);
   }
+  // Split-K (the small-grid path): uneven splits (K tiles 9 over 4 -> 3 splits of 3), f16 and f32
+  // activations, dense and NCHW partial layouts, quantized weights.
+  g_splits = 4;
+  test_linear(sd::DType::F16, 150, 137, 288);
+  test_linear(sd::DType::Q8_0, 70, 200, 288, true);
+  test_conv(sd::DType::F16, 2, 32, 20, 9, 7, 3, 1, 1);
+  test_conv(sd::DType::Q4_0, 1, 32, 40, 5, 7, 3, 1, 1, 1, true);
+  g_splits = 1;
   test_attention<48>(2, 70, 77, 2, 40, false, true);
   test_attention<80>(2, 33, 200, 2, 80, false, true);
   test_attention<160>(1, 130, 130, 1, 160, true, true);
