@@ -89,8 +89,8 @@ struct ConvRows {
   __device__ void complete() const {}
 };
 
-// f16 weights (and f16 activations as A, rows of K) need no conversion: on sm_80+ their 16-element chunk goes global -> shared with
-// cp.async, issued with the next tile's loads and waited for just before the tile's __syncthreads;
+// f16 weights (and f16 activations as A, rows of K) need no conversion: on sm_80+ their 16-element
+// chunk goes global -> shared with cp.async, issued with the next tile's loads and waited for just before the tile's __syncthreads;
 // tails and rows past N are written directly (the destination buffer is free at issue time).
 struct F16Rows {
   const __half* base;

@@ -352,6 +352,7 @@ int main() {
     if (!q) test_linear(t, 7, 3, 36);
     test_conv(t, 2, q ? 32 : 4, 20, 9, 7, 3, 1, 1);
     test_conv(t, 1, 32, 9, 11, 9, 3, 2, 0);
+    test_conv(t, 1, 32, 9, 10, 7, 3, 2, 1);  // the UNet's downsample
     test_conv(t, 1, 64, 130, 5, 6, 1, 1, 0);
     test_conv(t, 2, 32, 20, 5, 7, 3, 1, 1, 1);
   }
