@@ -1,4 +1,4 @@
-// The tensor-core GEMM kernel and its tile loaders (see gemm_tc.cu for the design). A header of its
+// The tensor-core GEMM kernel and its tile loaders (see gemm_tc_linear.cu for the design). A header of its
 // own so that a host-side emulation of the warp-level ops (tests/tc_emulation.cpp) can run it.
 #pragma once
 #include <cstdint>

@@ -1,0 +1,50 @@
+// linear and conv2d on tensor cores: one 128x128x32 block tile, 8 warps of 64x32, mma.sync
+// m16n8k16 (two m16n8k8 on sm_75) fed by ldmatrix from padded shared-memory tiles.
+//
+// Every thread stages one 16-element k-chunk of one A row and one W row per tile (row = tid / 2,
+// chunk = tid % 2): the f32 activations (or the implicit-GEMM gather of the conv input) and the
+// weights (f32, f16, or q8_0/q4_0 half-blocks: a chunk never straddles a 32-block) are converted to
+// f16 while being written to shared memory (f16 activations are copied as they are, like f16
+// weights). The pipeline is double-buffered: the next tile's global
+// loads are issued before the current tile's mma loop and converted + stored after it, so one
+// __syncthreads per tile suffices. Loads that need converting (f32 activations, f32 and quantized
+// weights) go through registers, since cp.async cannot convert in flight; f16 weights are copied
+// straight into the shared tile with cp.async (loader protocol: fetch(k, dst), stage(dst), complete()).
+#include <algorithm>
+#include <cstdint>
+
+#include "cuda/gemm_tc_launch.cuh"
+
+namespace sd {
+namespace cuda {
+
+using namespace tc_gemm;
+
+SplitK split_k(int64_t blocks, int tiles, int sms) {
+  // The kernel keeps two 256-thread blocks per SM (registers), so a grid below 2 * SMs blocks leaves
+  // SMs idle: the UNet's 1280-channel layers at 8x8 and 16x16 latents make 10-40 tiles. Split their
+  // long K (up to 11520) so the grid fills about two waves, each split keeping >= 4 k-tiles.
+  SplitK sk;
+  if (sms <= 0 || blocks >= 2 * sms) return sk;
+  const int want = static_cast<int>(std::min<int64_t>((2 * sms + blocks - 1) / blocks, 32));
+  const int splits = std::min(want, tiles / 4);
+  if (splits < 2) return sk;
+  sk.tiles_per_split = (tiles + splits - 1) / splits;
+  sk.splits = (tiles + sk.tiles_per_split - 1) / sk.tiles_per_split;  // no empty split
+  return sk;
+}
+
+void tc_linear(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
+  const int64_t K = w.shape[1], N = w.shape[0], M = x.rows();
+  if (x.type == DType::F16) {  // f16 activations go global -> shared as they are (cp.async)
+    const __half* a = x.as<__half>();
+    const bool vec = K % 8 == 0 && reinterpret_cast<uintptr_t>(a) % 16 == 0;
+    return launch(c, M, N, K, F16Rows{a, M, K, vec}, w, bias, DenseOut<__half>{y.as<__half>(), N}, false);
+  }
+  const float* a = x.f32();
+  const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(a) % 16 == 0;
+  launch(c, M, N, K, F32Rows{a, M, K, K, vec}, w, bias, DenseOut<float>{y.f32(), N}, false);
+}
+
+}  // namespace cuda
+}  // namespace sd
