@@ -197,7 +197,16 @@ SD_TEST(models_unet_ff_chunks_give_the_same_bits) {
     sd::unet_set_ff_chunk_rows(37);
     const auto chunked = run();
     sd::unet_set_ff_chunk_rows(0);
-    SD_CHECK(whole == chunked) << dt << ": chunked feed-forward changed the output";
+    // Every op in the feed-forward works per token, so on the CPU chunking changes no bits. A GPU's
+    // split-K sums K in an order set by the grid, which the chunk's row count changes: there the
+    // two may differ by rounding only (f32 sums; with f16 inputs or outputs, f16 rounding flips
+    // that the rest of the UNet carries, bounded at half the fp16 golden tolerance).
+    if (std::string(m.backend_name()) == "cpu") {
+      SD_CHECK(whole == chunked) << dt << ": chunked feed-forward changed the output";
+    } else {
+      const double e = max_rel_err(chunked.data(), whole.data(), whole.size());
+      SD_CHECK(e <= (m.backend().f16_compute() ? 5e-3 : 1e-5)) << dt << ": chunked vs whole feed-forward " << e;
+    }
     SD_CHECK(err(chunked, ref) <= tol(dt).unet) << dt << " err " << err(chunked, ref);
   }
 }
