@@ -11,7 +11,8 @@
 # Ends with a summary: every FAIL line, each step's rc and seconds, the bench lines.
 # Expected run time on an H100/H200: build 2-4 min, steps 1-4 about 4 min together.
 #   bash scripts/gpu-check.sh [cuda-arch, default: detected, e.g. 90]
-#   SDNODE_GPU_CHECK_STEPS="ops models bench gen" (default all) runs a subset;
+#   SDNODE_GPU_CHECK_STEPS="ops models bench gen" (the default) runs a subset; "splitk" adds the
+#   TC=1 bench with split-K off (SDNODE_CUDA_SPLITK=0);
 #   SDNODE_GPU_CHECK_TC="0 gemm,attn,norm 1" (default) the kernel sets for the tests, each a
 #   SDNODE_CUDA_TC value (0, 1 = every part, or a list of gemm,attn,norm,half; "half" stores
 #   activations as f16), SDNODE_GPU_CHECK_BENCH_TC="0 1" those for the benchmark;
@@ -65,6 +66,10 @@ case " $steps " in *" bench "*)
     env SDNODE_CUDA_TEST_TC="$bench_modes" SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only
   step "full-size bench f16, TC=1 with CUDA graphs" 200 \
     env SDNODE_CUDA_GRAPH=1 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
+esac
+case " $steps " in *" splitk "*)  # not in the default list: what split-K gives, TC=1
+  step "full-size bench f16, TC=1, split-K off" 200 \
+    env SDNODE_CUDA_SPLITK=0 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
 esac
 case " $steps " in *" gen "*)
   step "whole 512 generations f16/q8_0/q4_0, CUDA graphs (TC: $gen_modes)" 300 \

@@ -29,6 +29,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   tc_attn_ = has("attn");
   tc_norm_ = has("norm");
   if (has("half")) set_activation_type(DType::F16);
+  const char* sk = std::getenv("SDNODE_CUDA_SPLITK");
+  split_k_ = !(sk && std::string(sk) == "0");
   // Graph replay of UNet steps (graph.cu): opt-in until a GPU run proves it.
   const char* graph = std::getenv("SDNODE_CUDA_GRAPH");
   graphs_on_ = graph && std::string(graph) == "1";

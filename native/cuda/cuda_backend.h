@@ -146,6 +146,7 @@ class CudaBackend final : public Backend {
 
   int device_;
   int sms_ = 0;  // streaming multiprocessors (split-K sizing)
+  bool split_k_ = true;  // SDNODE_CUDA_SPLITK=0: off
   bool graphs_on_ = false;  // SDNODE_CUDA_GRAPH=1
   bool capturing_ = false;
   std::vector<Recorded> graphs_;

@@ -38,7 +38,7 @@ void launch(const TcCtx& c, int64_t M, int64_t N, int64_t K, const ALoad& al, co
   const dim3 grid(static_cast<unsigned>((M + BM - 1) / BM), static_cast<unsigned>((N + BN - 1) / BN));
   const float* b = bias ? bias->f32() : nullptr;
   const int tiles = static_cast<int>((K + BK - 1) / BK);
-  const SplitK sk = split_k(grid.x * static_cast<int64_t>(grid.y), tiles, c.sms);
+  const SplitK sk = c.split_k ? split_k(grid.x * static_cast<int64_t>(grid.y), K, c.sms) : SplitK{};
   if (sk.splits == 1) {
     with_weights(w, N, K, [&](auto wl) { tc_gemm_kernel<<<grid, THREADS, 0, c.stream>>>(M, N, K, al, wl, b, st, tiles); });
     SD_CUDA_LAUNCHED("tc gemm");

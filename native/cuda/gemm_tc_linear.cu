@@ -20,20 +20,6 @@ namespace cuda {
 
 using namespace tc_gemm;
 
-SplitK split_k(int64_t blocks, int tiles, int sms) {
-  // The kernel keeps two 256-thread blocks per SM (registers), so a grid below 2 * SMs blocks leaves
-  // SMs idle: the UNet's 1280-channel layers at 8x8 and 16x16 latents make 10-40 tiles. Split their
-  // long K (up to 11520) so the grid fills about two waves, each split keeping >= 4 k-tiles.
-  SplitK sk;
-  if (sms <= 0 || blocks >= 2 * sms) return sk;
-  const int want = static_cast<int>(std::min<int64_t>((2 * sms + blocks - 1) / blocks, 32));
-  const int splits = std::min(want, tiles / 4);
-  if (splits < 2) return sk;
-  sk.tiles_per_split = (tiles + splits - 1) / splits;
-  sk.splits = (tiles + sk.tiles_per_split - 1) / sk.tiles_per_split;  // no empty split
-  return sk;
-}
-
 void tc_linear(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
   const int64_t K = w.shape[1], N = w.shape[0], M = x.rows();
   if (x.type == DType::F16) {  // f16 activations go global -> shared as they are (cp.async)

@@ -18,15 +18,9 @@ namespace cuda {
 struct TcCtx {
   cudaStream_t stream;
   int sms;
+  bool split_k;  // SDNODE_CUDA_SPLITK=0 turns split-K off (to measure what it gives)
   std::function<void*(size_t)> workspace;
 };
-// Split-K for a grid of `blocks` output tiles over `tiles` k-tiles: splits (1: none) of
-// tiles_per_split k-tiles each.
-struct SplitK {
-  int splits = 1, tiles_per_split = 0;
-};
-SplitK split_k(int64_t blocks, int tiles, int sms);
-
 // y[M, N] = x[M, K] . w[N, K]^T + bias[N]: any M, N, K (tails are masked).
 void tc_linear(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
 // Implicit-GEMM conv2d (no im2col buffer), 1x1 and 3x3, stride 1 or 2, padding as v0; up = 1 reads

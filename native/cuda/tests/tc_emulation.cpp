@@ -343,9 +343,33 @@ void test_group_norm(int N, int C, int H, int Wd, int groups, bool silu, bool ha
         y, ref, half ? kHalfOut : 1e-5);
 }
 
+// The split-K plan on a 132-SM GPU (H100 SXM / H200) for the UNet's small-grid layers at 512x512.
+void test_split_plan() {
+  struct Case { const char* what; int64_t blocks, K; int lo, hi; };
+  const Case cases[] = {
+      {"1280-ch conv at 8x8, batch 2 (10 tiles, K 11520)", 10, 11520, 8, 32},
+      {"1280-ch conv at 16x16 (40 tiles, K 11520)", 40, 11520, 2, 4},
+      {"640-ch conv at 32x32 (80 tiles: 52 SMs idle)", 80, 5760, 2, 4},
+      {"1280 linear at 16x16 (40 tiles, K 1280)", 40, 1280, 1, 4},
+      {"a full grid (300 tiles)", 300, 11520, 1, 1},
+      {"short K (4 k-tiles)", 2, 128, 1, 1},
+  };
+  for (const Case& c : cases) {
+    const SplitK sk = split_k(c.blocks, c.K, 132);
+    const int tiles = static_cast<int>((c.K + BK - 1) / BK);
+    const bool covers = sk.splits == 1 || (static_cast<int64_t>(sk.splits) * sk.tiles_per_split >= tiles &&
+                                           (sk.splits - 1) * sk.tiles_per_split < tiles && sk.tiles_per_split >= 4);
+    const bool ok = covers && sk.splits >= c.lo && sk.splits <= c.hi;
+    (ok ? g_pass : g_fail)++;
+    std::printf("%s split-K plan: %-50s %d splits of %d k-tiles (want %d..%d)\n", ok ? "ok  " : "FAIL", c.what,
+                sk.splits, sk.tiles_per_split, c.lo, c.hi);
+  }
+}
+
 }  // namespace
 
 int main() {
+  test_split_plan();
   for (sd::DType t : {sd::DType::F32, sd::DType::F16, sd::DType::Q8_0, sd::DType::Q4_0}) {
     const bool q = t == sd::DType::Q8_0 || t == sd::DType::Q4_0;
     test_linear(t, 150, 137, q ? 96 : 80);
