@@ -174,6 +174,25 @@ struct ConvOut {
   }
 };
 
+// Calls f(wl) with the weight loader for weights of type t at `data` ([N, K] rows). Host code,
+// shared by the launches and the emulation.
+template <class F>
+void with_weights(DType t, const void* data, int64_t N, int64_t K, F&& f) {
+  const uint8_t* wp = static_cast<const uint8_t*>(data);
+  switch (t) {
+    case DType::F32: {
+      const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(wp) % 16 == 0;
+      return f(F32Rows{reinterpret_cast<const float*>(wp), N, K, K, vec});
+    }
+    case DType::F16: {
+      const bool vec = K % 8 == 0 && reinterpret_cast<uintptr_t>(wp) % 16 == 0;
+      return f(F16Rows{reinterpret_cast<const __half*>(wp), N, K, vec});
+    }
+    case DType::Q8_0: return f(QRows<false>{wp, N, K, static_cast<int64_t>(dtype_row_bytes(t, K))});
+    case DType::Q4_0: return f(QRows<true>{wp, N, K, static_cast<int64_t>(dtype_row_bytes(t, K))});
+  }
+}
+
 // Split-K for a grid of `blocks` output tiles over K (`tiles` k-tiles) on `sms` SMs: splits (1:
 // none) of tiles_per_split k-tiles each. The UNet's 1280-channel layers at 8x8 and 16x16 latents
 // make 10-40 tiles with K up to 11520, leaving most SMs idle. The split count minimises a rough

@@ -13,24 +13,6 @@ namespace sd {
 namespace cuda {
 namespace tc_gemm {
 
-// Calls f(wl) with the weight loader for w's type.
-template <class F>
-void with_weights(const Tensor& w, int64_t N, int64_t K, F&& f) {
-  const uint8_t* wp = static_cast<const uint8_t*>(w.data);
-  switch (w.type) {
-    case DType::F32: {
-      const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(wp) % 16 == 0;
-      return f(F32Rows{reinterpret_cast<const float*>(wp), N, K, K, vec});
-    }
-    case DType::F16: {
-      const bool vec = K % 8 == 0 && reinterpret_cast<uintptr_t>(wp) % 16 == 0;
-      return f(F16Rows{reinterpret_cast<const __half*>(wp), N, K, vec});
-    }
-    case DType::Q8_0: return f(QRows<false>{wp, N, K, static_cast<int64_t>(dtype_row_bytes(w.type, K))});
-    case DType::Q4_0: return f(QRows<true>{wp, N, K, static_cast<int64_t>(dtype_row_bytes(w.type, K))});
-  }
-}
-
 // n_major: the output is NCHW (conv), so split-K partials are laid out by channel.
 template <class ALoad, class Store>
 void launch(const TcCtx& c, int64_t M, int64_t N, int64_t K, const ALoad& al, const Tensor& w, const Tensor* bias,
@@ -40,14 +22,16 @@ void launch(const TcCtx& c, int64_t M, int64_t N, int64_t K, const ALoad& al, co
   const int tiles = static_cast<int>((K + BK - 1) / BK);
   const SplitK sk = c.split_k ? split_k(grid.x * static_cast<int64_t>(grid.y), K, c.sms) : SplitK{};
   if (sk.splits == 1) {
-    with_weights(w, N, K, [&](auto wl) { tc_gemm_kernel<<<grid, THREADS, 0, c.stream>>>(M, N, K, al, wl, b, st, tiles); });
+    with_weights(w.type, w.data, N, K, [&](auto wl) {
+      tc_gemm_kernel<<<grid, THREADS, 0, c.stream>>>(M, N, K, al, wl, b, st, tiles);
+    });
     SD_CUDA_LAUNCHED("tc gemm");
     return;
   }
   float* ws = static_cast<float*>(c.workspace(static_cast<size_t>(sk.splits) * M * N * sizeof(float)));
   const SplitOut part{ws, M, N, n_major};
   const dim3 sgrid(grid.x, grid.y, static_cast<unsigned>(sk.splits));
-  with_weights(w, N, K, [&](auto wl) {
+  with_weights(w.type, w.data, N, K, [&](auto wl) {
     tc_gemm_kernel<<<sgrid, THREADS, 0, c.stream>>>(M, N, K, al, wl, nullptr, part, sk.tiles_per_split);
   });
   SD_CUDA_LAUNCHED("tc gemm (split-K)");

@@ -149,24 +149,17 @@ template <class ALoad, class Store>
 void run_gemm(int64_t M, int64_t N, int64_t K, const ALoad& al, const W& w, const float* bias, const Store& st,
               bool n_major = false) {
   const unsigned gx = static_cast<unsigned>((M + BM - 1) / BM), gy = static_cast<unsigned>((N + BN - 1) / BN);
-  const uint8_t* wp = w.bytes.data();
-  auto with_w = [&](auto&& f) {
-    switch (w.t) {
-      case sd::DType::F32: return f(F32Rows{reinterpret_cast<const float*>(wp), N, K, K, K % 4 == 0});
-      case sd::DType::F16: return f(F16Rows{reinterpret_cast<const __half*>(wp), N, K, K % 8 == 0});
-      case sd::DType::Q8_0: return f(QRows<false>{wp, N, K, K / 32 * 34});
-      case sd::DType::Q4_0: return f(QRows<true>{wp, N, K, K / 32 * 18});
-    }
-  };
   const int tiles = static_cast<int>((K + BK - 1) / BK);
   if (g_splits <= 1) {
-    with_w([&](auto wl) { run_grid(gx, gy, THREADS, [&] { tc_gemm_kernel(M, N, K, al, wl, bias, st, tiles); }); });
+    with_weights(w.t, w.bytes.data(), N, K, [&](auto wl) {
+      run_grid(gx, gy, THREADS, [&] { tc_gemm_kernel(M, N, K, al, wl, bias, st, tiles); });
+    });
     return;
   }
   const int tps = (tiles + g_splits - 1) / g_splits, splits = (tiles + tps - 1) / tps;
   std::vector<float> ws(static_cast<size_t>(splits) * M * N, NAN);
   const SplitOut part{ws.data(), M, N, n_major};
-  with_w([&](auto wl) {
+  with_weights(w.t, w.bytes.data(), N, K, [&](auto wl) {
     run_grid(gx, gy, THREADS, [&] { tc_gemm_kernel(M, N, K, al, wl, nullptr, part, tps); }, static_cast<unsigned>(splits));
   });
   run_grid(3, 1, 64, [&] { splitk_reduce_kernel(ws.data(), splits, part, bias, st); });
