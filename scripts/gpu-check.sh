@@ -11,39 +11,80 @@
 # Ends with a summary: every FAIL line, each step's rc and seconds, the bench lines.
 # Expected run time on an H100/H200: build 2-4 min, steps 1-4 about 4 min together.
 #   bash scripts/gpu-check.sh [cuda-arch, default: detected, e.g. 90]
-#   SDNODE_GPU_CHECK_STEPS="ops models bench gen" (the default) runs a subset; "splitk" adds the
-#   TC=1 bench with split-K off (SDNODE_CUDA_SPLITK=0);
+#   SDNODE_GPU_CHECK_STEPS="ops models bench gen splitk" (the default) runs a subset; "splitk" is the
+#   TC=1 bench with split-K off (SDNODE_CUDA_SPLITK=0), last so that it is what a short budget skips;
 #   SDNODE_GPU_CHECK_TC="0 gemm,attn,norm 1" (default) the kernel sets for the tests, each a
 #   SDNODE_CUDA_TC value (0, 1 = every part, or a list of gemm,attn,norm,half; "half" stores
 #   activations as f16), SDNODE_GPU_CHECK_BENCH_TC="0 1" those for the benchmark;
 #   steps 3 and 4 also run with CUDA graphs (SDNODE_CUDA_GRAPH=1) for TC=1;
+#   SDNODE_GPU_CHECK_BUDGET_S (default 480) caps all steps together; each step also has its own limit.
 #   SDNODE_GPU_CHECK_SANITIZE=1 adds a compute-sanitizer memcheck of the TC op tests (slow; for
 #   diagnosing a failure).
+# Device time is scarce and the build is the slowest part, so it can be done beforehand on a machine
+# without a GPU: `bash scripts/gpu-check.sh --build-only 90` builds build-gpu and stamps it with a
+# hash of the sources; carry build-gpu to the GPU machine and this script skips the build when the
+# stamp still matches the sources there (any edit since means a rebuild, never stale binaries).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+build_only=0
+if [ "${1:-}" = --build-only ]; then build_only=1; shift; fi
 arch="${1:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '.')}"
 arch="${arch:-90}"
-steps="${SDNODE_GPU_CHECK_STEPS:-ops models bench gen}"
+steps="${SDNODE_GPU_CHECK_STEPS:-ops models bench gen splitk}"
 gen_modes="${SDNODE_GPU_CHECK_GEN_TC:-1}"
 modes="${SDNODE_GPU_CHECK_TC:-0 gemm,attn,norm 1}"
 bench_modes="${SDNODE_GPU_CHECK_BENCH_TC:-0 1}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 gen=""; command -v ninja >/dev/null && gen="-G Ninja"
 t0=$(date +%s)
-cmake -S . -B build-gpu $gen -DCMAKE_BUILD_TYPE=Release -DSDNODE_TESTS=ON -DSDNODE_CUDA=ON \
-  -DSDNODE_CUDA_ARCHS="${arch}-real" >/dev/null || exit 1
-cmake --build build-gpu -j "$(nproc)" --target sdcore_tests sdnode_cuda sdcuda_tests 2>&1 | grep -E 'error|FAILED|cuda/.*warning'
-[ "${PIPESTATUS[0]}" = 0 ] || exit 1
-echo "build: $(( $(date +%s) - t0 )) s"
+# What the binaries were built from: the sources, the build files and the architecture.
+stamp() {
+  { echo "arch=$arch"; find native CMakeLists.txt -type f | LC_ALL=C sort | xargs sha256sum; } |
+    sha256sum | cut -c1-16
+}
+bins="build-gpu/sdcore_tests build-gpu/native/cuda/sdnode_cuda.so build-gpu/native/cuda/sdcuda_tests"
+if [ "$build_only" = 0 ] && [ -f build-gpu/prebuilt-stamp ] && [ "$(cat build-gpu/prebuilt-stamp)" = "$(stamp)" ] &&
+  ls $bins >/dev/null 2>&1 && ! ldd $bins 2>&1 | grep -q 'not found'; then
+  echo "build: prebuilt binaries match the sources (stamp $(cat build-gpu/prebuilt-stamp)), not rebuilding"
+else
+  rm -f build-gpu/prebuilt-stamp
+  # A carried build dir's CMake cache names the other machine's paths; start it afresh there.
+  [ -f build-gpu/CMakeCache.txt ] && ! grep -q "CMAKE_HOME_DIRECTORY:INTERNAL=$PWD\$" build-gpu/CMakeCache.txt &&
+    rm -rf build-gpu
+  cmake -S . -B build-gpu $gen -DCMAKE_BUILD_TYPE=Release -DSDNODE_TESTS=ON -DSDNODE_CUDA=ON \
+    -DSDNODE_CUDA_ARCHS="${arch}-real" >/dev/null || exit 1
+  jobs="$(nproc)"; [ "$build_only" = 1 ] && jobs="${SDNODE_GPU_CHECK_JOBS:-2}"
+  cmake --build build-gpu -j "$jobs" --target sdcore_tests sdnode_cuda sdcuda_tests 2>&1 | grep -E 'error|FAILED|cuda/.*warning'
+  [ "${PIPESTATUS[0]}" = 0 ] || exit 1
+  echo "build: $(( $(date +%s) - t0 )) s"
+fi
+if [ "$build_only" = 1 ]; then
+  stamp >build-gpu/prebuilt-stamp
+  du -ch $bins | tail -1
+  echo "prebuilt for sm_$arch, stamp $(cat build-gpu/prebuilt-stamp); carry only the binaries, e.g."
+  echo "  run(carry: [\"build-gpu/prebuilt-stamp\", \"build-gpu/sdcore_tests\", \"build-gpu/native/cuda/sdnode_cuda.so\","
+  echo "       \"build-gpu/native/cuda/sdcuda_tests\"], command: \"bash scripts/gpu-check.sh\")"
+  exit 0
+fi
 export SDNODE_CUDA_LIB="$PWD/build-gpu/native/cuda/sdnode_cuda.so"
 log="build-gpu/gpu-check.log"
 : >"$log"
 summary=()
 rc=0
 # step NAME TIMEOUT CMD...: runs CMD (output to the terminal and the log), records rc and seconds.
+# The steps share one budget (SDNODE_GPU_CHECK_BUDGET_S after the build, default 480): a hung kernel
+# costs its step, not the run, and the summary is always printed before the device's own time limit.
+budget="${SDNODE_GPU_CHECK_BUDGET_S:-480}"
+t_steps=$(date +%s)
 step() {
   local name="$1" limit="$2"; shift 2
   local s=$(date +%s)
+  local left=$(( budget - (s - t_steps) ))
+  if [ "$left" -lt 15 ]; then
+    echo "== $name: SKIPPED, the check's budget of $budget s is spent" | tee -a "$log"
+    summary+=("$(printf '%-44s skipped (budget)' "$name")"); rc=1; return
+  fi
+  [ "$limit" -gt "$left" ] && limit="$left"
   echo "== $name" | tee -a "$log"
   timeout "$limit" "$@" 2>&1 | tee -a "$log"
   local r=${PIPESTATUS[0]}
@@ -67,15 +108,15 @@ case " $steps " in *" bench "*)
   step "full-size bench f16, TC=1 with CUDA graphs" 200 \
     env SDNODE_CUDA_GRAPH=1 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
 esac
-case " $steps " in *" splitk "*)  # not in the default list: what split-K gives, TC=1
-  step "full-size bench f16, TC=1, split-K off" 200 \
-    env SDNODE_CUDA_SPLITK=0 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
-esac
 case " $steps " in *" gen "*)
   step "whole 512 generations f16/q8_0/q4_0, CUDA graphs (TC: $gen_modes)" 300 \
     env SDNODE_CUDA_GRAPH=1 SDNODE_CUDA_TEST_TC="$gen_modes" ./build-gpu/native/cuda/sdcuda_tests --bench-gen
   step "whole 512 generation f16 without graphs (TC: $gen_modes)" 120 \
     env SDNODE_BENCH_GEN_DTYPES=f16 SDNODE_CUDA_TEST_TC="$gen_modes" ./build-gpu/native/cuda/sdcuda_tests --bench-gen ;;
+esac
+case " $steps " in *" splitk "*)  # what split-K gives, TC=1
+  step "full-size bench f16, TC=1, split-K off" 200 \
+    env SDNODE_CUDA_SPLITK=0 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
 esac
 if [ "${SDNODE_GPU_CHECK_SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null; then
   step "compute-sanitizer memcheck, TC=1 ops" 300 \
@@ -88,4 +129,6 @@ grep -E '^sdcuda|passed|failed' "$log" | grep -vE '^(ok|FAIL)' | tail -12
 grep -E '^== sdcuda ops|^bench |^== bench-model|UNet .*batch 2|CLIP batch|VAE decode|^    [a-z].* calls |^  gen |^bench-gen' "$log"
 printf '%s\n' "${summary[@]}"
 echo "gpu-check: total $(( $(date +%s) - t0 )) s, rc=$rc"
+# On the lent GPU machine only the output's tail comes back; the whole log comes back from $OUT.
+[ -n "${OUT:-}" ] && [ -d "$OUT" ] && cp "$log" "$OUT/"
 exit $rc
