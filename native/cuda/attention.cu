@@ -66,9 +66,12 @@ void CudaBackend::do_attention(Tensor& y, const Tensor& q, const Tensor& k, cons
   const OpSync op_sync{this};
   const int B = static_cast<int>(q.shape[0]), nq = static_cast<int>(q.shape[1]), nk = static_cast<int>(k.shape[1]);
   const int d = static_cast<int>(q.shape[2] / heads);
-  if (tc_attn_) {  // head dims <= 160
+  if (tc_attn_) {  // flash attention for head dims <= 160, two GEMMs around a softmax above
     const size_t need = cuda::tc_attention_scratch(q, k, heads);
     if (need && cuda::tc_attention(stream_, y, q, k, v, heads, causal, scratch(need))) return;
+    // The wide path's split-K GEMMs take their workspace from its own scratch region, not tc_ctx's.
+    cuda::TcCtx c = tc_ctx();
+    return cuda::tc_attention_wide(c, y, q, k, v, heads, causal, scratch(cuda::tc_attention_wide_scratch(c, q, k, heads)));
   }
   if (d > MAX_D) throw std::invalid_argument("attention: head dim " + std::to_string(d) + " exceeds 512 on CUDA");
   const int tk = std::max(1, std::min(64, 40960 / (8 * d)));

@@ -1,6 +1,7 @@
 // The tensor-core GEMM kernel and its tile loaders (see gemm_tc_linear.cu for the design). A header of its
 // own so that a host-side emulation of the warp-level ops (tests/tc_emulation.cpp) can run it.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "core/dtype.h"
@@ -219,6 +220,15 @@ inline SplitK split_k(int64_t blocks, int64_t K, int sms) {
   sk.tiles_per_split = (tiles + splits - 1) / splits;
   sk.splits = (tiles + sk.tiles_per_split - 1) / sk.tiles_per_split;  // no empty split
   return sk;
+}
+
+// The split plan a launch of an M x N x K GEMM makes (split_on: TcCtx::split_k) and the f32
+// workspace it then asks for; callers that share one scratch buffer size it with these.
+inline SplitK split_plan(int64_t M, int64_t N, int64_t K, int sms, bool split_on) {
+  return split_on ? split_k(((M + BM - 1) / BM) * ((N + BN - 1) / BN), K, sms) : SplitK{};
+}
+inline size_t splitk_workspace_bytes(const SplitK& sk, int64_t M, int64_t N) {
+  return sk.splits > 1 ? static_cast<size_t>(sk.splits) * M * N * sizeof(float) : 0;
 }
 
 // Split-K partial sums (blockIdx.z = split): f32 workspace [split][M][N], or [split][N][m] when

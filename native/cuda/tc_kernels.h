@@ -32,6 +32,12 @@ void tc_conv2d(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, cons
 size_t tc_attention_scratch(const Tensor& q, const Tensor& k, int heads);  // 0: head dim not handled
 bool tc_attention(cudaStream_t s, Tensor& y, const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal,
                   void* scratch);
+// Head dims above 160 (the VAE's 512): two TC GEMMs around a row softmax, scores materialised per
+// chunk of query rows; `scratch`: tc_attention_wide_scratch() bytes (f16 Q/K/V^T per head, scores,
+// split-K partials), which must not be the workspace `c` hands out.
+size_t tc_attention_wide_scratch(const TcCtx& c, const Tensor& q, const Tensor& k, int heads);
+void tc_attention_wide(const TcCtx& c, Tensor& y, const Tensor& q, const Tensor& k, const Tensor& v, int heads,
+                       bool causal, void* scratch);
 
 // group_norm (+SiLU) over many blocks per group; `stats` holds group_norm_split_scratch() bytes
 // (0: shape not handled, use the v0 kernel).

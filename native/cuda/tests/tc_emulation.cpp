@@ -15,6 +15,7 @@
 #include "emu/cuda/tc_common.cuh"
 inline int min(int a, int b) { return a < b ? a : b; }
 #include "cuda/attention_tc_kernel.cuh"
+#include "cuda/attention_wide_kernel.cuh"
 #include "cuda/gemm_tc_kernel.cuh"
 #include "cuda/norm_split_kernel.cuh"
 
@@ -292,6 +293,80 @@ void test_attention(int B, int nq, int nk, int heads, int d, bool causal, bool h
         y, ref, 2e-3);
 }
 
+// Head dims above 160 (attention_wide.cu): heads split to f16 (V transposed), then per head and
+// chunk of query rows S = Q K^T, the softmax, O = P V into the head's output columns -- the same
+// kernels and chunk plan as the host code; `chunk_bytes` small forces several chunks.
+void test_attention_wide(int B, int nq, int nk, int heads, int d, bool causal, bool half, int64_t chunk_bytes) {
+  namespace aw = sd::cuda::tc_wide;
+  const int width = heads * d;
+  const auto q = randn(static_cast<size_t>(B) * nq * width), k = randn(static_cast<size_t>(B) * nk * width),
+             v = randn(static_cast<size_t>(B) * nk * width);
+  const aw::Plan pl = aw::plan(B, nq, nk, heads, d, 132, false, chunk_bytes);
+  std::vector<__half> q16(static_cast<size_t>(B) * heads * nq * d, __float2half(NAN)),
+      k16(static_cast<size_t>(B) * heads * nk * d, __float2half(NAN)), vt16(k16.size(), __float2half(NAN)),
+      p16(static_cast<size_t>(pl.rows) * nk, __float2half(NAN)), yh(q.size(), __float2half(NAN));
+  std::vector<float> s(static_cast<size_t>(pl.rows) * nk, NAN), y(q.size(), NAN);
+  const auto qh = to_half(q), kh = to_half(k), vh = to_half(v);
+  run_grid(3, 1, 64, [&] {  // a small grid: the grid-stride loops must cover everything
+    if (half) {
+      aw::split_heads_kernel(qh.data(), q16.data(), B, nq, heads, d, false);
+      aw::split_heads_kernel(kh.data(), k16.data(), B, nk, heads, d, false);
+      aw::split_heads_kernel(vh.data(), vt16.data(), B, nk, heads, d, true);
+    } else {
+      aw::split_heads_kernel(q.data(), q16.data(), B, nq, heads, d, false);
+      aw::split_heads_kernel(k.data(), k16.data(), B, nk, heads, d, false);
+      aw::split_heads_kernel(v.data(), vt16.data(), B, nk, heads, d, true);
+    }
+  });
+  const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(d));
+  auto gemm = [&](int64_t M, int64_t N, int64_t K, const F16Rows& a, const F16Rows& w, auto st) {
+    run_grid(static_cast<unsigned>((M + BM - 1) / BM), static_cast<unsigned>((N + BN - 1) / BN), THREADS,
+             [&] { tc_gemm_kernel(M, N, K, a, w, nullptr, st, static_cast<int>((K + BK - 1) / BK)); });
+  };
+  const auto vec = [](const __half* p, int64_t K) { return K % 8 == 0 && reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  for (int bh = 0; bh < B * heads; ++bh) {
+    const int b = bh / heads, hd = bh - b * heads;
+    const __half* kp = k16.data() + static_cast<int64_t>(bh) * nk * d;
+    const __half* vp = vt16.data() + static_cast<int64_t>(bh) * d * nk;
+    for (int64_t m0 = 0; m0 < nq; m0 += pl.rows) {
+      const int64_t rows = std::min<int64_t>(pl.rows, nq - m0);
+      const __half* qp = q16.data() + (static_cast<int64_t>(bh) * nq + m0) * d;
+      gemm(rows, nk, d, F16Rows{qp, rows, d, vec(qp, d)}, F16Rows{kp, nk, d, vec(kp, d)}, DenseOut<float>{s.data(), nk});
+      run_grid(static_cast<unsigned>((rows + 7) / 8), 1, 256,
+               [&] { aw::softmax_rows_kernel(s.data(), p16.data(), rows, nk, scale_log2, causal, m0); });
+      const int64_t off = ((static_cast<int64_t>(b) * nq + m0) * heads + hd) * d;
+      const F16Rows pa{p16.data(), rows, nk, vec(p16.data(), nk)}, vw{vp, d, nk, vec(vp, nk)};
+      if (half) gemm(rows, d, nk, pa, vw, DenseOut<__half>{yh.data() + off, width});
+      else gemm(rows, d, nk, pa, vw, DenseOut<float>{y.data() + off, width});
+    }
+  }
+  if (half) y = from_half(yh);
+  std::vector<double> ref(y.size());
+  for (int b = 0; b < B; ++b)
+    for (int hd = 0; hd < heads; ++hd)
+      for (int i = 0; i < nq; ++i) {
+        const size_t qo = (static_cast<size_t>(b) * nq + i) * width + hd * d;
+        const int valid = causal ? std::min(nk, i + 1) : nk;
+        std::vector<double> e(valid);
+        double mx = -INFINITY, l = 0;
+        for (int j = 0; j < valid; ++j) {
+          double a = 0;
+          for (int c = 0; c < d; ++c) a += static_cast<double>(h(q[qo + c])) * h(k[(static_cast<size_t>(b) * nk + j) * width + hd * d + c]);
+          mx = std::fmax(mx, e[j] = a / std::sqrt(static_cast<double>(d)));
+        }
+        for (int j = 0; j < valid; ++j) l += e[j] = std::exp(e[j] - mx);
+        for (int c = 0; c < d; ++c) {
+          double o = 0;
+          for (int j = 0; j < valid; ++j) o += e[j] * h(v[(static_cast<size_t>(b) * nk + j) * width + hd * d + c]);
+          ref[qo + c] = o / l;
+        }
+      }
+  check("wide attention b" + std::to_string(B) + " nq" + std::to_string(nq) + " nk" + std::to_string(nk) + " h" +
+            std::to_string(heads) + " d" + std::to_string(d) + (causal ? " causal" : "") + " rows/chunk " +
+            std::to_string(pl.rows) + act_name(half),
+        y, ref, half ? 2e-3 + kHalfOut : 2e-3);
+}
+
 void test_group_norm(int N, int C, int H, int Wd, int groups, bool silu, bool half = false) {
   namespace gn = sd::cuda::gn_split;
   const int64_t plane = static_cast<int64_t>(H) * Wd, len = C / groups * plane;
@@ -381,6 +456,9 @@ int main() {
   test_attention<80>(2, 33, 200, 2, 80, false);   // 4 key tiles: the double buffer turns over twice
   test_attention<160>(1, 130, 130, 1, 160, true);  // single buffer, causal over 3 tiles
   test_attention<128>(1, 70, 130, 3, 100, false);
+  test_attention_wide(1, 300, 150, 1, 192, false, false, 150 * 6 * 128);  // 3 chunks: 128, 128, 44 rows
+  test_attention_wide(2, 130, 130, 2, 200, true, false, 130 * 6 * 128);   // causal across chunks, d % 16 != 0
+  test_attention_wide(1, 100, 77, 1, 256, false, false, sd::cuda::tc_wide::kChunkBytes);    // nk % 8 != 0: P V without cp.async
   test_group_norm(2, 64, 24, 24, 32, true);  // len 1152: float4 path, one chunk
   test_group_norm(1, 32, 33, 35, 8, false);  // len 4620: scalar path, two chunks
   test_group_norm(1, 64, 40, 40, 32, true);  // len 3200
@@ -405,6 +483,8 @@ int main() {
   test_attention<48>(2, 70, 77, 2, 40, false, true);
   test_attention<80>(2, 33, 200, 2, 80, false, true);
   test_attention<160>(1, 130, 130, 1, 160, true, true);
+  test_attention_wide(1, 300, 150, 1, 192, false, true, 150 * 6 * 128);
+  test_attention_wide(2, 130, 130, 2, 200, true, true, 130 * 6 * 128);
   test_group_norm(2, 64, 24, 24, 32, true, true);
   test_group_norm(1, 32, 33, 35, 8, false, true);
   std::printf("tc emulation: %d passed, %d failed\n", g_pass, g_fail);
