@@ -17,9 +17,10 @@
 #   SDNODE_CUDA_TC value (0, 1 = every part, or a list of gemm,attn,norm,half; "half" stores
 #   activations as f16), SDNODE_GPU_CHECK_BENCH_TC="0 1" those for the benchmark;
 #   steps 3 and 4 also run with CUDA graphs (SDNODE_CUDA_GRAPH=1) for TC=1;
-#   SDNODE_GPU_CHECK_BUDGET_S (default 480) caps all steps together; each step also has its own limit.
+#   SDNODE_GPU_CHECK_BUDGET_S (default 540, build included) caps the whole run; each step also has
+#   its own limit.
 #   SDNODE_GPU_CHECK_SANITIZE=1 adds a compute-sanitizer memcheck of the TC op tests (slow; for
-#   diagnosing a failure).
+#   diagnosing a failure; it works on the Firecracker machines, a gVisor one refused the device).
 # Device time is scarce and the build is the slowest part, so it can be done beforehand on a machine
 # without a GPU: `bash scripts/gpu-check.sh --build-only 90` builds build-gpu and stamps it with a
 # hash of the sources; carry build-gpu to the GPU machine and this script skips the build when the
@@ -47,6 +48,9 @@ if [ "$build_only" = 0 ] && [ -f build-gpu/prebuilt-stamp ] && [ "$(cat build-gp
   ls $bins >/dev/null 2>&1 && ! ldd $bins 2>&1 | grep -q 'not found'; then
   echo "build: prebuilt binaries match the sources (stamp $(cat build-gpu/prebuilt-stamp)), not rebuilding"
 else
+  [ "$build_only" = 0 ] && [ -f build-gpu/prebuilt-stamp ] &&
+    echo "!! build: the carried binaries do not match these sources (edited since --build-only?): building here" \
+      "takes 2-4 min of device time"
   rm -f build-gpu/prebuilt-stamp
   # A carried build dir's CMake cache names the other machine's paths; start it afresh there.
   [ -f build-gpu/CMakeCache.txt ] && ! grep -q "CMAKE_HOME_DIRECTORY:INTERNAL=$PWD\$" build-gpu/CMakeCache.txt &&
@@ -67,19 +71,23 @@ if [ "$build_only" = 1 ]; then
   exit 0
 fi
 export SDNODE_CUDA_LIB="$PWD/build-gpu/native/cuda/sdnode_cuda.so"
-log="build-gpu/gpu-check.log"
+export SDNODE_CUDA_REQUIRE=1  # here a CUDA backend that does not load is a failure, not a skip
+# On the lent GPU machine only the output's tail comes back, and files under $OUT: the log goes
+# there directly, so it survives even a run killed at the device's time limit.
+log="${OUT:-build-gpu}/gpu-check.log"
+[ -n "${OUT:-}" ] && mkdir -p "$OUT"
 : >"$log"
 summary=()
 rc=0
 # step NAME TIMEOUT CMD...: runs CMD (output to the terminal and the log), records rc and seconds.
-# The steps share one budget (SDNODE_GPU_CHECK_BUDGET_S after the build, default 480): a hung kernel
-# costs its step, not the run, and the summary is always printed before the device's own time limit.
-budget="${SDNODE_GPU_CHECK_BUDGET_S:-480}"
-t_steps=$(date +%s)
+# The steps share one budget (SDNODE_GPU_CHECK_BUDGET_S from the start, build included, default
+# 540): a hung kernel costs its step, not the run, and the summary is always printed before the
+# device's 600 s limit per command.
+budget="${SDNODE_GPU_CHECK_BUDGET_S:-540}"
 step() {
   local name="$1" limit="$2"; shift 2
   local s=$(date +%s)
-  local left=$(( budget - (s - t_steps) ))
+  local left=$(( budget - (s - t0) ))
   if [ "$left" -lt 15 ]; then
     echo "== $name: SKIPPED, the check's budget of $budget s is spent" | tee -a "$log"
     summary+=("$(printf '%-44s skipped (budget)' "$name")"); rc=1; return
@@ -129,6 +137,4 @@ grep -E '^sdcuda|passed|failed' "$log" | grep -vE '^(ok|FAIL)' | tail -12
 grep -E '^== sdcuda ops|^bench |^== bench-model|UNet .*batch 2|CLIP batch|VAE decode|^    [a-z].* calls |^  gen |^bench-gen' "$log"
 printf '%s\n' "${summary[@]}"
 echo "gpu-check: total $(( $(date +%s) - t0 )) s, rc=$rc"
-# On the lent GPU machine only the output's tail comes back; the whole log comes back from $OUT.
-[ -n "${OUT:-}" ] && [ -d "$OUT" ] && cp "$log" "$OUT/"
 exit $rc

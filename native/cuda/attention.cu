@@ -15,7 +15,10 @@ namespace {
 constexpr int QPB = 64;       // queries (threads) per block
 constexpr int MAX_D = 512;    // VAE mid-block attention: one head of 512
 
-template <class T>
+// MAXD bounds the per-thread query and accumulator arrays. They live in local memory, and the driver
+// reserves a kernel's stack for every resident thread of the GPU (4 KB at 512: about 1.1 GB on a
+// 132-SM H100), so the common head dims get smaller instantiations.
+template <int MAXD, class T>
 __global__ void attention_kernel(const T* q, const T* k, const T* v, T* y, int nq, int nk, int heads, int d, int tk,
                                  float scale, bool causal) {
   extern __shared__ float smem[];
@@ -25,7 +28,7 @@ __global__ void attention_kernel(const T* q, const T* k, const T* v, T* y, int n
   const int width = heads * d;
   const int qi = blockIdx.x * QPB + threadIdx.x;
   const bool active = qi < nq;
-  float qr[MAX_D], acc[MAX_D];
+  float qr[MAXD], acc[MAXD];
   const T* qp = q + (static_cast<int64_t>(b) * nq + (active ? qi : 0)) * width + h * d;
   for (int i = 0; i < d; ++i) { qr[i] = active ? cuda::to_f32(qp[i]) * scale : 0.f; acc[i] = 0.f; }
   float mx = -INFINITY, l = 0.f;
@@ -77,10 +80,15 @@ void CudaBackend::do_attention(Tensor& y, const Tensor& q, const Tensor& k, cons
   const int tk = std::max(1, std::min(64, 40960 / (8 * d)));
   const size_t shmem = static_cast<size_t>(2) * tk * d * sizeof(float);
   dim3 grid(static_cast<unsigned>((nq + QPB - 1) / QPB), static_cast<unsigned>(B * heads));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   cuda::with_act(q.type, [&](auto tag) {
     using T = decltype(tag);
-    attention_kernel<T><<<grid, QPB, shmem, stream()>>>(q.as<T>(), k.as<T>(), v.as<T>(), y.as<T>(), nq, nk, heads, d, tk,
-                                                        1.0f / std::sqrt(static_cast<float>(d)), causal);
+    auto go = [&](auto kernel) {
+      kernel<<<grid, QPB, shmem, stream()>>>(q.as<T>(), k.as<T>(), v.as<T>(), y.as<T>(), nq, nk, heads, d, tk, scale, causal);
+    };
+    if (d <= 64) go(attention_kernel<64, T>);
+    else if (d <= 160) go(attention_kernel<160, T>);
+    else go(attention_kernel<MAX_D, T>);
   });
   SD_CUDA_LAUNCHED("attention");
 }

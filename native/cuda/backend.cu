@@ -12,6 +12,9 @@
 namespace sd {
 
 void cuda_check(cudaError_t e, const char* what) {
+  // A failed call also leaves its error as the thread's last error; clear it, or the next launch
+  // check would report it again under that op's name (sticky errors stay whatever this does).
+  if (e != cudaSuccess) (void)cudaGetLastError();
   if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(e));
 }
 
@@ -49,11 +52,16 @@ CudaBackend::~CudaBackend() {
   if (stream_) cudaStreamDestroy(stream_);
 }
 
+void CudaBackend::bind() const {
+  if (!capturing_) SD_CUDA(cudaSetDevice(device_));
+}
+
 void CudaBackend::reserve_activations(size_t bytes) {
   SD_CUDA(cudaSetDevice(device_));
   SD_CUDA(cudaStreamSynchronize(stream_));
   drop_graphs();  // they point into the arena being replaced
   arena_.reset();
+  capacity_ = used_ = 0;  // if the allocation below fails, no later call may use the freed arena
   void* p = nullptr;
   SD_CUDA(cudaMalloc(&p, bytes ? bytes : 256));
   arena_.reset(p);
@@ -69,6 +77,7 @@ void CudaBackend::release_activations() {
   capacity_ = used_ = 0;
   scratch_.reset();
   scratch_bytes_ = 0;
+  uncapturable_.clear();  // a failed capture may have been a one-off (an input error); try again
 }
 
 void* CudaBackend::do_alloc(size_t bytes) {
@@ -84,6 +93,7 @@ void* CudaBackend::do_alloc(size_t bytes) {
 
 void* CudaBackend::scratch(size_t bytes) {
   if (bytes > scratch_bytes_) {
+    bind();
     // A capture cannot hold the sync (and its graph would point at the buffer freed here); the
     // eager first run of every step sizes the buffer, so this only happens if that was skipped.
     if (capturing_)
@@ -91,6 +101,7 @@ void* CudaBackend::scratch(size_t bytes) {
     SD_CUDA(cudaStreamSynchronize(stream_));
     drop_graphs();
     scratch_.reset();
+    scratch_bytes_ = 0;  // if the allocation below fails, no later call may use the freed buffer
     void* p = nullptr;
     SD_CUDA(cudaMalloc(&p, bytes));
     scratch_.reset(p);
@@ -118,7 +129,11 @@ Tensor CudaBackend::upload_weight(const Tensor& host, DType target) {
     src = converted.data();
   }
   void* p = weight_slot(out.nbytes());
-  SD_CUDA(cudaMemcpy(p, src, out.nbytes(), cudaMemcpyHostToDevice));
+  // On the backend's stream: the legacy stream is not ordered with it (non-blocking), and a
+  // pageable cudaMemcpy may return before its DMA has landed.
+  bind();
+  SD_CUDA(cudaMemcpyAsync(p, src, out.nbytes(), cudaMemcpyHostToDevice, stream_));
+  SD_CUDA(cudaStreamSynchronize(stream_));
   out.data = p;
   weight_bytes_ += out.nbytes();
   return out;
@@ -146,6 +161,7 @@ void* CudaBackend::weight_slot(size_t bytes) {
 
 // f16 tensors (activations in the "half" set) are converted on the host, where the f32 data is.
 void CudaBackend::upload(Tensor& dst, const float* src) {
+  bind();
   std::vector<uint8_t> conv;
   const void* from = src;
   if (dst.type != DType::F32) {
@@ -158,6 +174,7 @@ void CudaBackend::upload(Tensor& dst, const float* src) {
 }
 
 void CudaBackend::download(float* dst, const Tensor& src) {
+  bind();
   if (src.type == DType::F32) {
     SD_CUDA(cudaMemcpyAsync(dst, src.data, src.nbytes(), cudaMemcpyDeviceToHost, stream_));
     SD_CUDA(cudaStreamSynchronize(stream_));

@@ -114,12 +114,18 @@ class CudaBackend final : public Backend {
  private:
   // Declared first in every do_*: while op profiling is on (Backend::set_profiling), waits for the
   // op's kernels on leaving, so the base class's host timer measures the GPU time of each op.
+  // Also makes the backend's device current: ops and copies may come from any thread (the addon's
+  // load and run workers are libuv pool threads), whose current device is 0 unless set.
   struct OpSync {
     const CudaBackend* be;
+    explicit OpSync(const CudaBackend* b) : be(b) { be->bind(); }
     ~OpSync() {
       if (be->profiling()) cudaStreamSynchronize(be->stream_);  // errors surface at the next launch check
     }
   };
+
+  // cudaSetDevice(device_) for this thread; not during a capture (the capturing thread already is).
+  void bind() const;
 
   // The tensor-core GEMMs' view of this backend (stream, SM count, scratch for split-K).
   cuda::TcCtx tc_ctx();

@@ -63,7 +63,8 @@ __global__ void __launch_bounds__(THREADS) gemm_kernel(int64_t M, int64_t N, int
   __shared__ float As[BK][BM + 4];
   __shared__ float Ws[BK][BN + 4];
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
-  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
+  // Row tiles on x: gridDim.y stops at 65535, which an untiled 2048x2048 VAE pass's M would pass.
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM, n0 = static_cast<int64_t>(blockIdx.y) * BN;
   float acc[4][4] = {};
   for (int64_t k0 = 0; k0 < K; k0 += BK) {
     for (int i = tid; i < BM * BK; i += THREADS) {
@@ -105,7 +106,7 @@ __global__ void __launch_bounds__(THREADS) gemm_kernel(int64_t M, int64_t N, int
 
 template <class LoadA, class StoreC>
 void launch(cudaStream_t s, int64_t M, int64_t N, int64_t K, LoadA la, const Tensor& w, const Tensor* bias, StoreC sc) {
-  dim3 grid(static_cast<unsigned>((N + BN - 1) / BN), static_cast<unsigned>((M + BM - 1) / BM));
+  dim3 grid(static_cast<unsigned>((M + BM - 1) / BM), static_cast<unsigned>((N + BN - 1) / BN));
   gemm_kernel<<<grid, THREADS, 0, s>>>(M, N, K, la, static_cast<const uint8_t*>(w.data), w.type,
                                        static_cast<int64_t>(dtype_row_bytes(w.type, K)), bias ? bias->f32() : nullptr, sc);
   SD_CUDA_LAUNCHED("gemm");

@@ -37,6 +37,7 @@ CudaBackend::Recorded* CudaBackend::find_recorded(const std::string& key) {
 }
 
 void CudaBackend::run_replayable(const std::string& key, const std::function<void()>& body) {
+  bind();
   // A nested step inside a capture is simply part of the outer graph.
   if (!graphs_on_ || planning() || profiling() || capturing_ || uncapturable_.count(key)) return body();
   Recorded* r = find_recorded(key);

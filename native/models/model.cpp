@@ -88,7 +88,7 @@ std::vector<float> SdModel::run_unet(const float* x, int64_t B, int64_t C, int64
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<float> out(static_cast<size_t>(B * unet_.out_channels * h * w));
   const std::string key = "unet " + std::to_string(B) + "x" + std::to_string(C) + "x" + std::to_string(h) + "x" +
-                          std::to_string(w) + " ctx " + std::to_string(L);
+                          std::to_string(w) + " ctx " + std::to_string(L) + " ff " + std::to_string(unet_ff_chunk_rows());
   run(Key{1, B, C, h, w, L}, [&](Net& n) {
     // Inputs and the output live in arena tensors allocated before the step, so the step itself is
     // the same ops on the same pointers every call: a backend may replay it (Backend::run_replayable).

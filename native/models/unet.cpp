@@ -113,6 +113,7 @@ Tensor spatial_transformer(Net& n, const Tensor& x, const Tensor& ctx, const std
 }  // namespace
 
 void unet_set_ff_chunk_rows(int64_t rows) { ff_chunk_rows = rows > 0 ? rows : 2048; }
+int64_t unet_ff_chunk_rows() { return ff_chunk_rows; }
 
 UnetConfig unet_config(const Weights& w) {
   UnetConfig c;

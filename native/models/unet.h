@@ -21,6 +21,7 @@ UnetConfig unet_config(const Weights& w);
 // Tokens per feed-forward chunk (default 2048; <= 0 restores it). Tests shrink it so the tiny
 // model's few tokens take the chunked path too. Not thread-safe: set before forwards run.
 void unet_set_ff_chunk_rows(int64_t rows);
+int64_t unet_ff_chunk_rows();  // part of a step's replay key: another chunking is another graph
 
 // x [B, in_channels, h, w], t [B] timesteps (f32 on the backend), ctx [B, L, context_dim]
 // -> eps [B, out_channels, h, w].

@@ -123,12 +123,14 @@ void run_kernel_bench(sd::Backend& gpu) {
   std::fflush(stdout);
 }
 
-void run_model_bench(const std::vector<std::string>& modes) {
+// Both benches return how many of their runs failed (an exception, e.g. no GPU).
+int run_model_bench(const std::vector<std::string>& modes) {
+  int failed = 0;
   const std::string dt = env("SDNODE_BENCH_DTYPE", "f16");
   sd::DType want;
   if (!sd::dtype_from_name(dt.c_str(), &want)) {
     std::printf("bench-model: unknown SDNODE_BENCH_DTYPE %s\n", dt.c_str());
-    return;
+    return 1;
   }
   std::vector<int64_t> sizes;
   std::stringstream ss(env("SDNODE_BENCH_SIZES", "256,512"));
@@ -178,9 +180,11 @@ void run_model_bench(const std::vector<std::string>& modes) {
       }
     } catch (const std::exception& e) {
       std::printf("bench-model TC=%s failed: %s\n", mode.c_str(), e.what());
+      ++failed;
     }
     std::fflush(stdout);
   }
+  return failed;
 }
 
 // `--bench-gen`: the whole-generation figures for each weight type in
@@ -191,7 +195,8 @@ void run_model_bench(const std::vector<std::string>& modes) {
 // held (weight chunks, arena, scratch: Backend::device_bytes) after any call; allocations happen
 // only between kernels, so that is the peak of what sdnode allocates (the CUDA context and module
 // are not counted, as PyTorch's max_memory_allocated does not count them).
-void run_gen_bench(const std::vector<std::string>& modes) {
+int run_gen_bench(const std::vector<std::string>& modes) {
+  int failed = 0;
   std::vector<std::string> types;
   std::stringstream ss(env("SDNODE_BENCH_GEN_DTYPES", "f16,q8_0,q4_0"));
   for (std::string item; std::getline(ss, item, ',');) types.push_back(item);
@@ -206,6 +211,7 @@ void run_gen_bench(const std::vector<std::string>& modes) {
       sd::DType want;
       if (!sd::dtype_from_name(dt.c_str(), &want)) {
         std::printf("bench-gen: unknown dtype %s\n", dt.c_str());
+        ++failed;
         continue;
       }
       try {
@@ -262,8 +268,10 @@ void run_gen_bench(const std::vector<std::string>& modes) {
                     vae_ms, peak / 1e9, model->weight_bytes() / 1e9);
       } catch (const std::exception& e) {
         std::printf("bench-gen %s TC=%s failed: %s\n", dt.c_str(), mode.c_str(), e.what());
+        ++failed;
       }
       std::fflush(stdout);
     }
   }
+  return failed;
 }

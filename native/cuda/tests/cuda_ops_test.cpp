@@ -27,8 +27,8 @@ using namespace cudatest;
 
 int run_cuda_model_goldens();
 void run_kernel_bench(sd::Backend& gpu);
-void run_model_bench(const std::vector<std::string>& modes);
-void run_gen_bench(const std::vector<std::string>& modes);
+int run_model_bench(const std::vector<std::string>& modes);  // failed runs
+int run_gen_bench(const std::vector<std::string>& modes);
 
 namespace {
 
@@ -269,9 +269,10 @@ int run_all(int argc, char** argv) {
   cpu->reserve_activations(arena);
   int model_failures = 0;
   if (has_flag(argc, argv, "--bench-model-only") || has_flag(argc, argv, "--bench-gen")) {
-    if (has_flag(argc, argv, "--bench-model-only")) run_model_bench(modes());
-    if (has_flag(argc, argv, "--bench-gen")) run_gen_bench(modes());
-    return 0;
+    int failed = 0;
+    if (has_flag(argc, argv, "--bench-model-only")) failed += run_model_bench(modes());
+    if (has_flag(argc, argv, "--bench-gen")) failed += run_gen_bench(modes());
+    return failed ? 1 : 0;
   }
   for (const std::string& mode : modes()) {
     setenv("SDNODE_CUDA_TC", mode.c_str(), 1);  // read by the backend when it is created
@@ -280,8 +281,12 @@ int run_all(int argc, char** argv) {
     try {
       gpu = sd::make_backend("cuda", 0, &why);
     } catch (const std::exception& e) {
-      std::printf("sdcuda_tests: skipped, no CUDA backend: %s\n", e.what());
-      return 0;
+      // SDNODE_CUDA_REQUIRE=1 (scripts/gpu-check.sh): on the GPU machine a missing backend is a failure.
+      const char* req = std::getenv("SDNODE_CUDA_REQUIRE");
+      const bool required = req && std::string(req) == "1";
+      std::printf("%s, no CUDA backend: %s\n", required ? "FAIL sdcuda_tests: required" : "sdcuda_tests: skipped",
+                  e.what());
+      return required ? 1 : 0;
     }
     const Counts before = counts();
     std::printf("== sdcuda ops, SDNODE_CUDA_TC=%s (%s compute) on %s\n", mode.c_str(),
@@ -297,7 +302,7 @@ int run_all(int argc, char** argv) {
     std::printf("== tiny-model goldens on CUDA, SDNODE_CUDA_TC=%s\n", mode.c_str());
     model_failures += run_cuda_model_goldens();
   }
-  if (has_flag(argc, argv, "--bench-model")) run_model_bench(modes());
+  if (has_flag(argc, argv, "--bench-model")) model_failures += run_model_bench(modes());
   std::printf("sdcuda: %d passed, %d failed\n", counts().pass, counts().fail + model_failures);
   return counts().fail || model_failures ? 1 : 0;
 }
