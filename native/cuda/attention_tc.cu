@@ -5,7 +5,7 @@
 // max/sum per query), P is repacked from the accumulator layout straight into A fragments (the
 // m16n8 C layout of two adjacent n-tiles is the m16n8k16 A layout) and O += P V uses ldmatrix.trans
 // on V. Head dims are padded to a multiple of 16 with zeros (40 -> 48); dims above 160 (the VAE's
-// 512) are left to the v0 kernel. K and V are converted to f16 once per call into backend scratch
+// 512) go to attention_wide.cu. K and V are converted to f16 once per call into backend scratch
 // (padded per head), and their tiles are staged with cp.async, double-buffered where two fit.
 #include <cmath>
 
