@@ -2,7 +2,7 @@
 # Runs the tensor-core CUDA kernels on the host with the warp-level ops (ldmatrix, mma.sync,
 # shuffles) emulated from the PTX ISA's fragment layouts (native/cuda/tests/tc_emulation.cpp):
 # checks their tiling, fragment and masking arithmetic without a GPU. Needs g++ and the CUDA
-# headers (cuda_fp16.h); about 20 s.
+# headers (cuda_fp16.h); a few minutes (two builds, each emulating every CUDA thread as a std::thread).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 inc="${CUDA_HOME:-/usr/local/cuda}/include"
@@ -11,7 +11,14 @@ if [ ! -f "$inc/cuda_fp16.h" ]; then
   [ -n "$nvcc_bin" ] && inc="$(dirname "$(dirname "$nvcc_bin")")/include"
 fi
 out="${TMPDIR:-/tmp}/sdnode-tc-emu-$$"
+trap 'rm -f "$out" "$out-sm75"' EXIT
+# Twice: with m16n8k16 (sm_80+), and with the pairs of m16n8k8 that sm_75 runs instead.
 g++ -std=c++17 -O1 -pthread -Inative/cuda/tests/emu -Inative -I"$inc" native/cuda/tests/tc_emulation.cpp \
   native/core/dtype.cpp -o "$out"
-trap 'rm -f "$out"' EXIT
-"$out"
+g++ -std=c++17 -O1 -pthread -DSDNODE_EMU_SM75 -Inative/cuda/tests/emu -Inative -I"$inc" \
+  native/cuda/tests/tc_emulation.cpp native/core/dtype.cpp -o "$out-sm75"
+rc=0
+"$out" || rc=1
+"$out-sm75" | grep -E '^FAIL|^tc emulation' || true
+[ "${PIPESTATUS[0]}" = 0 ] || rc=1
+exit $rc

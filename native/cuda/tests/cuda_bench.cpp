@@ -257,6 +257,13 @@ int run_gen_bench(const std::vector<std::string>& modes) {
         generate();
         generate();
         const double total = generate();
+        // f16 activations store results rounded to f16: anything past 65504 becomes inf. The random
+        // weights are no real model, but a non-finite image here would say where to look.
+        const size_t bad = static_cast<size_t>(std::count_if(img.begin(), img.end(), [](float v) { return !std::isfinite(v); }));
+        if (bad) {
+          std::printf("bench-gen %s %s: %zu non-finite pixels of %zu\n", dt.c_str(), mode_label(mode).c_str(), bad, img.size());
+          ++failed;
+        }
         std::sort(step_ms.begin(), step_ms.end());
         const double med = step_ms[step_ms.size() / 2];
         if (dt == "f16") f16_step = med;

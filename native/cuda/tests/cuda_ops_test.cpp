@@ -75,7 +75,8 @@ void run_matmul_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng, double mm) {
     for (Conv c : {Conv{2, 4, 8, 9, 7, 3, 1, 1}, Conv{1, 32, 64, 16, 12, 3, 2, 1}, Conv{2, 64, 32, 8, 8, 1, 1, 0},
                    Conv{1, 32, 16, 9, 9, 3, 2, 0}, Conv{2, 4, 32, 17, 13, 3, 1, 1}, Conv{1, 64, 136, 15, 11, 3, 2, 0},
                    Conv{2, 96, 130, 10, 9, 1, 1, 0}, Conv{1, 320, 320, 24, 20, 3, 1, 1}, Conv{1, 128, 3, 33, 31, 3, 1, 1},
-                   Conv{2, 32, 20, 5, 7, 3, 1, 1, 1}, Conv{1, 64, 136, 17, 12, 3, 1, 1, 1}}) {
+                   Conv{2, 32, 20, 5, 7, 3, 1, 1, 1}, Conv{1, 64, 136, 17, 12, 3, 1, 1, 1},
+                   Conv{1, 8, 12, 11, 10, 5, 1, 2}}) {  // 5x5: not a TC instantiation, v0 in both sets
       if (q && (c.ci * c.k * c.k) % 32 != 0) continue;
       const int64_t he = c.h << c.up, we = c.w << c.up;  // the input as the conv sees it
       const int64_t ho = (he + 2 * c.p - c.k) / c.s + 1, wo = (we + 2 * c.p - c.k) / c.s + 1;

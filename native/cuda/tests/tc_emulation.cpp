@@ -4,6 +4,7 @@
 // kernels' tiling, fragment and masking arithmetic on a machine without a GPU; it cannot check the
 // hardware's own behaviour (scripts/gpu-check.sh does). Not part of the build:
 //   bash scripts/cuda-emu-check.sh
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -22,6 +23,7 @@ inline int min(int a, int b) { return a < b ? a : b; }
 namespace {
 
 int g_fail = 0, g_pass = 0;
+std::atomic<bool> g_leftover{false};  // a thread ended with cp.async copies never waited for
 
 void run_grid(unsigned gx, unsigned gy, int threads, const std::function<void()>& body, unsigned gz = 1) {
   emu::block_barrier().n = threads;
@@ -37,6 +39,7 @@ void run_grid(unsigned gx, unsigned gy, int threads, const std::function<void()>
             blockDim = make_uint3(threads, 1, 1);
             gridDim = make_uint3(gx, gy, gz);
             body();
+            if (sd::cuda::cp_async_leftover()) g_leftover = true;
           });
         for (auto& t : ts) t.join();
       }
@@ -487,6 +490,16 @@ int main() {
   test_attention_wide(2, 130, 130, 2, 200, true, true, 130 * 6 * 128);
   test_group_norm(2, 64, 24, 24, 32, true, true);
   test_group_norm(1, 32, 33, 35, 8, false, true);
-  std::printf("tc emulation: %d passed, %d failed\n", g_pass, g_fail);
+  if (g_leftover) {
+    std::printf("FAIL cp.async copies left pending when a thread ended\n");
+    ++g_fail;
+  }
+  std::printf("tc emulation%s: %d passed, %d failed\n",
+#ifdef SDNODE_EMU_SM75
+              " (sm_75: m16n8k8 pairs)",
+#else
+              "",
+#endif
+              g_pass, g_fail);
   return g_fail ? 1 : 0;
 }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #undef __shared__
 #define __shared__ static
@@ -148,6 +149,30 @@ inline float half_val(uint32_t reg, int which) {
 // m16n8k16 .row.col: A(r, k) lives in lane (r % 8) * 4 + (k % 8) / 2, register (r / 8) + 2 (k / 8),
 // half k % 2; B(k, n) in lane n * 4 + (k % 8) / 2, register b(k / 8), half k % 2; lane l holds
 // C(l / 4 + 8 (e / 2), 2 (l % 4) + e % 2) in c[e].
+#ifdef SDNODE_EMU_SM75
+// sm_75 has no m16n8k16: the kernels issue two m16n8k8, {a0, a1} x b0 then {a2, a3} x b1. m16n8k8
+// (f16): A(r, k) in lane (r % 8) * 4 + k / 2, register r / 8, half k % 2; B(k, n) in lane n * 4 + k / 2,
+// half k % 2; C as for m16n8k16.
+inline void mma_1688(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t b) {
+  const uint64_t mine[3] = {a0, a1, b};
+  emu::Exchange x(mine, 3);
+  const int l = x.lane;
+  for (int e = 0; e < 4; ++e) {
+    const int row = l / 4 + 8 * (e / 2), col = 2 * (l % 4) + e % 2;
+    float acc = c[e];
+    for (int k = 0; k < 8; ++k) {
+      const float av = half_val(static_cast<uint32_t>(x.get((row % 8) * 4 + k / 2, row / 8)), k % 2);
+      const float bv = half_val(static_cast<uint32_t>(x.get(col * 4 + k / 2, 2)), k % 2);
+      acc += av * bv;
+    }
+    c[e] = acc;
+  }
+}
+inline void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  mma_1688(c, a[0], a[1], b0);
+  mma_1688(c, a[2], a[3], b1);
+}
+#else
 inline void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   const uint64_t mine[6] = {a[0], a[1], a[2], a[3], b0, b1};
   emu::Exchange x(mine, 6);
@@ -164,11 +189,41 @@ inline void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32
   }
 }
 
-// The emulated threads copy synchronously: every wait is already satisfied.
-inline void cp_async16(void* smem, const void* gmem) { std::memcpy(smem, gmem, 16); }
-inline void cp_async_commit() {}
+#endif
+
+// cp.async as PTX defines it, strictly: the destination reads as f16 NaN from issue until a
+// cp.async.wait_group<N> of the issuing thread retires the copy's group (groups are per thread; all
+// but the newest N complete). A read before the wait, or a refill of a buffer that other warps still
+// read, shows up as NaN in the result; copies still pending when a thread ends are counted.
+struct PendingCopy {
+  void* dst;
+  const void* src;
+};
+inline thread_local std::vector<std::vector<PendingCopy>> t_groups;
+inline thread_local std::vector<PendingCopy> t_open;
+inline void cp_async16(void* smem, const void* gmem) {
+  std::memset(smem, 0xFF, 16);
+  t_open.push_back({smem, gmem});
+}
+inline void cp_async_commit() {
+  t_groups.push_back(t_open);
+  t_open.clear();
+}
 template <int N>
-inline void cp_async_wait() {}
+inline void cp_async_wait() {
+  while (static_cast<int>(t_groups.size()) > N) {
+    for (const PendingCopy& c : t_groups.front()) std::memcpy(c.dst, c.src, 16);
+    t_groups.erase(t_groups.begin());
+  }
+}
+// Called as each emulated thread ends: how many copies it left pending (0 for a correct kernel).
+inline size_t cp_async_leftover() {
+  size_t n = t_open.size();
+  for (const auto& g : t_groups) n += g.size();
+  t_open.clear();
+  t_groups.clear();
+  return n;
+}
 
 inline uint32_t pack_half2(float lo, float hi) {
   return __half_as_ushort(__float2half_rn(lo)) | (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(hi))) << 16);
