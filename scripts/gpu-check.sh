@@ -11,8 +11,9 @@
 # Ends with a summary: every FAIL line, each step's rc and seconds, the bench lines.
 # Expected run time on an H100/H200: build 2-4 min, steps 1-4 about 4 min together.
 #   bash scripts/gpu-check.sh [cuda-arch, default: detected, e.g. 90]
-#   SDNODE_GPU_CHECK_STEPS="ops models bench gen splitk" (the default) runs a subset; "splitk" is the
-#   TC=1 bench with split-K off (SDNODE_CUDA_SPLITK=0), last so that it is what a short budget skips;
+#   SDNODE_GPU_CHECK_STEPS="ops models bench gen splitk torch" (the default) runs a subset; "splitk"
+#   is the TC=1 bench with split-K off (SDNODE_CUDA_SPLITK=0), "torch" PyTorch's fp16 figures on this
+#   card (scripts/torch-baseline.py); these two come last, so that a short budget skips them;
 #   SDNODE_GPU_CHECK_TC="0 gemm,attn,norm 1" (default) the kernel sets for the tests, each a
 #   SDNODE_CUDA_TC value (0, 1 = every part, or a list of gemm,attn,norm,half; "half" stores
 #   activations as f16), SDNODE_GPU_CHECK_BENCH_TC="0 1" those for the benchmark;
@@ -31,7 +32,7 @@ build_only=0
 if [ "${1:-}" = --build-only ]; then build_only=1; shift; fi
 arch="${1:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '.')}"
 arch="${arch:-90}"
-steps="${SDNODE_GPU_CHECK_STEPS:-ops models bench gen splitk}"
+steps="${SDNODE_GPU_CHECK_STEPS:-ops models bench gen splitk torch}"
 gen_modes="${SDNODE_GPU_CHECK_GEN_TC:-1}"
 modes="${SDNODE_GPU_CHECK_TC:-0 gemm,attn,norm 1}"
 bench_modes="${SDNODE_GPU_CHECK_BENCH_TC:-0 1}"
@@ -126,6 +127,13 @@ case " $steps " in *" splitk "*)  # what split-K gives, TC=1
   step "full-size bench f16, TC=1, split-K off" 200 \
     env SDNODE_CUDA_SPLITK=0 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
 esac
+case " $steps " in *" torch "*)  # PyTorch's figures on this card (the issue's are an H200's)
+  if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
+    step "PyTorch fp16 baseline (scripts/torch-baseline.py)" 180 python3 scripts/torch-baseline.py
+  else
+    echo "== PyTorch baseline: no CUDA PyTorch here, skipped" | tee -a "$log"
+  fi ;;
+esac
 if [ "${SDNODE_GPU_CHECK_SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null; then
   step "compute-sanitizer memcheck, TC=1 ops" 300 \
     env SDNODE_CUDA_TEST_TC=1 compute-sanitizer --tool memcheck --print-limit 20 ./build-gpu/native/cuda/sdcuda_tests
@@ -134,7 +142,7 @@ echo
 echo "==== gpu-check summary ($(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1))"
 grep -E '\bFAIL\b' "$log" | head -60
 grep -E '^sdcuda|passed|failed' "$log" | grep -vE '^(ok|FAIL)' | tail -12
-grep -E '^== sdcuda ops|^bench |^== bench-model|UNet .*batch 2|CLIP batch|VAE decode|^    [a-z].* calls |^  gen |^bench-gen' "$log"
+grep -E '^== sdcuda ops|^bench |^== bench-model|UNet .*batch 2|CLIP batch|VAE decode|^    [a-z].* calls |^  gen |^bench-gen|^torch |^  whole ' "$log"
 printf '%s\n' "${summary[@]}"
 echo "gpu-check: total $(( $(date +%s) - t0 )) s, rc=$rc"
 exit $rc
