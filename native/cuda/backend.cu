@@ -111,6 +111,7 @@ void* CudaBackend::scratch(size_t bytes) {
 }
 
 Tensor CudaBackend::upload_weight(const Tensor& host, DType target) {
+  bind();  // weight_slot's cudaMalloc and the copy are this device's
   Tensor out = host;
   out.type = target;
   const int64_t rows = host.rows(), n = host.row_len();
@@ -131,7 +132,6 @@ Tensor CudaBackend::upload_weight(const Tensor& host, DType target) {
   void* p = weight_slot(out.nbytes());
   // On the backend's stream: the legacy stream is not ordered with it (non-blocking), and a
   // pageable cudaMemcpy may return before its DMA has landed.
-  bind();
   SD_CUDA(cudaMemcpyAsync(p, src, out.nbytes(), cudaMemcpyHostToDevice, stream_));
   SD_CUDA(cudaStreamSynchronize(stream_));
   out.data = p;
