@@ -48,6 +48,7 @@ bins="build-gpu/sdcore_tests build-gpu/native/cuda/sdnode_cuda.so build-gpu/nati
 if [ "$build_only" = 0 ] && [ -f build-gpu/prebuilt-stamp ] && [ "$(cat build-gpu/prebuilt-stamp)" = "$(stamp)" ] &&
   ls $bins >/dev/null 2>&1 && ! ldd $bins 2>&1 | grep -q 'not found'; then
   echo "build: prebuilt binaries match the sources (stamp $(cat build-gpu/prebuilt-stamp)), not rebuilding"
+  chmod +x build-gpu/sdcore_tests build-gpu/native/cuda/sdcuda_tests  # in case the carry dropped the mode
 else
   [ "$build_only" = 0 ] && [ -f build-gpu/prebuilt-stamp ] &&
     echo "!! build: the carried binaries do not match these sources (edited since --build-only?): building here" \
