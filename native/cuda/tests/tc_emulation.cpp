@@ -437,10 +437,36 @@ void test_split_plan() {
   }
 }
 
+// The wide-attention chunk plan at the VAE's shapes on a 132-SM GPU: rows per chunk, and scratch
+// that holds f16 Q/K/V^T, the chunk's scores and any split-K partials of either GEMM.
+void test_wide_plan() {
+  struct Case { const char* what; int64_t nq, rows, max_mb; };
+  const Case cases[] = {
+      {"VAE mid 512x512 (4096 tokens)", 4096, 1024, 48},
+      {"VAE mid 1024x1024 untiled (16384 tokens)", 16384, 256, 80},
+      {"VAE mid 256x256 (1024 tokens: one chunk)", 1024, 1024, 16},
+  };
+  for (const Case& c : cases) {
+    const auto pl = sd::cuda::tc_wide::plan(1, c.nq, c.nq, 1, 512, 132, true);
+    const int64_t last = c.nq - (c.nq - 1) / pl.rows * pl.rows;
+    size_t ws = 0;
+    for (int64_t rows : {pl.rows, last}) {
+      ws = std::max(ws, splitk_workspace_bytes(split_plan(rows, c.nq, 512, 132, true), rows, c.nq));
+      ws = std::max(ws, splitk_workspace_bytes(split_plan(rows, 512, c.nq, 132, true), rows, 512));
+    }
+    const bool ok = pl.rows == c.rows && pl.total <= c.max_mb << 20 && pl.ws_bytes >= static_cast<int64_t>(ws) &&
+                    pl.s + pl.rows * c.nq * 4 <= pl.p && pl.p + pl.rows * c.nq * 2 <= pl.ws;
+    (ok ? g_pass : g_fail)++;
+    std::printf("%s wide-attention plan: %-44s %lld rows/chunk, scratch %.1f MB (split-K %.1f MB)\n", ok ? "ok  " : "FAIL",
+                c.what, static_cast<long long>(pl.rows), pl.total / 1048576.0, pl.ws_bytes / 1048576.0);
+  }
+}
+
 }  // namespace
 
 int main() {
   test_split_plan();
+  test_wide_plan();
   for (sd::DType t : {sd::DType::F32, sd::DType::F16, sd::DType::Q8_0, sd::DType::Q4_0}) {
     const bool q = t == sd::DType::Q8_0 || t == sd::DType::Q4_0;
     test_linear(t, 150, 137, q ? 96 : 80);
