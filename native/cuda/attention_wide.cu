@@ -3,8 +3,8 @@
 // O = P V (TC GEMM into the output's columns of that head). The VAE mid-block's single head is 512
 // wide over 4096 tokens at 512x512: 34 GFLOP that the v0 SIMT kernel runs at a few TFLOP/s, over
 // 10 ms, against the issue's 20 ms for the whole decode. Materialising the scores costs at most
-// kChunkBytes of scratch (24 MB) and about 30 % more memory traffic than flash attention would,
-// which at this size is small against the GEMMs.
+// kChunkBytes of scratch (24 MB) and, at 512x512, about 200 MB of memory traffic (S written and read
+// in f32, P in f16: some 50 us at 4 TB/s), small against the GEMMs' 34 GFLOP.
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -20,7 +20,6 @@ namespace {
 tc_wide::Plan wide_plan(const TcCtx& c, const Tensor& q, const Tensor& k, int heads) {
   return tc_wide::plan(q.shape[0], q.shape[1], k.shape[1], heads, q.shape[2] / heads, c.sms, c.split_k);
 }
-bool vec16(const __half* p, int64_t K) { return K % 8 == 0 && reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 }  // namespace
 
 size_t tc_attention_wide_scratch(const TcCtx& c, const Tensor& q, const Tensor& k, int heads) {
@@ -60,14 +59,15 @@ void tc_attention_wide(const TcCtx& c, Tensor& y, const Tensor& q, const Tensor&
       for (int64_t m0 = 0; m0 < nq; m0 += pl.rows) {
         const int64_t rows = std::min<int64_t>(pl.rows, nq - m0);
         const __half* qh = q16 + (static_cast<int64_t>(bh) * nq + m0) * d;
-        tc_gemm::launch_w(g, rows, nk, d, F16Rows{qh, rows, d, vec16(qh, d)}, F16Rows{kh, nk, d, vec16(kh, d)}, nullptr,
-                          tc_gemm::DenseOut<float>{s, nk}, false);
-        tc_wide::softmax_rows_kernel<<<static_cast<unsigned>((rows + 7) / 8), 256, 0, c.stream>>>(s, p, rows, nk,
-                                                                                                 scale_log2, causal, m0);
+        const F16Rows qa{qh, rows, d, F16Rows::vec_ok(qh, d)}, kw{kh, nk, d, F16Rows::vec_ok(kh, d)};
+        tc_gemm::launch_w(g, rows, nk, d, qa, kw, nullptr, tc_gemm::DenseOut<float>{s, nk}, false);
+        const unsigned warps_of_rows = static_cast<unsigned>((rows + 7) / 8);  // 8 warps (rows) per block
+        tc_wide::softmax_rows_kernel<<<warps_of_rows, 256, 0, c.stream>>>(s, p, rows, nk, scale_log2, causal, m0);
         SD_CUDA_LAUNCHED("wide attention: softmax");
         T* out = y.as<T>() + ((static_cast<int64_t>(b) * nq + m0) * heads + h) * d;
-        tc_gemm::launch_w(g, rows, d, nk, F16Rows{p, rows, nk, vec16(p, nk)}, F16Rows{vh, d, nk, vec16(vh, nk)}, nullptr,
-                          tc_gemm::DenseOut<T>{out, static_cast<int64_t>(heads) * d}, false);
+        const F16Rows pa{p, rows, nk, F16Rows::vec_ok(p, nk)}, vw{vh, d, nk, F16Rows::vec_ok(vh, nk)};
+        const tc_gemm::DenseOut<T> o{out, static_cast<int64_t>(heads) * d};
+        tc_gemm::launch_w(g, rows, d, nk, pa, vw, nullptr, o, false);
       }
     }
   });

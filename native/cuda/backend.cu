@@ -14,8 +14,9 @@ namespace sd {
 void cuda_check(cudaError_t e, const char* what) {
   // A failed call also leaves its error as the thread's last error; clear it, or the next launch
   // check would report it again under that op's name (sticky errors stay whatever this does).
-  if (e != cudaSuccess) (void)cudaGetLastError();
-  if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(e));
+  if (e == cudaSuccess) return;
+  (void)cudaGetLastError();
+  throw std::runtime_error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(e));
 }
 
 CudaBackend::CudaBackend(int device) : device_(device) {

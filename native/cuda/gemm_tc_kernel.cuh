@@ -94,6 +94,8 @@ struct ConvRows {
 // chunk goes global -> shared with cp.async, issued with the next tile's loads and waited for just before the tile's __syncthreads;
 // tails and rows past N are written directly (the destination buffer is free at issue time).
 struct F16Rows {
+  // Whether rows of K halves from p can take the 16-byte copies.
+  static bool vec_ok(const void* p, int64_t K) { return K % 8 == 0 && reinterpret_cast<uintptr_t>(p) % 16 == 0; }
   const __half* base;
   int64_t rows, K;
   bool vec;  // K % 8 == 0 and a 16-byte aligned base: 16-byte copies
@@ -186,8 +188,7 @@ void with_weights(DType t, const void* data, int64_t N, int64_t K, F&& f) {
       return f(F32Rows{reinterpret_cast<const float*>(wp), N, K, K, vec});
     }
     case DType::F16: {
-      const bool vec = K % 8 == 0 && reinterpret_cast<uintptr_t>(wp) % 16 == 0;
-      return f(F16Rows{reinterpret_cast<const __half*>(wp), N, K, vec});
+      return f(F16Rows{reinterpret_cast<const __half*>(wp), N, K, F16Rows::vec_ok(wp, K)});
     }
     case DType::Q8_0: return f(QRows<false>{wp, N, K, static_cast<int64_t>(dtype_row_bytes(t, K))});
     case DType::Q4_0: return f(QRows<true>{wp, N, K, static_cast<int64_t>(dtype_row_bytes(t, K))});

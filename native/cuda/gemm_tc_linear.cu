@@ -24,8 +24,8 @@ void tc_linear(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, cons
   const int64_t K = w.shape[1], N = w.shape[0], M = x.rows();
   if (x.type == DType::F16) {  // f16 activations go global -> shared as they are (cp.async)
     const __half* a = x.as<__half>();
-    const bool vec = K % 8 == 0 && reinterpret_cast<uintptr_t>(a) % 16 == 0;
-    return launch(c, M, N, K, F16Rows{a, M, K, vec}, w, bias, DenseOut<__half>{y.as<__half>(), N}, false);
+    const F16Rows rows{a, M, K, F16Rows::vec_ok(a, K)};
+    return launch(c, M, N, K, rows, w, bias, DenseOut<__half>{y.as<__half>(), N}, false);
   }
   const float* a = x.f32();
   const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(a) % 16 == 0;

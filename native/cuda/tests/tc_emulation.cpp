@@ -326,7 +326,6 @@ void test_attention_wide(int B, int nq, int nk, int heads, int d, bool causal, b
     run_grid(static_cast<unsigned>((M + BM - 1) / BM), static_cast<unsigned>((N + BN - 1) / BN), THREADS,
              [&] { tc_gemm_kernel(M, N, K, a, w, nullptr, st, static_cast<int>((K + BK - 1) / BK)); });
   };
-  const auto vec = [](const __half* p, int64_t K) { return K % 8 == 0 && reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   for (int bh = 0; bh < B * heads; ++bh) {
     const int b = bh / heads, hd = bh - b * heads;
     const __half* kp = k16.data() + static_cast<int64_t>(bh) * nk * d;
@@ -334,11 +333,12 @@ void test_attention_wide(int B, int nq, int nk, int heads, int d, bool causal, b
     for (int64_t m0 = 0; m0 < nq; m0 += pl.rows) {
       const int64_t rows = std::min<int64_t>(pl.rows, nq - m0);
       const __half* qp = q16.data() + (static_cast<int64_t>(bh) * nq + m0) * d;
-      gemm(rows, nk, d, F16Rows{qp, rows, d, vec(qp, d)}, F16Rows{kp, nk, d, vec(kp, d)}, DenseOut<float>{s.data(), nk});
+      const F16Rows qa{qp, rows, d, F16Rows::vec_ok(qp, d)}, kw{kp, nk, d, F16Rows::vec_ok(kp, d)};
+      gemm(rows, nk, d, qa, kw, DenseOut<float>{s.data(), nk});
       run_grid(static_cast<unsigned>((rows + 7) / 8), 1, 256,
                [&] { aw::softmax_rows_kernel(s.data(), p16.data(), rows, nk, scale_log2, causal, m0); });
       const int64_t off = ((static_cast<int64_t>(b) * nq + m0) * heads + hd) * d;
-      const F16Rows pa{p16.data(), rows, nk, vec(p16.data(), nk)}, vw{vp, d, nk, vec(vp, nk)};
+      const F16Rows pa{p16.data(), rows, nk, F16Rows::vec_ok(p16.data(), nk)}, vw{vp, d, nk, F16Rows::vec_ok(vp, nk)};
       if (half) gemm(rows, d, nk, pa, vw, DenseOut<__half>{yh.data() + off, width});
       else gemm(rows, d, nk, pa, vw, DenseOut<float>{y.data() + off, width});
     }
@@ -354,7 +354,8 @@ void test_attention_wide(int B, int nq, int nk, int heads, int d, bool causal, b
         double mx = -INFINITY, l = 0;
         for (int j = 0; j < valid; ++j) {
           double a = 0;
-          for (int c = 0; c < d; ++c) a += static_cast<double>(h(q[qo + c])) * h(k[(static_cast<size_t>(b) * nk + j) * width + hd * d + c]);
+          const size_t ko = (static_cast<size_t>(b) * nk + j) * width + hd * d;
+          for (int c = 0; c < d; ++c) a += static_cast<double>(h(q[qo + c])) * h(k[ko + c]);
           mx = std::fmax(mx, e[j] = a / std::sqrt(static_cast<double>(d)));
         }
         for (int j = 0; j < valid; ++j) l += e[j] = std::exp(e[j] - mx);
