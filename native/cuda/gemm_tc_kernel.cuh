@@ -91,8 +91,9 @@ struct ConvRows {
 };
 
 // f16 weights (and f16 activations as A, rows of K) need no conversion: on sm_80+ their 16-element
-// chunk goes global -> shared with cp.async, issued with the next tile's loads and waited for just before the tile's __syncthreads;
-// tails and rows past N are written directly (the destination buffer is free at issue time).
+// chunk goes global -> shared with cp.async, issued with the next tile's loads and waited for just
+// before the tile's __syncthreads; tails and rows past N are written directly (the destination
+// buffer is free at issue time).
 struct F16Rows {
   // Whether rows of K halves from p can take the 16-byte copies.
   static bool vec_ok(const void* p, int64_t K) { return K % 8 == 0 && reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -187,9 +188,7 @@ void with_weights(DType t, const void* data, int64_t N, int64_t K, F&& f) {
       const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(wp) % 16 == 0;
       return f(F32Rows{reinterpret_cast<const float*>(wp), N, K, K, vec});
     }
-    case DType::F16: {
-      return f(F16Rows{reinterpret_cast<const __half*>(wp), N, K, F16Rows::vec_ok(wp, K)});
-    }
+    case DType::F16: return f(F16Rows{reinterpret_cast<const __half*>(wp), N, K, F16Rows::vec_ok(wp, K)});
     case DType::Q8_0: return f(QRows<false>{wp, N, K, static_cast<int64_t>(dtype_row_bytes(t, K))});
     case DType::Q4_0: return f(QRows<true>{wp, N, K, static_cast<int64_t>(dtype_row_bytes(t, K))});
   }
