@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/dtype.h"
 #include "cuda/act.cuh"
@@ -56,37 +57,88 @@ struct F32Rows {
 // Implicit-GEMM A for conv: row m = output pixel (img, oy, ox), column k = (ci, ky, kx). up = 1
 // reads x [h, w] as if upsampled to [2h, 2w] by nearest neighbour (conv2d_upsampled). T: the
 // activations' element type.
+// The gather is the conv's inner loop, so each element costs a table read, a bit test and the
+// load (the per-element index arithmetic it replaced cost several times the tile's mma work):
+// - `valid` (per thread): bit j says whether tap j % KK of this pixel lies inside the image, the
+//   KK bits repeated so that the 16 bits of a chunk starting at any tap are one shift away;
+// - table() (per block, shared memory): the offset of chunk element j (j < SPAN) from tap 0 of the
+//   chunk's first channel, for each parity class of the pixel's top-left tap (up = 1 maps taps to
+//   source pixels by (parity + ky) / 2; up = 0 uses class 0).
+// Offsets are int: tc_conv2d_fits() (tc_kernels.h) keeps (channels + 2) * h * w below 2^31.
 template <int KS, class T = float>
 struct ConvRows {
+  static constexpr int KK = KS * KS, SPAN = KK + 15;
+  static_assert(SPAN <= 32, "the validity bits of a chunk must fit one word");
   const T* x;
   int64_t M, K;
   int h, w, ho, wo, stride, pad, up;
-  const T* img = nullptr;  // this thread's image, null for rows past M
-  int iy0 = 0, ix0 = 0;
-  float r[16];
+  const T* img = nullptr;    // this thread's image
+  const int* tab = nullptr;  // its parity class's row of table()
+  int o0 = 0;                // offset in img of tap (0, 0) of channel 0, in source pixels (may be negative)
+  uint32_t valid = 0;        // 0 for rows past M: nothing is read
+  static constexpr bool F32 = sizeof(T) == 4;
+  std::conditional_t<F32, float, uint32_t> r[F32 ? 16 : 8];  // the chunk: f32 values, or f16 bit pairs
+  __device__ static int* table() {
+    __shared__ int t[4 * SPAN];
+    return t;
+  }
+  // Writes table(): the kernel's barrier after init orders it before any fetch.
   __device__ void init(int64_t m) {
-    if (m >= M) { img = nullptr; return; }
+    const int hw = h * w;
+    int* t = table();
+    for (int i = static_cast<int>(threadIdx.x); i < 4 * SPAN; i += static_cast<int>(blockDim.x)) {
+      const int cls = i / SPAN, j = i - cls * SPAN, tap = j % KK;
+      t[i] = (j / KK) * hw + (((cls >> 1) + tap / KS) >> up) * w + (((cls & 1) + tap % KS) >> up);
+    }
+    img = x;
+    tab = t;
+    valid = 0;
+    if (m >= M) return;
     const int64_t plane = static_cast<int64_t>(ho) * wo;
     const int64_t n = m / plane;
     const int p = static_cast<int>(m - n * plane);
     const int oy = p / wo, ox = p - oy * wo;
-    iy0 = oy * stride - pad;
-    ix0 = ox * stride - pad;
-    img = x + n * (K / (KS * KS)) * h * static_cast<int64_t>(w);
+    const int iy0 = oy * stride - pad, ix0 = ox * stride - pad;  // >> below: floor, also for -1
+    img = x + n * (K / KK) * static_cast<int64_t>(hw);
+    o0 = (iy0 >> up) * w + (ix0 >> up);
+    if (up) tab = t + ((iy0 & 1) * 2 + (ix0 & 1)) * SPAN;
+    uint32_t v = 0;
+    for (int tap = 0; tap < KK; ++tap) {
+      const int iy = iy0 + tap / KS, ix = ix0 + tap % KS;
+      if (iy >= 0 && iy < (h << up) && ix >= 0 && ix < (w << up)) v |= 1u << tap;
+    }
+    for (int s = 0; s < SPAN; s += KK) valid |= v << s;
   }
   __device__ void fetch(int64_t k, __half*) {
-    constexpr int KK = KS * KS;
-    int c = static_cast<int>(k / KK), rr = static_cast<int>(k - static_cast<int64_t>(c) * KK);
+    const int c0 = static_cast<int>(k / KK), rr0 = static_cast<int>(k) - c0 * KK;
+    uint32_t vm = valid >> rr0;
+    const int64_t left = K - k;  // the last tile's chunk may run past K
+    if (left < 16) vm &= left > 0 ? (1u << left) - 1u : 0u;
+    const T* src = img + (o0 + c0 * h * w);
+    const int* tj = tab + rr0;
+    if constexpr (F32) {
 #pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      const int ky = rr / KS, kx = rr - ky * KS;
-      const int iy = iy0 + ky, ix = ix0 + kx;
-      const bool in = img && k + i < K && iy >= 0 && iy < (h << up) && ix >= 0 && ix < (w << up);
-      r[i] = in ? to_f32(img[(static_cast<int64_t>(c) * h + (iy >> up)) * w + (ix >> up)]) : 0.f;
-      if (++rr == KK) rr = 0, ++c;
+      for (int i = 0; i < 16; ++i) r[i] = (vm >> i) & 1u ? to_f32(src[tj[i]]) : 0.f;
+    } else {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const uint32_t lo = (vm >> (2 * i)) & 1u ? __half_as_ushort(src[tj[2 * i]]) : 0u;
+        const uint32_t hi = (vm >> (2 * i + 1)) & 1u ? __half_as_ushort(src[tj[2 * i + 1]]) : 0u;
+        r[i] = lo | hi << 16;
+      }
     }
   }
-  __device__ void stage(__half* dst) const { store16(dst, r); }
+  __device__ void stage(__half* dst) const {
+    if constexpr (F32) {
+      store16(dst, r);
+    } else {  // f16 activations go to shared memory as they are
+      uint4 lo, hi;
+      lo.x = r[0], lo.y = r[1], lo.z = r[2], lo.w = r[3];
+      hi.x = r[4], hi.y = r[5], hi.z = r[6], hi.w = r[7];
+      reinterpret_cast<uint4*>(dst)[0] = lo;
+      reinterpret_cast<uint4*>(dst)[1] = hi;
+    }
+  }
   __device__ void complete() const {}
 };
 
@@ -255,17 +307,31 @@ __global__ void splitk_reduce_kernel(const float* ws, int splits, SplitOut layou
   }
 }
 
+// Two resident blocks per SM (so at most 128 registers a thread) where shared memory holds two
+// (sm_80+: 2 x 41 KB): every instantiation fits without spilling on sm_90. Turing's 64 KB holds
+// one, and there the cap would only cause spills.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#define SD_TC_GEMM_MIN_BLOCKS 1
+#else
+#define SD_TC_GEMM_MIN_BLOCKS 2
+#endif
+
 // Block (x, y) computes the 128x128 output tile (x, y) over the k-tiles [z * tiles_per_split, +tiles_per_split).
 template <class ALoad, class WLoad, class Store>
-__global__ void __launch_bounds__(THREADS) tc_gemm_kernel(int64_t M, int64_t N, int64_t K, ALoad al, WLoad wl,
+__global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS) tc_gemm_kernel(int64_t M, int64_t N, int64_t K, ALoad al, WLoad wl,
                                                           const float* bias, Store st, int tiles_per_split) {
   __shared__ __align__(16) __half As[2][BM * BKP];
   __shared__ __align__(16) __half Bs[2][BN * BKP];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM, n0 = static_cast<int64_t>(blockIdx.y) * BN;
-  const int lrow = tid >> 1, lk = (tid & 1) * 16, soff = lrow * BKP + lk;
+  // Thread -> (tile row, k half): the 32 lanes of a warp take 32 consecutive rows of one k half, so
+  // the conv gather's loads are coalesced across output pixels and the 16-byte staging stores (rows
+  // 80 bytes apart) hit distinct banks.
+  static_assert(BM == 128 && BN == 128 && THREADS == 256 && BK == 32, "the loader mapping below");
+  const int lrow = tid & (BM - 1), lk = (tid >> 7) * 16, soff = lrow * BKP + lk;
   al.init(m0 + lrow);
   wl.init(n0 + lrow);
+  __syncthreads();  // loaders may fill per-block tables in init (ConvRows)
   const int tiles = static_cast<int>((K + BK - 1) / BK);
   const int t0 = static_cast<int>(blockIdx.z) * tiles_per_split, t1 = min(tiles, t0 + tiles_per_split);
   al.fetch(static_cast<int64_t>(t0) * BK + lk, &As[0][soff]);

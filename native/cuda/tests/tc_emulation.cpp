@@ -502,6 +502,12 @@ int main() {
     test_conv(t, 1, 64, 130, 5, 6, 1, 1, 0, 0, true);
     test_conv(t, 2, 32, 20, 5, 7, 3, 1, 1, 1, true);
   }
+  // The conv gather's tables and bit masks: several M tiles with images straddling them, every
+  // up = 1 parity class, chunks past K (K 72 and 20), 1x1 with K not a multiple of 16.
+  test_conv(sd::DType::F16, 2, 8, 20, 9, 9, 3, 1, 1, 1);
+  test_conv(sd::DType::F16, 2, 20, 24, 13, 17, 3, 1, 1, 0, true);
+  test_conv(sd::DType::Q8_0, 1, 32, 24, 13, 17, 3, 2, 1, 0, true);
+  test_conv(sd::DType::F32, 1, 20, 9, 12, 12, 1, 1, 0);
   // Split-K (the small-grid path): uneven splits (K tiles 9 over 4 -> 3 splits of 3), f16 and f32
   // activations, dense and NCHW partial layouts, quantized weights.
   g_splits = 4;
