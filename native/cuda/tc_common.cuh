@@ -12,6 +12,7 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace sd {
 namespace cuda {
@@ -81,6 +82,19 @@ __device__ __forceinline__ void cp_async_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 #endif
+}
+
+// The 32 bits of a half2: .x in the low 16.
+__device__ __forceinline__ __half2 u32_as_half2(uint32_t u) {
+  __half2 h;
+  static_assert(sizeof h == sizeof u, "half2 is 32 bits");
+  memcpy(&h, &u, sizeof u);
+  return h;
+}
+__device__ __forceinline__ uint32_t half2_as_u32(__half2 h) {
+  uint32_t u;
+  memcpy(&u, &h, sizeof u);
+  return u;
 }
 
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {

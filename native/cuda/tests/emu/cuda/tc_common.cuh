@@ -225,6 +225,14 @@ inline size_t cp_async_leftover() {
   return n;
 }
 
+inline __half2 u32_as_half2(uint32_t u) {
+  return __halves2half2(__ushort_as_half(static_cast<unsigned short>(u & 0xFFFF)),
+                        __ushort_as_half(static_cast<unsigned short>(u >> 16)));
+}
+inline uint32_t half2_as_u32(__half2 h) {
+  return __half_as_ushort(__low2half(h)) | (static_cast<uint32_t>(__half_as_ushort(__high2half(h))) << 16);
+}
+
 inline uint32_t pack_half2(float lo, float hi) {
   return __half_as_ushort(__float2half_rn(lo)) | (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(hi))) << 16);
 }
