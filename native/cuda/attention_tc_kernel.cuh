@@ -132,22 +132,29 @@ __global__ void __launch_bounds__(THREADS) tc_attention_kernel(const T* q, const
         mma_16816(s[2 * nj + 1], qf[kc], kf[2], kf[3]);
       }
 
+    // Only the last key tile and causal ones need the mask: it is a third of the softmax's work,
+    // which together with the exponentials rivals the tile's mma time at SD's head dims.
+    if (j0 + BKEY > nk || causal) {
+#pragma unroll
+      for (int ni = 0; ni < NT; ++ni)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = j0 + ni * 8 + t4 * 2 + (e & 1);
+          if (key >= nk || (causal && key > qrow0 + (e >> 1) * 8)) s[ni][e] = -INFINITY;
+        }
+    }
     float mx[2] = {mrow[0], mrow[1]};
 #pragma unroll
     for (int ni = 0; ni < NT; ++ni)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int key = j0 + ni * 8 + t4 * 2 + (e & 1);
-        if (key >= nk || (causal && key > qrow0 + (e >> 1) * 8)) s[ni][e] = -INFINITY;
-        mx[e >> 1] = fmaxf(mx[e >> 1], s[ni][e]);
-      }
+      for (int e = 0; e < 4; ++e) mx[e >> 1] = fmaxf(mx[e >> 1], s[ni][e]);
     float corr[2], base[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
       base[r] = mx[r] == -INFINITY ? 0.f : mx[r];  // a row with nothing unmasked yet stays at zero
-      corr[r] = exp2f(mrow[r] - base[r]);
+      corr[r] = exp2_ftz(mrow[r] - base[r]);
       mrow[r] = mx[r];
       lsum[r] *= corr[r];
     }
@@ -155,7 +162,7 @@ __global__ void __launch_bounds__(THREADS) tc_attention_kernel(const T* q, const
     for (int ni = 0; ni < NT; ++ni)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        s[ni][e] = exp2f(s[ni][e] - base[e >> 1]);
+        s[ni][e] = exp2_ftz(s[ni][e] - base[e >> 1]);
         lsum[e >> 1] += s[ni][e];
       }
 #pragma unroll

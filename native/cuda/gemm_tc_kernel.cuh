@@ -216,11 +216,29 @@ struct QRows {
   __device__ void complete() const {}
 };
 
+// Stores: operator() writes one result, pair() the results at (m, n) and (m, n + 1) (the latter
+// only if n + 1 < N), which the kernel's fragments hold side by side.
 template <class T = float>
 struct DenseOut {
   T* c;
   int64_t ldc;
   __device__ void operator()(int64_t m, int64_t n, float v) const { c[m * ldc + n] = from_f32<T>(v); }
+  __device__ void pair(int64_t m, int64_t n, float v0, float v1, int64_t N) const {
+    T* p = c + m * ldc + n;
+    // n is even: one 2-element store where rows keep pairs aligned.
+    if (n + 1 < N && ldc % 2 == 0 && reinterpret_cast<uintptr_t>(c) % (2 * sizeof(T)) == 0) {
+      if constexpr (sizeof(T) == 4) {
+        float2 f;
+        f.x = v0, f.y = v1;
+        *reinterpret_cast<float2*>(p) = f;
+      } else {
+        *reinterpret_cast<__half2*>(p) = __floats2half2_rn(v0, v1);
+      }
+    } else {
+      p[0] = from_f32<T>(v0);
+      if (n + 1 < N) p[1] = from_f32<T>(v1);
+    }
+  }
 };
 
 template <class T = float>
@@ -230,6 +248,12 @@ struct ConvOut {
   __device__ void operator()(int64_t m, int64_t n, float v) const {
     const int64_t img = m / plane;
     y[(img * co + n) * plane + (m - img * plane)] = from_f32<T>(v);
+  }
+  __device__ void pair(int64_t m, int64_t n, float v0, float v1, int64_t N) const {
+    const int64_t img = m / plane;
+    T* p = y + (img * co + n) * plane + (m - img * plane);
+    p[0] = from_f32<T>(v0);
+    if (n + 1 < N) p[plane] = from_f32<T>(v1);
   }
 };
 
@@ -294,6 +318,11 @@ struct SplitOut {
   bool n_major;
   __device__ void operator()(int64_t m, int64_t n, float v) const {
     ws[static_cast<int64_t>(blockIdx.z) * M * N + (n_major ? n * M + m : m * N + n)] = v;
+  }
+  __device__ void pair(int64_t m, int64_t n, float v0, float v1, int64_t) const {
+    float* p = ws + static_cast<int64_t>(blockIdx.z) * M * N + (n_major ? n * M + m : m * N + n);
+    p[0] = v0;
+    if (n + 1 < N) p[n_major ? M : 1] = v1;
   }
 };
 
@@ -389,16 +418,25 @@ __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS) tc_gemm_kernel
     __syncthreads();
   }
 
+  // The bias once per column (the stores could alias it, so the compiler would reload it per store).
   const int g = lane >> 2, t4 = lane & 3;
+  float bv[4][2];
+#pragma unroll
+  for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int64_t n = n0 + wn * 32 + ni * 8 + t4 * 2 + e;
+      bv[ni][e] = bias && n < N ? bias[n] : 0.f;
+    }
 #pragma unroll
   for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
     for (int ni = 0; ni < 4; ++ni)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t m = m0 + wm * 64 + mi * 16 + g + (e >> 1) * 8;
-        const int64_t n = n0 + wn * 32 + ni * 8 + t4 * 2 + (e & 1);
-        if (m < M && n < N) st(m, n, acc[mi][ni][e] + (bias ? bias[n] : 0.f));
+      for (int r = 0; r < 2; ++r) {
+        const int64_t m = m0 + wm * 64 + mi * 16 + g + r * 8;
+        const int64_t n = n0 + wn * 32 + ni * 8 + t4 * 2;
+        if (m < M && n < N) st.pair(m, n, acc[mi][ni][2 * r] + bv[ni][0], acc[mi][ni][2 * r + 1] + bv[ni][1], N);
       }
 }
 

@@ -7,6 +7,7 @@
 #include <vector_types.h>
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
@@ -224,6 +225,8 @@ inline size_t cp_async_leftover() {
   t_groups.clear();
   return n;
 }
+
+inline float exp2_ftz(float x) { return exp2f(x); }
 
 inline __half2 u32_as_half2(uint32_t u) {
   return __halves2half2(__ushort_as_half(static_cast<unsigned short>(u & 0xFFFF)),
