@@ -141,7 +141,8 @@ void CudaBackend::conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor
   const int ks = static_cast<int>(w.shape[2]);
   // The TC conv is instantiated for the 1x1 and 3x3 kernels SD uses; other sizes (and images too
   // large for its int offsets) take the v0 kernel.
-  if (tc_gemm_ && (ks == 1 || ks == 3) && cuda::tc_conv2d_fits(x)) return cuda::tc_conv2d(tc_ctx(), y, x, w, bias, stride, pad, up);
+  if (tc_gemm_ && (ks == 1 || ks == 3) && cuda::tc_conv2d_fits(x, y))
+    return cuda::tc_conv2d(tc_ctx(), y, x, w, bias, stride, pad, up);
   const int64_t M = y.shape[0] * y.shape[2] * y.shape[3], N = w.shape[0], K = w.shape[1] * ks * ks;
   cuda::with_act(x.type, [&](auto tag) {
     using T = decltype(tag);

@@ -241,17 +241,18 @@ struct DenseOut {
   }
 };
 
+// NCHW output; m < 2^31 (tc_conv2d_fits): 32-bit division, a fraction of a 64-bit one's cost.
 template <class T = float>
 struct ConvOut {
   T* y;
   int64_t co, plane;
-  __device__ void operator()(int64_t m, int64_t n, float v) const {
-    const int64_t img = m / plane;
-    y[(img * co + n) * plane + (m - img * plane)] = from_f32<T>(v);
+  __device__ T* at(int64_t m, int64_t n) const {
+    const int img = static_cast<int>(m) / static_cast<int>(plane);
+    return y + (img * co + n) * plane + (m - img * plane);
   }
+  __device__ void operator()(int64_t m, int64_t n, float v) const { *at(m, n) = from_f32<T>(v); }
   __device__ void pair(int64_t m, int64_t n, float v0, float v1, int64_t N) const {
-    const int64_t img = m / plane;
-    T* p = y + (img * co + n) * plane + (m - img * plane);
+    T* p = at(m, n);
     p[0] = from_f32<T>(v0);
     if (n + 1 < N) p[plane] = from_f32<T>(v1);
   }

@@ -27,8 +27,12 @@ void tc_linear(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, cons
 // x as if upsampled 2x (nearest), for conv2d_upsampled.
 void tc_conv2d(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
                int up = 0);
-// Whether tc_conv2d takes input x: its gather indexes one image with int offsets.
-inline bool tc_conv2d_fits(const Tensor& x) { return (x.shape[1] + 2) * x.shape[2] * x.shape[3] < (int64_t{1} << 31); }
+// Whether tc_conv2d takes input x and output y: its gather indexes one image with int offsets, and
+// its stores find an output pixel's image with an int division.
+inline bool tc_conv2d_fits(const Tensor& x, const Tensor& y) {
+  const int64_t limit = int64_t{1} << 31;
+  return (x.shape[1] + 2) * x.shape[2] * x.shape[3] < limit && y.shape[0] * y.shape[2] * y.shape[3] < limit;
+}
 // Flash attention for head dims up to 160; returns false (nothing launched) for larger heads.
 // `scratch`: device memory of tc_attention_scratch() bytes (f16 copies of K and V), stream-ordered.
 size_t tc_attention_scratch(const Tensor& q, const Tensor& k, int heads);  // 0: head dim not handled

@@ -508,6 +508,9 @@ int main() {
   test_conv(sd::DType::F16, 2, 20, 24, 13, 17, 3, 1, 1, 0, true);
   test_conv(sd::DType::Q8_0, 1, 32, 24, 13, 17, 3, 2, 1, 0, true);
   test_conv(sd::DType::F32, 1, 20, 9, 12, 12, 1, 1, 0);
+  // Even N: the paired 2-element stores (odd N above takes the scalar ones).
+  test_linear(sd::DType::Q4_0, 150, 136, 96);
+  test_linear(sd::DType::F16, 70, 130, 80, true);
   // Split-K (the small-grid path): uneven splits (K tiles 9 over 4 -> 3 splits of 3), f16 and f32
   // activations, dense and NCHW partial layouts, quantized weights.
   g_splits = 4;
