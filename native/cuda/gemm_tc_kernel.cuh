@@ -30,15 +30,39 @@ __device__ __forceinline__ void store16(__half* dst, const float (&v)[16]) {
   reinterpret_cast<uint4*>(dst)[1] = hi;
 }
 
+// Loader protocol: init(row0, tid) picks this thread's share of the 128 x 32 tiles whose first row is
+// row0; fetch(k0, tile) starts loading its share of the tile at k0 (copies into `tile` may be in
+// flight after it); stage(tile) writes what went through registers; complete() waits for the
+// copies. Each loader picks the thread mapping that suits its reads: the L1 resolves about four
+// cache lines a cycle, so a warp's request should touch few rows.
+//
+// ChunkSlot: one 16-element k-chunk of one row per thread. pairs(): two lanes per row (a request
+// spans 16 rows), for rows read as contiguous runs; columns(): 32 consecutive rows at one k-chunk
+// per warp, for the conv gather, whose rows are output pixels that lie side by side in memory
+// (and whose 16-byte staging stores, rows 80 bytes apart, then hit distinct banks).
+struct ChunkSlot {
+  int row, k, soff;
+  __device__ static ChunkSlot pairs(int tid) { return at(tid >> 1, (tid & 1) * 16); }
+  __device__ static ChunkSlot columns(int tid) { return at(tid & (BM - 1), (tid >> 7) * 16); }
+  __device__ static ChunkSlot at(int row, int k) { return ChunkSlot{row, k, row * BKP + k}; }
+};
+
 // f32 rows of length K with stride ld (activations, or f32 weights); rows >= rows_ read as zero.
 struct F32Rows {
   const float* base;
   int64_t rows, K, ld;
   bool vec;  // 16-byte aligned rows: float4 loads
   const float* p = nullptr;
+  int koff = 0, soff = 0;
   float r[16];
-  __device__ void init(int64_t row) { p = row < rows ? base + row * ld : nullptr; }
-  __device__ void fetch(int64_t k, __half*) {
+  __device__ void init(int64_t row0, int tid) {
+    const ChunkSlot c = ChunkSlot::pairs(tid);
+    const int64_t row = row0 + c.row;
+    koff = c.k, soff = c.soff;
+    p = row < rows ? base + row * ld : nullptr;
+  }
+  __device__ void fetch(int64_t k0, __half*) {
+    const int64_t k = k0 + koff;
     if (p && vec && k + 16 <= K) {
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
@@ -50,7 +74,7 @@ struct F32Rows {
       for (int i = 0; i < 16; ++i) r[i] = (p && k + i < K) ? p[k + i] : 0.f;
     }
   }
-  __device__ void stage(__half* dst) const { store16(dst, r); }
+  __device__ void stage(__half* tile) const { store16(tile + soff, r); }
   __device__ void complete() const {}
 };
 
@@ -75,6 +99,7 @@ struct ConvRows {
   const T* img = nullptr;    // this thread's image
   const int* tab = nullptr;  // its parity class's row of table()
   int o0 = 0;                // offset in img of tap (0, 0) of channel 0, in source pixels (may be negative)
+  int koff = 0, soff = 0;
   uint32_t valid = 0;        // 0 for rows past M: nothing is read
   static constexpr bool F32 = sizeof(T) == 4;
   std::conditional_t<F32, float, uint32_t> r[F32 ? 16 : 8];  // the chunk: f32 values, or f16 bit pairs
@@ -83,7 +108,10 @@ struct ConvRows {
     return t;
   }
   // Writes table(): the kernel's barrier after init orders it before any fetch.
-  __device__ void init(int64_t m) {
+  __device__ void init(int64_t row0, int tid) {
+    const ChunkSlot c = ChunkSlot::columns(tid);
+    const int64_t m = row0 + c.row;
+    koff = c.k, soff = c.soff;
     const int hw = h * w;
     int* t = table();
     for (int i = static_cast<int>(threadIdx.x); i < 4 * SPAN; i += static_cast<int>(blockDim.x)) {
@@ -109,7 +137,8 @@ struct ConvRows {
     }
     for (int s = 0; s < SPAN; s += KK) valid |= v << s;
   }
-  __device__ void fetch(int64_t k, __half*) {
+  __device__ void fetch(int64_t k0, __half*) {
+    const int64_t k = k0 + koff;
     const int c0 = static_cast<int>(k / KK), rr0 = static_cast<int>(k) - c0 * KK;
     uint32_t vm = valid >> rr0;
     const int64_t left = K - k;  // the last tile's chunk may run past K
@@ -128,7 +157,8 @@ struct ConvRows {
       }
     }
   }
-  __device__ void stage(__half* dst) const {
+  __device__ void stage(__half* tile) const {
+    __half* dst = tile + soff;
     if constexpr (F32) {
       store16(dst, r);
     } else {  // f16 activations go to shared memory as they are
@@ -142,27 +172,42 @@ struct ConvRows {
   __device__ void complete() const {}
 };
 
-// f16 weights (and f16 activations as A, rows of K) need no conversion: on sm_80+ their 16-element
-// chunk goes global -> shared with cp.async, issued with the next tile's loads and waited for just
-// before the tile's __syncthreads; tails and rows past N are written directly (the destination
-// buffer is free at issue time).
+// f16 weights (and f16 activations as A, rows of K) need no conversion: on sm_80+ they go global ->
+// shared with cp.async, issued with the next tile's loads and waited for just before the tile's
+// __syncthreads; tails and rows past N are written directly (the destination buffer is free at
+// issue time). Mapping: four lanes per row, 16 bytes each (a row's 64 bytes of the tile), so a
+// request covers 8 rows; each thread takes rows r and r + 64.
 struct F16Rows {
   // Whether rows of K halves from p can take the 16-byte copies.
   static bool vec_ok(const void* p, int64_t K) { return K % 8 == 0 && reinterpret_cast<uintptr_t>(p) % 16 == 0; }
   const __half* base;
   int64_t rows, K;
   bool vec;  // K % 8 == 0 and a 16-byte aligned base: 16-byte copies
-  const __half* p = nullptr;
-  __device__ void init(int64_t row) { p = row < rows ? base + row * K : nullptr; }
-  __device__ void fetch(int64_t k, __half* dst) {
-    if (p && vec && k + 16 <= K) {
-      cp_async16(dst, p + k);
-      cp_async16(dst + 8, p + k + 8);
-      cp_async_commit();
-    } else {
+  const __half* p[2] = {nullptr, nullptr};
+  int koff = 0, soff = 0;
+  __device__ void init(int64_t row0, int tid) {
+    const int r = tid >> 2;
+    koff = (tid & 3) * 8;
+    soff = r * BKP + koff;
 #pragma unroll
-      for (int i = 0; i < 16; ++i) dst[i] = (p && k + i < K) ? p[k + i] : __ushort_as_half(0);
+    for (int j = 0; j < 2; ++j) {
+      const int64_t row = row0 + r + j * (BM / 2);
+      p[j] = row < rows ? base + row * K : nullptr;
     }
+  }
+  __device__ void fetch(int64_t k0, __half* tile) {
+    const int64_t k = k0 + koff;
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      __half* dst = tile + soff + j * (BM / 2) * BKP;
+      if (p[j] && vec && k + 8 <= K) {
+        cp_async16(dst, p[j] + k);
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) dst[i] = (p[j] && k + i < K) ? p[j][k + i] : __ushort_as_half(0);
+      }
+    }
+    cp_async_commit();
   }
   __device__ void stage(__half*) const {}
   __device__ void complete() const { cp_async_wait<0>(); }
@@ -175,10 +220,17 @@ struct QRows {
   const uint8_t* base;
   int64_t rows, K, row_bytes;
   const uint8_t* p = nullptr;
+  int koff = 0, soff = 0;
   unsigned short d = 0, q[8];
   int hi = 0;
-  __device__ void init(int64_t row) { p = row < rows ? base + row * row_bytes : nullptr; }
-  __device__ void fetch(int64_t k, __half*) {
+  __device__ void init(int64_t row0, int tid) {
+    const ChunkSlot c = ChunkSlot::pairs(tid);
+    const int64_t row = row0 + c.row;
+    koff = c.k, soff = c.soff;
+    p = row < rows ? base + row * row_bytes : nullptr;
+  }
+  __device__ void fetch(int64_t k0, __half*) {
+    const int64_t k = k0 + koff;
     constexpr int BLOCK = Q4 ? 18 : 34;
     if (!p || k >= K) {
       d = 0;
@@ -197,7 +249,8 @@ struct QRows {
   // int8 q (q8_0, stored biased by 128 with an xor) come out exact from one subtraction, and the
   // scale's multiply rounds once: bit-identical to rounding d * q from f32, at a few instructions
   // a pair instead of a convert, a multiply and a pack per element.
-  __device__ void stage(__half* dst) const {
+  __device__ void stage(__half* tile) const {
+    __half* dst = tile + soff;
     const __half2 dd = __halves2half2(__ushort_as_half(d), __ushort_as_half(d));
     const __half2 bias = u32_as_half2(Q4 ? 0x64086408u : 0x64806480u);  // 1032 (1024 + 8), 1152 (1024 + 128)
     uint32_t u[8];
@@ -357,20 +410,16 @@ __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS) tc_gemm_kernel
   __shared__ __align__(16) __half Bs[2][BN * BKP];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM, n0 = static_cast<int64_t>(blockIdx.y) * BN;
-  // Thread -> (tile row, k half): the 32 lanes of a warp take 32 consecutive rows of one k half, so
-  // the conv gather's loads are coalesced across output pixels and the 16-byte staging stores (rows
-  // 80 bytes apart) hit distinct banks.
-  static_assert(BM == 128 && BN == 128 && THREADS == 256 && BK == 32, "the loader mapping below");
-  const int lrow = tid & (BM - 1), lk = (tid >> 7) * 16, soff = lrow * BKP + lk;
-  al.init(m0 + lrow);
-  wl.init(n0 + lrow);
+  static_assert(BM == 128 && BN == 128 && THREADS == 256 && BK == 32, "the loaders' thread mappings");
+  al.init(m0, tid);
+  wl.init(n0, tid);
   __syncthreads();  // loaders may fill per-block tables in init (ConvRows)
   const int tiles = static_cast<int>((K + BK - 1) / BK);
   const int t0 = static_cast<int>(blockIdx.z) * tiles_per_split, t1 = min(tiles, t0 + tiles_per_split);
-  al.fetch(static_cast<int64_t>(t0) * BK + lk, &As[0][soff]);
-  wl.fetch(static_cast<int64_t>(t0) * BK + lk, &Bs[0][soff]);
-  al.stage(&As[0][soff]);
-  wl.stage(&Bs[0][soff]);
+  al.fetch(static_cast<int64_t>(t0) * BK, As[0]);
+  wl.fetch(static_cast<int64_t>(t0) * BK, Bs[0]);
+  al.stage(As[0]);
+  wl.stage(Bs[0]);
   al.complete();
   wl.complete();
   __syncthreads();
@@ -392,8 +441,8 @@ __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS) tc_gemm_kernel
     const int cur = (t - t0) & 1;
     const bool more = t + 1 < t1;
     if (more) {
-      al.fetch(static_cast<int64_t>(t + 1) * BK + lk, &As[cur ^ 1][soff]);
-      wl.fetch(static_cast<int64_t>(t + 1) * BK + lk, &Bs[cur ^ 1][soff]);
+      al.fetch(static_cast<int64_t>(t + 1) * BK, As[cur ^ 1]);
+      wl.fetch(static_cast<int64_t>(t + 1) * BK, Bs[cur ^ 1]);
     }
     const __half* as = As[cur];
     const __half* bs = Bs[cur];
@@ -411,8 +460,8 @@ __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS) tc_gemm_kernel
           mma_16816(acc[mi][ni], af[mi], bf[ni >> 1][(ni & 1) * 2], bf[ni >> 1][(ni & 1) * 2 + 1]);
     }
     if (more) {
-      al.stage(&As[cur ^ 1][soff]);
-      wl.stage(&Bs[cur ^ 1][soff]);
+      al.stage(As[cur ^ 1]);
+      wl.stage(Bs[cur ^ 1]);
       al.complete();
       wl.complete();
     }

@@ -1,15 +1,15 @@
 // linear and conv2d on tensor cores: one 128x128x32 block tile, 8 warps of 64x32, mma.sync
 // m16n8k16 (two m16n8k8 on sm_75) fed by ldmatrix from padded shared-memory tiles.
 //
-// Every thread stages one 16-element k-chunk of one A row and one W row per tile (row = tid % 128,
-// chunk = tid / 128): the f32 activations (or the implicit-GEMM gather of the conv input) and the
-// weights (f32, f16, or q8_0/q4_0 half-blocks: a chunk never straddles a 32-block) are converted to
-// f16 while being written to shared memory (f16 activations are copied as they are, like f16
-// weights). The pipeline is double-buffered: the next tile's global
-// loads are issued before the current tile's mma loop and converted + stored after it, so one
-// __syncthreads per tile suffices. Loads that need converting (f32 activations, f32 and quantized
-// weights) go through registers, since cp.async cannot convert in flight; f16 weights are copied
-// straight into the shared tile with cp.async (loader protocol: fetch(k, dst), stage(dst), complete()).
+// Every thread stages its share of the A and W tiles (each loader maps threads to rows and k-chunks
+// to suit its reads; protocol in gemm_tc_kernel.cuh): f32 activations (or the implicit-GEMM gather
+// of the conv input) and weights (f32, f16, or q8_0/q4_0 half-blocks: a chunk never straddles a
+// 32-block) are converted to f16 while being written to shared memory (f16 activations are copied
+// as they are, like f16 weights). The pipeline is double-buffered: the next tile's global loads are
+// issued before the current tile's mma loop and converted + stored after it, so one __syncthreads
+// per tile suffices. Loads that need converting (f32 activations, f32 and quantized weights) go
+// through registers, since cp.async cannot convert in flight; f16 rows are copied straight into the
+// shared tile with cp.async.
 #include <algorithm>
 #include <cstdint>
 
