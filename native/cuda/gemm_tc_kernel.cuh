@@ -37,7 +37,7 @@ __device__ __forceinline__ void store16(__half* dst, const float (&v)[16]) {
 // cache lines a cycle, so a warp's request should touch few rows.
 //
 // ChunkSlot: one 16-element k-chunk of one row per thread. pairs(): two lanes per row (a request
-// spans 16 rows), for rows read as contiguous runs; columns(): 32 consecutive rows at one k-chunk
+// spans 16 rows), for f32 rows; columns(): 32 consecutive rows at one k-chunk
 // per warp, for the conv gather, whose rows are output pixels that lie side by side in memory
 // (and whose 16-byte staging stores, rows 80 bytes apart, then hit distinct banks).
 struct ChunkSlot {
@@ -214,58 +214,67 @@ struct F16Rows {
   __device__ void complete() const { cp_async_wait<0>(); }
 };
 
-// q8_0 (34-byte blocks) and q4_0 (18-byte blocks): K % 32 == 0 (enforced at upload), so a 16-chunk
-// is one half of one block. Blocks are only 2-byte aligned: 16-bit loads.
+// q8_0 (34-byte blocks) and q4_0 (18-byte blocks): K % 32 == 0 (enforced at upload), so a k-tile
+// of a row is exactly one block. Blocks are only 2-byte aligned: 16-bit loads. Mapping as F16Rows:
+// four lanes per row (lane s takes elements 8s..8s+7: q8_0 bytes 8s.., q4_0 the low nibbles of
+// bytes 0-7 / 8-15 for s = 0 / 1 and the high ones for s = 2 / 3), so a request covers 8 rows;
+// each thread takes rows r and r + 64.
 template <bool Q4>
 struct QRows {
   const uint8_t* base;
   int64_t rows, K, row_bytes;
-  const uint8_t* p = nullptr;
-  int koff = 0, soff = 0;
-  unsigned short d = 0, q[8];
-  int hi = 0;
+  const uint8_t* p[2] = {nullptr, nullptr};
+  int qoff = 0, soff = 0;
+  bool hi = false;  // q4_0: high nibbles
+  unsigned short d[2] = {0, 0}, q[2][4];
   __device__ void init(int64_t row0, int tid) {
-    const ChunkSlot c = ChunkSlot::pairs(tid);
-    const int64_t row = row0 + c.row;
-    koff = c.k, soff = c.soff;
-    p = row < rows ? base + row * row_bytes : nullptr;
+    const int r = tid >> 2, sub = tid & 3;
+    qoff = 1 + 4 * (Q4 ? (sub & 1) : sub);  // in 16-bit words from the block's start (after d)
+    hi = Q4 && sub >= 2;
+    soff = r * BKP + sub * 8;
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int64_t row = row0 + r + j * (BM / 2);
+      p[j] = row < rows ? base + row * row_bytes : nullptr;
+    }
   }
   __device__ void fetch(int64_t k0, __half*) {
-    const int64_t k = k0 + koff;
     constexpr int BLOCK = Q4 ? 18 : 34;
-    if (!p || k >= K) {
-      d = 0;
 #pragma unroll
-      for (int i = 0; i < 8; ++i) q[i] = 0;
-      return;
+    for (int j = 0; j < 2; ++j) {
+      if (!p[j] || k0 >= K) {
+        d[j] = 0;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) q[j][i] = 0;
+        continue;
+      }
+      const unsigned short* b = reinterpret_cast<const unsigned short*>(p[j] + (k0 >> 5) * BLOCK);
+      d[j] = b[0];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) q[j][i] = b[qoff + i];
     }
-    const unsigned short* b = reinterpret_cast<const unsigned short*>(p + (k >> 5) * BLOCK);
-    hi = static_cast<int>(k & 16) ? 1 : 0;
-    d = b[0];
-    const unsigned short* qs = b + 1 + (Q4 ? 0 : hi * 8);  // q4_0: both halves share bytes 0..15
-#pragma unroll
-    for (int i = 0; i < 8; ++i) q[i] = qs[i];
   }
   // Dequantizes in f16 pairs: 0x6400 | u is the half 1024 + u (u < 1024), so q - 8 (q4_0) or the
   // int8 q (q8_0, stored biased by 128 with an xor) come out exact from one subtraction, and the
   // scale's multiply rounds once: bit-identical to rounding d * q from f32, at a few instructions
   // a pair instead of a convert, a multiply and a pack per element.
   __device__ void stage(__half* tile) const {
-    __half* dst = tile + soff;
-    const __half2 dd = __halves2half2(__ushort_as_half(d), __ushort_as_half(d));
     const __half2 bias = u32_as_half2(Q4 ? 0x64086408u : 0x64806480u);  // 1032 (1024 + 8), 1152 (1024 + 128)
-    uint32_t u[8];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint32_t x = (q[i] & 0xFFu) | (static_cast<uint32_t>(q[i]) & 0xFF00u) << 8;  // byte 2i, 2i+1 -> halves
-      const uint32_t v = Q4 ? ((hi ? x >> 4 : x) & 0x000F000Fu) | 0x64006400u : (x ^ 0x00800080u) | 0x64006400u;
-      u[i] = half2_as_u32(__hmul2(__hsub2(u32_as_half2(v), bias), dd));
+    for (int j = 0; j < 2; ++j) {
+      const __half2 dd = __halves2half2(__ushort_as_half(d[j]), __ushort_as_half(d[j]));
+      uint32_t u[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const uint32_t w = q[j][i];
+        const uint32_t x = (w & 0xFFu) | (w & 0xFF00u) << 8;  // bytes 2i, 2i + 1 -> the two halves
+        const uint32_t v = Q4 ? ((hi ? x >> 4 : x) & 0x000F000Fu) | 0x64006400u : (x ^ 0x00800080u) | 0x64006400u;
+        u[i] = half2_as_u32(__hmul2(__hsub2(u32_as_half2(v), bias), dd));
+      }
+      uint4 o;
+      o.x = u[0], o.y = u[1], o.z = u[2], o.w = u[3];
+      *reinterpret_cast<uint4*>(tile + soff + j * (BM / 2) * BKP) = o;
     }
-    uint4 lo, hi4;
-    lo.x = u[0], lo.y = u[1], lo.z = u[2], lo.w = u[3];
-    hi4.x = u[4], hi4.y = u[5], hi4.z = u[6], hi4.w = u[7];
-    reinterpret_cast<uint4*>(dst)[0] = lo;
-    reinterpret_cast<uint4*>(dst)[1] = hi4;
   }
   __device__ void complete() const {}
 };
