@@ -47,6 +47,14 @@ struct ChunkSlot {
   __device__ static ChunkSlot at(int row, int k) { return ChunkSlot{row, k, row * BKP + k}; }
 };
 
+// QuadSlot: four lanes per row, lane `sub` taking elements 8 sub .. 8 sub + 7 of rows `row` and
+// row + 64 (a request spans 8 rows), for f16 rows and quantized blocks.
+struct QuadSlot {
+  static constexpr int kSecond = (BM / 2) * BKP;  // the second row's offset in the tile
+  int row, sub, soff;
+  __device__ static QuadSlot of(int tid) { return QuadSlot{tid >> 2, tid & 3, (tid >> 2) * BKP + (tid & 3) * 8}; }
+};
+
 // f32 rows of length K with stride ld (activations, or f32 weights); rows >= rows_ read as zero.
 struct F32Rows {
   const float* base;
@@ -176,8 +184,7 @@ struct ConvRows {
 // f16 weights (and f16 activations as A, rows of K) need no conversion: on sm_80+ they go global ->
 // shared with cp.async, issued with the next tile's loads and waited for just before the tile's
 // __syncthreads; tails and rows past N are written directly (the destination buffer is free at
-// issue time). Mapping: four lanes per row, 16 bytes each (a row's 64 bytes of the tile), so a
-// request covers 8 rows; each thread takes rows r and r + 64.
+// issue time). Mapping: QuadSlot, 16 bytes a lane (a row's 64 bytes of the tile in one request).
 struct F16Rows {
   // Whether rows of K halves from p can take the 16-byte copies.
   static bool vec_ok(const void* p, int64_t K) { return K % 8 == 0 && reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -187,12 +194,12 @@ struct F16Rows {
   const __half* p[2] = {nullptr, nullptr};
   int koff = 0, soff = 0;
   __device__ void init(int64_t row0, int tid) {
-    const int r = tid >> 2;
-    koff = (tid & 3) * 8;
-    soff = r * BKP + koff;
+    const QuadSlot c = QuadSlot::of(tid);
+    koff = c.sub * 8;
+    soff = c.soff;
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
-      const int64_t row = row0 + r + j * (BM / 2);
+      const int64_t row = row0 + c.row + j * (BM / 2);
       p[j] = row < rows ? base + row * K : nullptr;
     }
   }
@@ -200,7 +207,7 @@ struct F16Rows {
     const int64_t k = k0 + koff;
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
-      __half* dst = tile + soff + j * (BM / 2) * BKP;
+      __half* dst = tile + soff + j * QuadSlot::kSecond;
       if (p[j] && vec && k + 8 <= K) {
         cp_async16(dst, p[j] + k);
       } else {
@@ -215,10 +222,9 @@ struct F16Rows {
 };
 
 // q8_0 (34-byte blocks) and q4_0 (18-byte blocks): K % 32 == 0 (enforced at upload), so a k-tile
-// of a row is exactly one block. Blocks are only 2-byte aligned: 16-bit loads. Mapping as F16Rows:
-// four lanes per row (lane s takes elements 8s..8s+7: q8_0 bytes 8s.., q4_0 the low nibbles of
-// bytes 0-7 / 8-15 for s = 0 / 1 and the high ones for s = 2 / 3), so a request covers 8 rows;
-// each thread takes rows r and r + 64.
+// of a row is exactly one block. Blocks are only 2-byte aligned: 16-bit loads. Mapping: QuadSlot
+// (lane s takes elements 8s..8s+7: q8_0 bytes 8s.., q4_0 the low nibbles of bytes 0-7 / 8-15 for
+// s = 0 / 1 and the high ones for s = 2 / 3).
 template <bool Q4>
 struct QRows {
   const uint8_t* base;
@@ -228,13 +234,13 @@ struct QRows {
   bool hi = false;  // q4_0: high nibbles
   unsigned short d[2] = {0, 0}, q[2][4];
   __device__ void init(int64_t row0, int tid) {
-    const int r = tid >> 2, sub = tid & 3;
-    qoff = 1 + 4 * (Q4 ? (sub & 1) : sub);  // in 16-bit words from the block's start (after d)
-    hi = Q4 && sub >= 2;
-    soff = r * BKP + sub * 8;
+    const QuadSlot c = QuadSlot::of(tid);
+    qoff = 1 + 4 * (Q4 ? (c.sub & 1) : c.sub);  // in 16-bit words from the block's start (after d)
+    hi = Q4 && c.sub >= 2;
+    soff = c.soff;
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
-      const int64_t row = row0 + r + j * (BM / 2);
+      const int64_t row = row0 + c.row + j * (BM / 2);
       p[j] = row < rows ? base + row * row_bytes : nullptr;
     }
   }
@@ -273,7 +279,7 @@ struct QRows {
       }
       uint4 o;
       o.x = u[0], o.y = u[1], o.z = u[2], o.w = u[3];
-      *reinterpret_cast<uint4*>(tile + soff + j * (BM / 2) * BKP) = o;
+      *reinterpret_cast<uint4*>(tile + soff + j * QuadSlot::kSecond) = o;
     }
   }
   __device__ void complete() const {}

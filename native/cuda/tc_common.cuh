@@ -107,8 +107,7 @@ __device__ __forceinline__ uint32_t half2_as_u32(__half2 h) {
 }
 
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
-  const __half2 h = __floats2half2_rn(lo, hi);  // .x = lo sits in the low 16 bits
-  return *reinterpret_cast<const uint32_t*>(&h);
+  return half2_as_u32(__floats2half2_rn(lo, hi));  // .x = lo sits in the low 16 bits
 }
 
 }  // namespace cuda
