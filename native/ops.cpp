@@ -58,6 +58,8 @@ void check_broadcast(const char* op, const Tensor& y, const Tensor& a, const Ten
 }  // namespace
 
 // Times one op when profiling is on (RAII, so an op that throws is not counted twice or leaked).
+// A backend whose ops run asynchronously reports each op's device time (device_op_seconds); the
+// host clock, which then also holds the launch and the wait, is the fallback.
 struct Backend::OpTimer {
   Backend* be;
   const char* kind;
@@ -72,7 +74,8 @@ struct Backend::OpTimer {
     if (!be->profiling_) return;
     OpStats& st = be->profile_[be->profile_detail_ && !detail.empty() ? kind + (" " + detail) : kind];
     st.calls += 1;
-    st.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double dev = be->device_op_seconds();
+    st.seconds += dev >= 0 ? dev : std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     st.flops += flops;
   }
 };
@@ -191,7 +194,7 @@ void Backend::group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& g
   need_f32(op, "gamma", gamma);
   need_f32(op, "beta", beta);
   if (planning_) return;
-  OpTimer timer(this, "norms", 0.0);
+  OpTimer timer(this, "norms", 0.0, profile_detail_ ? std::string(silu ? "group_norm+silu " : "group_norm ") + x.shape_str() : std::string());
   do_group_norm(y, x, groups, gamma, beta, eps, silu);
 }
 
@@ -206,7 +209,7 @@ void Backend::layer_norm(Tensor& y, const Tensor& x, const Tensor& gamma, const 
   need_f32(op, "gamma", gamma);
   need_f32(op, "beta", beta);
   if (planning_) return;
-  OpTimer timer(this, "norms", 0.0);
+  OpTimer timer(this, "norms", 0.0, profile_detail_ ? "layer_norm " + x.shape_str() : std::string());
   do_layer_norm(y, x, gamma, beta, eps);
 }
 
@@ -226,7 +229,8 @@ void Backend::attention(Tensor& y, const Tensor& q, const Tensor& k, const Tenso
     fail(op, "k " + k.shape_str() + " does not match q " + q.shape_str());
   if (causal && k.shape[1] != q.shape[1]) fail(op, "causal attention needs as many keys as queries");
   if (planning_) return;
-  OpTimer timer(this, "attention", 4.0 * static_cast<double>(q.shape[0]) * static_cast<double>(q.shape[1]) * static_cast<double>(k.shape[1]) * static_cast<double>(q.shape[2]));
+  OpTimer timer(this, "attention", 4.0 * static_cast<double>(q.shape[0]) * static_cast<double>(q.shape[1]) * static_cast<double>(k.shape[1]) * static_cast<double>(q.shape[2]),
+                profile_detail_ ? q.shape_str() + " k" + std::to_string(k.shape[1]) + " h" + std::to_string(heads) : std::string());
   do_attention(y, q, k, v, heads, causal);
 }
 
@@ -235,7 +239,7 @@ void Backend::softmax(Tensor& y, const Tensor& x) {
   need_act("softmax", "y", y, activation_type());
   need_same("softmax", "y", y, "x", x);
   if (planning_) return;
-  OpTimer timer(this, "elementwise", 0.0);
+  OpTimer timer(this, "elementwise", 0.0, profile_detail_ ? "softmax " + x.shape_str() : std::string());
   do_softmax(y, x);
 }
 
@@ -244,7 +248,7 @@ void Backend::unary(Tensor& y, const Tensor& x, Unary u) {
   need_act("unary", "y", y, activation_type());
   need_same("unary", "y", y, "x", x);
   if (planning_) return;
-  OpTimer timer(this, "elementwise", 0.0);
+  OpTimer timer(this, "elementwise", 0.0, profile_detail_ ? "unary " + x.shape_str() : std::string());
   do_unary(y, x, u);
 }
 
@@ -255,21 +259,21 @@ void Backend::geglu(Tensor& y, const Tensor& x) {
   if (x.row_len() % 2 != 0 || y.row_len() * 2 != x.row_len() || y.rows() != x.rows())
     fail(op, "y " + y.shape_str() + " must be x " + x.shape_str() + " with the last dim halved");
   if (planning_) return;
-  OpTimer timer(this, "elementwise", 0.0);
+  OpTimer timer(this, "elementwise", 0.0, profile_detail_ ? "geglu " + x.shape_str() : std::string());
   do_geglu(y, x);
 }
 
 void Backend::add(Tensor& y, const Tensor& a, const Tensor& b) {
   check_broadcast("add", y, a, b, activation_type());
   if (planning_) return;
-  OpTimer timer(this, "elementwise", 0.0);
+  OpTimer timer(this, "elementwise", 0.0, profile_detail_ ? "add " + a.shape_str() + "+" + b.shape_str() : std::string());
   do_add(y, a, b);
 }
 
 void Backend::mul(Tensor& y, const Tensor& a, const Tensor& b) {
   check_broadcast("mul", y, a, b, activation_type());
   if (planning_) return;
-  OpTimer timer(this, "elementwise", 0.0);
+  OpTimer timer(this, "elementwise", 0.0, profile_detail_ ? "mul " + a.shape_str() + "*" + b.shape_str() : std::string());
   do_mul(y, a, b);
 }
 
@@ -278,7 +282,7 @@ void Backend::scale(Tensor& y, const Tensor& x, float s) {
   need_act("scale", "y", y, activation_type());
   need_same("scale", "y", y, "x", x);
   if (planning_) return;
-  OpTimer timer(this, "elementwise", 0.0);
+  OpTimer timer(this, "elementwise", 0.0, profile_detail_ ? "scale " + x.shape_str() : std::string());
   do_scale(y, x, s);
 }
 
@@ -286,7 +290,7 @@ void Backend::copy(Tensor& y, const Tensor& x) {
   if (y.type != x.type || y.numel() != x.numel())
     fail("copy", "y " + y.shape_str() + " and x " + x.shape_str() + " differ in type or size");
   if (planning_) return;
-  OpTimer timer(this, "layout", 0.0);
+  OpTimer timer(this, "layout", 0.0, profile_detail_ ? "copy " + x.shape_str() : std::string());
   do_copy(y, x);
 }
 
@@ -299,7 +303,7 @@ void Backend::upsample_nearest(Tensor& y, const Tensor& x) {
   if (y.shape[0] != x.shape[0] || y.shape[1] != x.shape[1] || y.shape[2] < x.shape[2] || y.shape[3] < x.shape[3])
     fail(op, "y " + y.shape_str() + " cannot be an upsampling of x " + x.shape_str());
   if (planning_) return;
-  OpTimer timer(this, "layout", 0.0);
+  OpTimer timer(this, "layout", 0.0, profile_detail_ ? "upsample " + x.shape_str() : std::string());
   do_upsample_nearest(y, x);
 }
 
@@ -316,7 +320,7 @@ void Backend::concat_channels(Tensor& y, const Tensor& a, const Tensor& b) {
       y.shape[3] != a.shape[3])
     fail(op, "cannot concatenate " + a.shape_str() + " and " + b.shape_str() + " into " + y.shape_str());
   if (planning_) return;
-  OpTimer timer(this, "layout", 0.0);
+  OpTimer timer(this, "layout", 0.0, profile_detail_ ? "concat " + y.shape_str() : std::string());
   do_concat_channels(y, a, b);
 }
 
@@ -329,7 +333,7 @@ void Backend::transpose12(Tensor& y, const Tensor& x) {
   if (y.shape[0] != x.shape[0] || y.shape[1] != x.shape[2] || y.shape[2] != x.shape[1])
     fail(op, "y " + y.shape_str() + " must be x " + x.shape_str() + " with dims 1 and 2 swapped");
   if (planning_) return;
-  OpTimer timer(this, "layout", 0.0);
+  OpTimer timer(this, "layout", 0.0, profile_detail_ ? "transpose12 " + x.shape_str() : std::string());
   do_transpose12(y, x);
 }
 

@@ -125,15 +125,15 @@ class Backend {
   virtual bool f16_compute() const { return false; }
 
   // ---- profiling -----------------------------------------------------------------------------
-  // When on, every op's wall time and FLOPs are summed by op kind ("conv 3x3", "conv 1x1", "linear",
-  // "attention", "norms", "elementwise", "layout"). Host timing: meaningful on the CPU backend; a GPU
-  // backend's ops return before the device finishes.
+  // When on, every op's time and FLOPs are summed by op kind ("conv 3x3", "conv 1x1", "linear",
+  // "attention", "norms", "elementwise", "layout"): host time on the CPU backend, device time (from
+  // events around the op's kernels, the op waited for) where a backend reports it.
   struct OpStats {
     int64_t calls = 0;
     double seconds = 0, flops = 0;
   };
-  // detail: conv and linear kinds also carry their shape ("conv 3x3 320>640 @32x32 n2 s1"), so a
-  // regression or a slow shape can be pinned to its layer.
+  // detail: every kind also carries its op's shape ("conv 3x3 320>640 @32x32 n2 s1", "norms
+  // group_norm+silu [2, 320, 64, 64]"), so a regression or a slow shape can be pinned to its layer.
   void set_profiling(bool on, bool detail = false) { profiling_ = on; profile_detail_ = detail; }
   bool profiling() const { return profiling_; }
   void reset_profile() { profile_.clear(); }
@@ -168,6 +168,8 @@ class Backend {
   virtual void do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) = 0;
 
   void set_activation_type(DType t) { act_type_ = t; }
+  // The device time of the op that just ran, once, when the backend measured it (else < 0).
+  virtual double device_op_seconds() { return -1; }
 
  private:
   struct OpTimer;

@@ -17,7 +17,8 @@
 #   SDNODE_GPU_CHECK_TC="0 gemm,attn,norm 1" (default) the kernel sets for the tests, each a
 #   SDNODE_CUDA_TC value (0, 1 = every part, or a list of gemm,attn,norm,half; "half" stores
 #   activations as f16), SDNODE_GPU_CHECK_BENCH_TC="0 1" those for the benchmark;
-#   steps 3 and 4 also run with CUDA graphs (SDNODE_CUDA_GRAPH=1) for TC=1;
+#   steps 3 and 4 run with and without CUDA graphs (the default is on; SDNODE_CUDA_GRAPH=0 off);
+#   SDNODE_BENCH_PROFILE_ROWS=n adds a by-shape profile (device time per op) of the UNet and VAE;
 #   SDNODE_GPU_CHECK_BUDGET_S (default 540, build included) caps the whole run; each step also has
 #   its own limit.
 #   SDNODE_GPU_CHECK_SANITIZE=1 adds a compute-sanitizer memcheck of the TC op tests (slow; for
@@ -113,8 +114,8 @@ case " $steps " in *" models "*)
   done ;;
 esac
 case " $steps " in *" bench "*)
-  step "full-size bench f16 (TC: $bench_modes)" 300 \
-    env SDNODE_CUDA_TEST_TC="$bench_modes" SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only
+  step "full-size bench f16 (TC: $bench_modes), no graphs" 300 \
+    env SDNODE_CUDA_GRAPH=0 SDNODE_CUDA_TEST_TC="$bench_modes" SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only
   step "full-size bench f16, TC=1 with CUDA graphs" 200 \
     env SDNODE_CUDA_GRAPH=1 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
 esac
@@ -122,11 +123,11 @@ case " $steps " in *" gen "*)
   step "whole 512 generations f16/q8_0/q4_0, CUDA graphs (TC: $gen_modes)" 300 \
     env SDNODE_CUDA_GRAPH=1 SDNODE_CUDA_TEST_TC="$gen_modes" ./build-gpu/native/cuda/sdcuda_tests --bench-gen
   step "whole 512 generation f16 without graphs (TC: $gen_modes)" 120 \
-    env SDNODE_BENCH_GEN_DTYPES=f16 SDNODE_CUDA_TEST_TC="$gen_modes" ./build-gpu/native/cuda/sdcuda_tests --bench-gen ;;
+    env SDNODE_CUDA_GRAPH=0 SDNODE_BENCH_GEN_DTYPES=f16 SDNODE_CUDA_TEST_TC="$gen_modes" ./build-gpu/native/cuda/sdcuda_tests --bench-gen ;;
 esac
 case " $steps " in *" splitk "*)  # what split-K gives, TC=1
   step "full-size bench f16, TC=1, split-K off" 200 \
-    env SDNODE_CUDA_SPLITK=0 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
+    env SDNODE_CUDA_GRAPH=0 SDNODE_CUDA_SPLITK=0 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
 esac
 case " $steps " in *" torch "*)  # PyTorch's figures on this card (the issue's are an H200's)
   if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then

@@ -30,6 +30,18 @@ __device__ __forceinline__ void load4(const __half* p, float (&v)[4]) {
   v[0] = __low2float(a), v[1] = __high2float(a), v[2] = __low2float(b), v[3] = __high2float(b);
 }
 
+// Stores four consecutive elements at an address aligned as for load4.
+__device__ __forceinline__ void store4(float* p, const float (&v)[4]) {
+  *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+}
+__device__ __forceinline__ void store4(__half* p, const float (&v)[4]) {
+  const __half2 a = __floats2half2_rn(v[0], v[1]), b = __floats2half2_rn(v[2], v[3]);
+  uint2 u;
+  u.x = *reinterpret_cast<const uint32_t*>(&a);
+  u.y = *reinterpret_cast<const uint32_t*>(&b);
+  *reinterpret_cast<uint2*>(p) = u;
+}
+
 // Host side: calls f(T{}) with T the element type of activations stored as `t` (F16 or F32), so a
 // generic lambda can launch the matching kernel instantiation.
 template <class F>

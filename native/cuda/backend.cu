@@ -20,12 +20,11 @@ void cuda_check(cudaError_t e, const char* what) {
 }
 
 CudaBackend::CudaBackend(int device) : device_(device) {
-  // Opt-in until proven on a GPU (scripts/gpu-check.sh runs both); then the default becomes on.
-  // "1" takes every TC-mode part; a comma list of gemm (linear + conv), attn, norm, half (activations
-  // stored as f16) takes some, so a GPU session can enable the parts that pass while another is
-  // being fixed.
+  // On by default since scripts/gpu-check.sh passed with it on an H200 (2026-11-27). "1" (or unset)
+  // takes every TC-mode part, "0" none (the v0 f32 SIMT kernels); a comma list of gemm (linear +
+  // conv), attn, norm, half (activations stored as f16) takes some, to bisect a fault.
   const char* tc = std::getenv("SDNODE_CUDA_TC");
-  const std::string sel = tc ? tc : "";
+  const std::string sel = tc && *tc ? tc : "1";
   auto has = [&](const char* part) {
     return sel == "1" || ("," + sel + ",").find(std::string(",") + part + ",") != std::string::npos;
   };
@@ -35,9 +34,9 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   if (has("half")) set_activation_type(DType::F16);
   const char* sk = std::getenv("SDNODE_CUDA_SPLITK");
   split_k_ = !(sk && std::string(sk) == "0");
-  // Graph replay of UNet steps (graph.cu): opt-in until a GPU run proves it.
+  // Graph replay of UNet steps (graph.cu): on unless SDNODE_CUDA_GRAPH=0.
   const char* graph = std::getenv("SDNODE_CUDA_GRAPH");
-  graphs_on_ = graph && std::string(graph) == "1";
+  graphs_on_ = !(graph && std::string(graph) == "0");
   SD_CUDA(cudaSetDevice(device));
   SD_CUDA(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device));
   SD_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
@@ -50,7 +49,33 @@ CudaBackend::~CudaBackend() {
   weights_.clear();
   arena_.reset();
   scratch_.reset();
+  for (cudaEvent_t e : prof_ev_)
+    if (e) cudaEventDestroy(e);
   if (stream_) cudaStreamDestroy(stream_);
+}
+
+namespace {
+__global__ void spin_kernel(long long cycles) {
+  const long long t0 = clock64();
+  while (clock64() - t0 < cycles) {
+  }
+}
+}  // namespace
+
+bool CudaBackend::profile_begin() {
+  for (cudaEvent_t& e : prof_ev_)
+    if (!e && cudaEventCreate(&e) != cudaSuccess) return false;
+  spin_kernel<<<1, 1, 0, stream_>>>(100000);  // ~50 us at 2 GHz: longer than the host's enqueueing
+  return cudaEventRecord(prof_ev_[0], stream_) == cudaSuccess;
+}
+
+void CudaBackend::profile_end() {
+  float ms = 0;
+  if (cudaEventRecord(prof_ev_[1], stream_) == cudaSuccess && cudaEventSynchronize(prof_ev_[1]) == cudaSuccess &&
+      cudaEventElapsedTime(&ms, prof_ev_[0], prof_ev_[1]) == cudaSuccess)
+    last_op_s_ = ms * 1e-3;
+  else
+    cudaStreamSynchronize(stream_);
 }
 
 void CudaBackend::bind() const {

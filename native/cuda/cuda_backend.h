@@ -4,20 +4,20 @@
 //
 // v0: f32 activations, SIMT kernels (tiled GEMM/implicit-GEMM conv with weights dequantized inside
 // shared-memory tiles, flash-style attention with online softmax, fused group_norm+SiLU).
-// Tensor-core path (tc_kernels.h): linear, conv2d and attention with f16 inputs and f32
-// accumulation, plus a many-block group_norm, selected by SDNODE_CUDA_TC=1 (read once when the
-// backend is created; scripts/cuda-emu-check.sh runs these kernels on the host). The default
-// stays v0 until a GPU run of scripts/gpu-check.sh passes with TC=1; the next GPU session flips the
-// default (tc_* below) once it does. The "half" part of SDNODE_CUDA_TC (in "1") stores activations
-// as f16 (Backend::activation_type; every kernel is templated on it, act.cuh): half the arena and the
-// memory traffic, with GroupNorm/LayerNorm statistics, softmax and accumulation kept in f32.
+// Tensor-core path (tc_kernels.h), the default: linear, conv2d and attention with f16 inputs and
+// f32 accumulation, plus a many-block group_norm; SDNODE_CUDA_TC=0 (read once when the backend is
+// created) selects v0 instead (scripts/cuda-emu-check.sh runs the TC kernels on the host; a GPU
+// run of scripts/gpu-check.sh passed with both on an H200). The "half" part of SDNODE_CUDA_TC (in
+// "1", the default) stores activations as f16 (Backend::activation_type; every kernel is templated
+// on it, act.cuh): half the arena and the memory traffic, with GroupNorm/LayerNorm statistics,
+// softmax and accumulation kept in f32.
 //
-// CUDA graphs (graph.cu), opt-in with SDNODE_CUDA_GRAPH=1 (read once when the backend is created;
-// default off until a GPU run proves them): run_replayable() runs a UNet step op by op the first
-// time it sees a shape, captures it into a graph the second time and from then on launches that
-// graph, so a step costs one launch instead of one host call per kernel. No op syncs the host or
-// copies from host memory inside a step (kernel-parameter tables, device-side timesteps); the
-// scratch buffer may grow only outside a capture.
+// CUDA graphs (graph.cu), on unless SDNODE_CUDA_GRAPH=0 (read once when the backend is created):
+// run_replayable() runs a UNet step op by op the first time it sees a shape, captures it into a
+// graph the second time and from then on launches that graph, so a step costs one launch instead
+// of one host call per kernel. No op syncs the host or copies from host memory inside a step
+// (kernel-parameter tables, device-side timesteps); the scratch buffer may grow only outside a
+// capture.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -112,17 +112,36 @@ class CudaBackend final : public Backend {
   void do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids, int64_t n_ids) override;
 
  private:
-  // Declared first in every do_*: while op profiling is on (Backend::set_profiling), waits for the
-  // op's kernels on leaving, so the base class's host timer measures the GPU time of each op.
-  // Also makes the backend's device current: ops and copies may come from any thread (the addon's
-  // load and run workers are libuv pool threads), whose current device is 0 unless set.
+  // Declared first in every do_*: while op profiling is on (Backend::set_profiling), times the
+  // op's kernels with events and waits for them on leaving (device_op_seconds). Also makes the
+  // backend's device current: ops and copies may come from any thread (the addon's load and run
+  // workers are libuv pool threads), whose current device is 0 unless set.
   struct OpSync {
-    const CudaBackend* be;
-    explicit OpSync(const CudaBackend* b) : be(b) { be->bind(); }
+    CudaBackend* be;
+    bool timed = false;
+    explicit OpSync(CudaBackend* b) : be(b) {
+      be->bind();
+      if (be->profiling() && be->op_depth_++ == 0) timed = be->profile_begin();
+    }
     ~OpSync() {
-      if (be->profiling()) cudaStreamSynchronize(be->stream_);  // errors surface at the next launch check
+      if (!be->profiling()) return;
+      if (timed) be->profile_end();
+      else cudaStreamSynchronize(be->stream_);  // errors surface at the next launch check
+      --be->op_depth_;
     }
   };
+  // The op's events: a short spin kernel first holds the idle stream while the host enqueues the
+  // op's kernels, so the span between the events is device time alone, not launch latency.
+  bool profile_begin();
+  void profile_end();
+  double device_op_seconds() override {
+    const double s = last_op_s_;
+    last_op_s_ = -1;
+    return s;
+  }
+  cudaEvent_t prof_ev_[2] = {nullptr, nullptr};
+  int op_depth_ = 0;
+  double last_op_s_ = -1;
 
   // cudaSetDevice(device_) for this thread; not during a capture (the capturing thread already is).
   void bind() const;
@@ -131,6 +150,8 @@ class CudaBackend final : public Backend {
   cuda::TcCtx tc_ctx();
   // conv2d and conv2d_upsampled (up = 1: x is read at half resolution).
   void conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, int up);
+  // add (mul = false) and mul, with a's shape and b broadcast to it.
+  void binary(Tensor& y, const Tensor& a, const Tensor& b, bool mul);
 
   // One recorded step per key, with the state its baked-in pointers depend on: it is launched only
   // while the arena, the arena mark at entry and the scratch buffer are the ones it was captured at.

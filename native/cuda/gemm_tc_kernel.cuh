@@ -396,13 +396,15 @@ struct SplitOut {
   }
 };
 
-// Sums the splits' partials (+ bias) into the real output, in the workspace's order.
-template <class Store>
+// Sums the splits' partials (+ bias) into the real output, in the workspace's order. I: the index
+// type, int where the whole workspace fits (64-bit division costs several times a 32-bit one, and
+// this kernel is bound by little else).
+template <class Store, class I = int64_t>
 __global__ void splitk_reduce_kernel(const float* ws, int splits, SplitOut layout, const float* bias, Store st) {
-  const int64_t M = layout.M, N = layout.N, total = M * N;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t m = layout.n_major ? i % M : i / N, n = layout.n_major ? i / M : i % N;
+  const I M = static_cast<I>(layout.M), N = static_cast<I>(layout.N), total = M * N;
+  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < total; i += static_cast<I>(gridDim.x) * blockDim.x) {
+    const I q = layout.n_major ? i / M : i / N;
+    const I m = layout.n_major ? i - q * M : q, n = layout.n_major ? q : i - q * N;
     float s = bias ? bias[n] : 0.f;
     for (int z = 0; z < splits; ++z) s += ws[z * total + i];
     st(m, n, s);

@@ -31,7 +31,10 @@ void launch_w(const TcCtx& c, int64_t M, int64_t N, int64_t K, const ALoad& al, 
   const dim3 sgrid(grid.x, grid.y, static_cast<unsigned>(sk.splits));
   tc_gemm_kernel<<<sgrid, THREADS, 0, c.stream>>>(M, N, K, al, wl, nullptr, part, sk.tiles_per_split);
   SD_CUDA_LAUNCHED("tc gemm (split-K)");
-  splitk_reduce_kernel<<<blocks_for(M * N), 256, 0, c.stream>>>(ws, sk.splits, part, b, st);
+  if (static_cast<int64_t>(sk.splits) * M * N <= 0x7fffffff)
+    splitk_reduce_kernel<Store, int><<<blocks_for(M * N), 256, 0, c.stream>>>(ws, sk.splits, part, b, st);
+  else
+    splitk_reduce_kernel<Store, int64_t><<<blocks_for(M * N), 256, 0, c.stream>>>(ws, sk.splits, part, b, st);
   SD_CUDA_LAUNCHED("tc gemm split-K reduce");
 }
 

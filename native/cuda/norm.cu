@@ -71,22 +71,55 @@ __global__ void group_norm_kernel(const T* x, T* y, int C, int groups, int64_t p
   }
 }
 
+__device__ __forceinline__ double warp_sum(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// One warp per row: SD's rows are 320..1280 wide, so a block per row left most of its threads idle
+// and paid three block-wide reductions. The row is read three times (mean, variance, output), from
+// L1 after the first. vec: C % 4 == 0 and both tensors 4-element aligned.
 template <class T>
-__global__ void layer_norm_kernel(const T* x, T* y, int64_t C, const float* gamma, const float* beta, float eps) {
-  __shared__ double sh[32];
-  const T* xr = x + blockIdx.x * C;
-  T* yr = y + blockIdx.x * C;
+__global__ void layer_norm_kernel(const T* x, T* y, int64_t rows, int64_t C, const float* gamma, const float* beta,
+                                  float eps, bool vec) {
+  const int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x / 32) + threadIdx.x / 32;
+  if (row >= rows) return;  // whole warps leave together
+  const int lane = threadIdx.x & 31;
+  const T* xr = x + row * C;
+  T* yr = y + row * C;
   double s = 0;
-  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) s += to_f32(xr[i]);
-  const double mean = block_sum(s, sh) / C;
-  double v = 0;
-  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) {
-    const double d = to_f32(xr[i]) - mean;
-    v += d * d;
+  if (vec) {
+    for (int64_t i = 4 * lane; i < C; i += 128) {
+      float v[4];
+      cuda::load4(xr + i, v);
+      s += static_cast<double>(v[0]) + v[1] + static_cast<double>(v[2]) + v[3];
+    }
+  } else {
+    for (int64_t i = lane; i < C; i += 32) s += to_f32(xr[i]);
   }
-  const double var = block_sum(v, sh) / C;
+  const double mean = warp_sum(s) / C;
+  double q = 0;
+  if (vec) {
+    for (int64_t i = 4 * lane; i < C; i += 128) {
+      float v[4];
+      cuda::load4(xr + i, v);
+      for (float e : v) q += (e - mean) * (e - mean);
+    }
+  } else {
+    for (int64_t i = lane; i < C; i += 32) q += (to_f32(xr[i]) - mean) * (to_f32(xr[i]) - mean);
+  }
+  const double var = warp_sum(q) / C;
   const float rstd = static_cast<float>(1.0 / sqrt(var + eps)), meanf = static_cast<float>(mean);
-  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) yr[i] = from_f32<T>((to_f32(xr[i]) - meanf) * rstd * gamma[i] + beta[i]);
+  if (vec) {
+    for (int64_t i = 4 * lane; i < C; i += 128) {
+      float v[4];
+      cuda::load4(xr + i, v);
+      for (int e = 0; e < 4; ++e) v[e] = (v[e] - meanf) * rstd * gamma[i + e] + beta[i + e];
+      cuda::store4(yr + i, v);
+    }
+  } else {
+    for (int64_t i = lane; i < C; i += 32) yr[i] = from_f32<T>((to_f32(xr[i]) - meanf) * rstd * gamma[i] + beta[i]);
+  }
 }
 
 template <class T>
@@ -126,8 +159,11 @@ void CudaBackend::do_layer_norm(Tensor& y, const Tensor& x, const Tensor& gamma,
   const OpSync op_sync{this};
   cuda::with_act(x.type, [&](auto tag) {
     using T = decltype(tag);
-    layer_norm_kernel<T><<<static_cast<unsigned>(x.rows()), THREADS, 0, stream()>>>(x.as<T>(), y.as<T>(), x.row_len(),
-                                                                                    gamma.f32(), beta.f32(), eps);
+    const int64_t rows = x.rows(), C = x.row_len(), per_block = THREADS / 32;
+    const bool vec = C % 4 == 0 && reinterpret_cast<uintptr_t>(x.data) % (4 * sizeof(T)) == 0 &&
+                     reinterpret_cast<uintptr_t>(y.data) % (4 * sizeof(T)) == 0;
+    layer_norm_kernel<T><<<static_cast<unsigned>((rows + per_block - 1) / per_block), THREADS, 0, stream()>>>(
+        x.as<T>(), y.as<T>(), rows, C, gamma.f32(), beta.f32(), eps, vec);
   });
   SD_CUDA_LAUNCHED("layer_norm");
 }

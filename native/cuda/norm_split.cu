@@ -29,14 +29,18 @@ void group_norm_split(cudaStream_t s, Tensor& y, const Tensor& x, int groups, co
   SD_CUDA(cudaMemsetAsync(stats, 0, static_cast<size_t>(2 * N * groups) * sizeof(double), s));
   const bool vec = len % 4 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
   const dim3 sgrid(static_cast<unsigned>((len + CHUNK - 1) / CHUNK), static_cast<unsigned>(N * groups));
-  const int64_t bx = std::min<int64_t>((plane + THREADS - 1) / THREADS, 64);
+  const bool vec_apply = plane % 4 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0 &&
+                         reinterpret_cast<uintptr_t>(y.data) % 16 == 0;
+  const int64_t per_block = THREADS * (vec_apply ? 4 : 1);
+  const int64_t bx = std::min<int64_t>((plane + per_block - 1) / per_block, 64);
   const dim3 agrid(static_cast<unsigned>(bx), static_cast<unsigned>(N * C));
   with_act(x.type, [&](auto tag) {
     using T = decltype(tag);
     gn_stats_kernel<T><<<sgrid, THREADS, 0, s>>>(x.as<T>(), len, vec, stats);
     SD_CUDA_LAUNCHED("group_norm stats");
     gn_apply_kernel<T><<<agrid, THREADS, 0, s>>>(x.as<T>(), y.as<T>(), static_cast<int>(C), static_cast<int>(C / groups),
-                                                 plane, stats, len, gamma.f32(), beta.f32(), eps, silu);
+                                                 plane, stats, len, gamma.f32(), beta.f32(), eps, silu,
+                                                 vec_apply);
     SD_CUDA_LAUNCHED("group_norm apply");
   });
 }

@@ -48,10 +48,11 @@ __global__ void __launch_bounds__(THREADS) gn_stats_kernel(const T* x, int64_t l
   }
 }
 
-// blockIdx.y = sample * C + channel; x runs over the channel's plane.
+// blockIdx.y = sample * C + channel; x runs over the channel's plane. vec: plane % 4 == 0 and both
+// tensors 16-byte aligned, four elements per access.
 template <class T = float>
 __global__ void gn_apply_kernel(const T* x, T* y, int C, int cg, int64_t plane, const double* stats,
-                                int64_t len, const float* gamma, const float* beta, float eps, bool silu) {
+                                int64_t len, const float* gamma, const float* beta, float eps, bool silu, bool vec) {
   const int row = blockIdx.y, c = row % C, group = (row / C) * (C / cg) + c / cg;
   const double mean = stats[2 * group] / len;
   const double var = fmax(stats[2 * group + 1] / len - mean * mean, 0.0);
@@ -59,11 +60,19 @@ __global__ void gn_apply_kernel(const T* x, T* y, int C, int cg, int64_t plane, 
   const float ga = gamma[c], be = beta[c];
   const T* xr = x + static_cast<int64_t>(row) * plane;
   T* yr = y + static_cast<int64_t>(row) * plane;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < plane;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float o = (to_f32(xr[i]) - meanf) * rstd * ga + be;
-    if (silu) o = o / (1.f + expf(-o));
-    yr[i] = from_f32<T>(o);
+  const int w = vec ? 4 : 1;
+  for (int64_t i = w * (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x); i < plane;
+       i += w * static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float v[4];
+    if (vec) load4(xr + i, v);
+    else v[0] = to_f32(xr[i]);
+    for (int e = 0; e < w; ++e) {
+      float o = (v[e] - meanf) * rstd * ga + be;
+      if (silu) o = o / (1.f + expf(-o));
+      v[e] = o;
+    }
+    if (vec) store4(yr + i, v);
+    else yr[i] = from_f32<T>(v[0]);
   }
 }
 

@@ -10,6 +10,8 @@ extern int g_failures_in_case;
 }
 
 int main(int argc, char** argv) {
+  // Line-buffered even into a pipe, so that a crashing case is found by the last "ok" before it.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   int passed = 0, failed = 0;
   // The level SDNODE_ISA asked for; every case starts there, since tests that sweep the levels
   // finish by forcing isa_best() and CI runs the whole suite per level (scripts/ci-*.sh).

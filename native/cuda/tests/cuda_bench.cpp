@@ -62,6 +62,23 @@ void print_profile(const char* title, sd::Backend& be, F&& fn) {
     std::printf("\n");
   }
   be.reset_profile();
+  // SDNODE_BENCH_PROFILE_ROWS=n: a second call profiled by op shape, its n slowest shapes.
+  const int detail_rows = std::atoi(std::getenv("SDNODE_BENCH_PROFILE_ROWS") ? std::getenv("SDNODE_BENCH_PROFILE_ROWS") : "0");
+  if (detail_rows <= 0) return;
+  be.set_profiling(true, true);
+  fn();
+  be.set_profiling(false);
+  rows.assign(be.profile().begin(), be.profile().end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  std::printf("  profile %s by shape, the %d slowest of %zu (calls, ms, us per call):\n", title, detail_rows, rows.size());
+  for (size_t i = 0; i < rows.size() && i < static_cast<size_t>(detail_rows); ++i) {
+    const auto& [kind, st] = rows[i];
+    std::printf("    %-58s %4lld %8.3f %8.1f", kind.c_str(), static_cast<long long>(st.calls), st.seconds * 1e3,
+                st.seconds * 1e6 / static_cast<double>(st.calls));
+    if (st.flops > 0) std::printf("  %6.1f TFLOP/s", st.flops / st.seconds / 1e12);
+    std::printf("\n");
+  }
+  be.reset_profile();
 }
 
 std::string env(const char* k, const char* def) {
@@ -71,7 +88,7 @@ std::string env(const char* k, const char* def) {
 
 // How the kernel set is named in bench lines: the SDNODE_CUDA_TC value, plus CUDA graphs when on.
 std::string mode_label(const std::string& mode) {
-  return "TC=" + mode + (env("SDNODE_CUDA_GRAPH", "0") == "1" ? " +graphs" : "") +
+  return "TC=" + mode + (env("SDNODE_CUDA_GRAPH", "1") != "0" ? " +graphs" : "") +
          (env("SDNODE_CUDA_SPLITK", "1") == "0" ? " -splitK" : "");
 }
 
@@ -163,20 +180,22 @@ int run_model_bench(const std::vector<std::string>& modes) {
         std::printf("  UNet %lldx%lld batch 2 (one CFG step): median %.2f ms (min %.2f, max %.2f)\n", (long long)px,
                     (long long)px, ms[2], ms[0], ms[4]);
         std::fflush(stdout);
+        // The largest size always; every size when profiling by shape.
+        if (px == *std::max_element(sizes.begin(), sizes.end()) || std::getenv("SDNODE_BENCH_PROFILE_ROWS"))
+          print_profile(("UNet " + std::to_string(px) + " batch 2").c_str(), model->backend(),
+                        [&] { model->run_unet(x.data(), 2, 4, lat, lat, t.data(), ctx.data(), 77, 768); });
       }
       if (!sizes.empty()) {
         const int64_t px = *std::max_element(sizes.begin(), sizes.end()), lat = px / 8;
-        {
-          std::vector<float> x(2 * 4 * lat * lat, 0.5f), t = {500.f, 500.f};
-          print_profile(("UNet " + std::to_string(px) + " batch 2").c_str(), model->backend(),
-                        [&] { model->run_unet(x.data(), 2, 4, lat, lat, t.data(), ctx.data(), 77, 768); });
-        }
         std::vector<float> z(4 * lat * lat, 0.5f);
         model->vae_decode(z.data(), 1, lat, lat);
         t0 = now_s();
         model->vae_decode(z.data(), 1, lat, lat);
         std::printf("  VAE decode %lldx%lld: %.2f ms; activations arena %.0f MB\n", (long long)px, (long long)px,
                     (now_s() - t0) * 1e3, model->activation_bytes() / 1e6);
+        if (std::getenv("SDNODE_BENCH_PROFILE_ROWS"))
+          print_profile(("VAE decode " + std::to_string(px)).c_str(), model->backend(),
+                        [&] { model->vae_decode(z.data(), 1, lat, lat); });
       }
     } catch (const std::exception& e) {
       std::printf("bench-model TC=%s failed: %s\n", mode.c_str(), e.what());

@@ -166,7 +166,7 @@ void run_gemm(int64_t M, int64_t N, int64_t K, const ALoad& al, const W& w, cons
   with_weights(w.t, w.bytes.data(), N, K, [&](auto wl) {
     run_grid(gx, gy, THREADS, [&] { tc_gemm_kernel(M, N, K, al, wl, nullptr, part, tps); }, static_cast<unsigned>(splits));
   });
-  run_grid(3, 1, 64, [&] { splitk_reduce_kernel(ws.data(), splits, part, bias, st); });
+  run_grid(3, 1, 64, [&] { splitk_reduce_kernel<Store, int>(ws.data(), splits, part, bias, st); });  // as launched here
 }
 
 void test_linear(sd::DType t, int64_t M, int64_t N, int64_t K, bool half = false) {
@@ -390,10 +390,10 @@ void test_group_norm(int N, int C, int H, int Wd, int groups, bool silu, bool ha
   run_grid(2, static_cast<unsigned>(N * C), gn::THREADS, [&] {
     if (half)
       gn::gn_apply_kernel(xh.data(), yh.data(), C, C / groups, plane, stats.data(), len, gamma.data(), beta.data(), 1e-5f,
-                          silu);
+                          silu, plane % 4 == 0);
     else
       gn::gn_apply_kernel(x.data(), y.data(), C, C / groups, plane, stats.data(), len, gamma.data(), beta.data(), 1e-5f,
-                          silu);
+                          silu, plane % 4 == 0);
   });
   if (half) y = from_half(yh);
   std::vector<double> ref(x.size());
