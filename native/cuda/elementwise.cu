@@ -1,4 +1,5 @@
-// Pointwise and data-movement ops: grid-stride loops, one thread per output element.
+// Pointwise and data-movement ops: grid-stride loops, four elements per thread where the operands
+// are 4-element aligned (one otherwise); transpose12 through shared-memory tiles.
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -238,14 +239,12 @@ __global__ void get_rows_small_kernel(const uint8_t* table, DType t, int64_t row
   }
 }
 
-}  // namespace
-
-namespace {
 // 4-element alignment of a tensor's data (the arena aligns to 64 bytes; views may not).
 bool aligned4(const Tensor& t) {
   return reinterpret_cast<uintptr_t>(t.data) % static_cast<uintptr_t>(4 * dtype_block_bytes(t.type)) == 0;
 }
 constexpr int64_t kInt32Max = 0x7fffffff;
+
 }  // namespace
 
 void CudaBackend::do_unary(Tensor& y, const Tensor& x, Unary op) {
