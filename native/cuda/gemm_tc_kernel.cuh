@@ -448,6 +448,7 @@ __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS)
   // (lane % 8) + (lane / 16) * 8, k half (lane / 8) % 2.
   const int a_off = (wm * 64 + (lane & 15)) * BKP + (lane >> 4) * 8;
   const int b_off = (wn * 32 + (lane & 7) + (lane >> 4) * 8) * BKP + ((lane >> 3) & 1) * 8;
+  const bool live = m0 + wm * 64 < M && n0 + wn * 32 < N;
   float acc[4][4][4];
 #pragma unroll
   for (int i = 0; i < 4; ++i)
@@ -465,8 +466,11 @@ __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS)
     }
     const __half* as = As[cur];
     const __half* bs = Bs[cur];
+    // A warp whose 64x32 piece lies wholly past M or N has nothing to compute: on a 32-row layer
+    // (the 1280-channel convs at 4x4 latents, batch 2) half the warps, on the last N tile of a
+    // 320-wide layer half of them. Warp-uniform; it still loads and syncs with the block.
 #pragma unroll
-    for (int kk = 0; kk < BK; kk += 16) {
+    for (int kk = 0; kk < BK && live; kk += 16) {
       uint32_t af[4][4], bf[2][4];
 #pragma unroll
       for (int mi = 0; mi < 4; ++mi) ldmatrix_x4(af[mi], as + a_off + mi * 16 * BKP + kk);
