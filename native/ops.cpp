@@ -70,6 +70,9 @@ struct Backend::OpTimer {
       : be(b), kind(k), flops(f), detail(std::move(d)) {
     if (be->profiling_) t0 = std::chrono::steady_clock::now();
   }
+  // The common detail: the op's name and one tensor's shape, built only when asked for.
+  OpTimer(Backend* b, const char* k, double f, const char* what, const Tensor& t)
+      : OpTimer(b, k, f, b->profile_detail_ ? std::string(what) + " " + t.shape_str() : std::string()) {}
   ~OpTimer() {
     if (!be->profiling_) return;
     OpStats& st = be->profile_[be->profile_detail_ && !detail.empty() ? kind + (" " + detail) : kind];
@@ -194,7 +197,7 @@ void Backend::group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& g
   need_f32(op, "gamma", gamma);
   need_f32(op, "beta", beta);
   if (planning_) return;
-  OpTimer timer(this, "norms", 0.0, profile_detail_ ? std::string(silu ? "group_norm+silu " : "group_norm ") + x.shape_str() : std::string());
+  OpTimer timer(this, "norms", 0.0, silu ? "group_norm+silu" : "group_norm", x);
   do_group_norm(y, x, groups, gamma, beta, eps, silu);
 }
 
@@ -209,7 +212,7 @@ void Backend::layer_norm(Tensor& y, const Tensor& x, const Tensor& gamma, const 
   need_f32(op, "gamma", gamma);
   need_f32(op, "beta", beta);
   if (planning_) return;
-  OpTimer timer(this, "norms", 0.0, profile_detail_ ? "layer_norm " + x.shape_str() : std::string());
+  OpTimer timer(this, "norms", 0.0, "layer_norm", x);
   do_layer_norm(y, x, gamma, beta, eps);
 }
 
@@ -239,7 +242,7 @@ void Backend::softmax(Tensor& y, const Tensor& x) {
   need_act("softmax", "y", y, activation_type());
   need_same("softmax", "y", y, "x", x);
   if (planning_) return;
-  OpTimer timer(this, "elementwise", 0.0, profile_detail_ ? "softmax " + x.shape_str() : std::string());
+  OpTimer timer(this, "elementwise", 0.0, "softmax", x);
   do_softmax(y, x);
 }
 
@@ -248,7 +251,7 @@ void Backend::unary(Tensor& y, const Tensor& x, Unary u) {
   need_act("unary", "y", y, activation_type());
   need_same("unary", "y", y, "x", x);
   if (planning_) return;
-  OpTimer timer(this, "elementwise", 0.0, profile_detail_ ? "unary " + x.shape_str() : std::string());
+  OpTimer timer(this, "elementwise", 0.0, "unary", x);
   do_unary(y, x, u);
 }
 
@@ -259,7 +262,7 @@ void Backend::geglu(Tensor& y, const Tensor& x) {
   if (x.row_len() % 2 != 0 || y.row_len() * 2 != x.row_len() || y.rows() != x.rows())
     fail(op, "y " + y.shape_str() + " must be x " + x.shape_str() + " with the last dim halved");
   if (planning_) return;
-  OpTimer timer(this, "elementwise", 0.0, profile_detail_ ? "geglu " + x.shape_str() : std::string());
+  OpTimer timer(this, "elementwise", 0.0, "geglu", x);
   do_geglu(y, x);
 }
 
@@ -282,7 +285,7 @@ void Backend::scale(Tensor& y, const Tensor& x, float s) {
   need_act("scale", "y", y, activation_type());
   need_same("scale", "y", y, "x", x);
   if (planning_) return;
-  OpTimer timer(this, "elementwise", 0.0, profile_detail_ ? "scale " + x.shape_str() : std::string());
+  OpTimer timer(this, "elementwise", 0.0, "scale", x);
   do_scale(y, x, s);
 }
 
@@ -290,7 +293,7 @@ void Backend::copy(Tensor& y, const Tensor& x) {
   if (y.type != x.type || y.numel() != x.numel())
     fail("copy", "y " + y.shape_str() + " and x " + x.shape_str() + " differ in type or size");
   if (planning_) return;
-  OpTimer timer(this, "layout", 0.0, profile_detail_ ? "copy " + x.shape_str() : std::string());
+  OpTimer timer(this, "layout", 0.0, "copy", x);
   do_copy(y, x);
 }
 
@@ -303,7 +306,7 @@ void Backend::upsample_nearest(Tensor& y, const Tensor& x) {
   if (y.shape[0] != x.shape[0] || y.shape[1] != x.shape[1] || y.shape[2] < x.shape[2] || y.shape[3] < x.shape[3])
     fail(op, "y " + y.shape_str() + " cannot be an upsampling of x " + x.shape_str());
   if (planning_) return;
-  OpTimer timer(this, "layout", 0.0, profile_detail_ ? "upsample " + x.shape_str() : std::string());
+  OpTimer timer(this, "layout", 0.0, "upsample", x);
   do_upsample_nearest(y, x);
 }
 
@@ -320,7 +323,7 @@ void Backend::concat_channels(Tensor& y, const Tensor& a, const Tensor& b) {
       y.shape[3] != a.shape[3])
     fail(op, "cannot concatenate " + a.shape_str() + " and " + b.shape_str() + " into " + y.shape_str());
   if (planning_) return;
-  OpTimer timer(this, "layout", 0.0, profile_detail_ ? "concat " + y.shape_str() : std::string());
+  OpTimer timer(this, "layout", 0.0, "concat", y);
   do_concat_channels(y, a, b);
 }
 
@@ -333,7 +336,7 @@ void Backend::transpose12(Tensor& y, const Tensor& x) {
   if (y.shape[0] != x.shape[0] || y.shape[1] != x.shape[2] || y.shape[2] != x.shape[1])
     fail(op, "y " + y.shape_str() + " must be x " + x.shape_str() + " with dims 1 and 2 swapped");
   if (planning_) return;
-  OpTimer timer(this, "layout", 0.0, profile_detail_ ? "transpose12 " + x.shape_str() : std::string());
+  OpTimer timer(this, "layout", 0.0, "transpose12", x);
   do_transpose12(y, x);
 }
 

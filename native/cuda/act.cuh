@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/tensor.h"
 
 namespace sd {
 namespace cuda {
@@ -40,6 +41,12 @@ __device__ __forceinline__ void store4(__half* p, const float (&v)[4]) {
   u.x = *reinterpret_cast<const uint32_t*>(&a);
   u.y = *reinterpret_cast<const uint32_t*>(&b);
   *reinterpret_cast<uint2*>(p) = u;
+}
+
+// Host side: whether t's data is aligned for load4/store4 of its element type (the arena aligns to
+// 64 bytes; views may not).
+inline bool aligned4(const Tensor& t) {
+  return reinterpret_cast<uintptr_t>(t.data) % static_cast<uintptr_t>(4 * dtype_block_bytes(t.type)) == 0;
 }
 
 // Host side: calls f(T{}) with T the element type of activations stored as `t` (F16 or F32), so a

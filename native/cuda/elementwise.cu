@@ -11,6 +11,7 @@
 namespace sd {
 namespace {
 
+using cuda::aligned4;
 using cuda::from_f32;
 using cuda::load4;
 using cuda::store4;
@@ -239,10 +240,6 @@ __global__ void get_rows_small_kernel(const uint8_t* table, DType t, int64_t row
   }
 }
 
-// 4-element alignment of a tensor's data (the arena aligns to 64 bytes; views may not).
-bool aligned4(const Tensor& t) {
-  return reinterpret_cast<uintptr_t>(t.data) % static_cast<uintptr_t>(4 * dtype_block_bytes(t.type)) == 0;
-}
 constexpr int64_t kInt32Max = 0x7fffffff;
 
 }  // namespace

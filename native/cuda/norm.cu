@@ -160,8 +160,7 @@ void CudaBackend::do_layer_norm(Tensor& y, const Tensor& x, const Tensor& gamma,
   cuda::with_act(x.type, [&](auto tag) {
     using T = decltype(tag);
     const int64_t rows = x.rows(), C = x.row_len(), per_block = THREADS / 32;
-    const bool vec = C % 4 == 0 && reinterpret_cast<uintptr_t>(x.data) % (4 * sizeof(T)) == 0 &&
-                     reinterpret_cast<uintptr_t>(y.data) % (4 * sizeof(T)) == 0;
+    const bool vec = C % 4 == 0 && cuda::aligned4(x) && cuda::aligned4(y);
     layer_norm_kernel<T><<<static_cast<unsigned>((rows + per_block - 1) / per_block), THREADS, 0, stream()>>>(
         x.as<T>(), y.as<T>(), rows, C, gamma.f32(), beta.f32(), eps, vec);
   });

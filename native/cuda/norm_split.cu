@@ -27,10 +27,9 @@ void group_norm_split(cudaStream_t s, Tensor& y, const Tensor& x, int groups, co
                       float eps, bool silu, double* stats) {
   const int64_t N = x.shape[0], C = x.shape[1], plane = x.numel() / (N * C), len = C / groups * plane;
   SD_CUDA(cudaMemsetAsync(stats, 0, static_cast<size_t>(2 * N * groups) * sizeof(double), s));
-  const bool vec = len % 4 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
+  const bool vec = len % 4 == 0 && aligned4(x);
   const dim3 sgrid(static_cast<unsigned>((len + CHUNK - 1) / CHUNK), static_cast<unsigned>(N * groups));
-  const bool vec_apply = plane % 4 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0 &&
-                         reinterpret_cast<uintptr_t>(y.data) % 16 == 0;
+  const bool vec_apply = plane % 4 == 0 && aligned4(x) && aligned4(y);
   const int64_t per_block = THREADS * (vec_apply ? 4 : 1);
   const int64_t bx = std::min<int64_t>((plane + per_block - 1) / per_block, 64);
   const dim3 agrid(static_cast<unsigned>(bx), static_cast<unsigned>(N * C));

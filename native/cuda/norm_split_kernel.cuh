@@ -19,7 +19,7 @@ __global__ void __launch_bounds__(THREADS) gn_stats_kernel(const T* x, int64_t l
   const T* p = x + group * len;
   const int64_t lo = static_cast<int64_t>(blockIdx.x) * CHUNK, hi = min(len, lo + CHUNK);
   double s = 0, ss = 0;
-  if (vec) {  // len % 4 == 0 and a 16-byte aligned tensor: every group span is 4-element aligned
+  if (vec) {  // len % 4 == 0 and a 4-element aligned tensor (aligned4): so is every group span
     for (int64_t i = lo + 4 * threadIdx.x; i < hi; i += 4 * THREADS) {
       float v[4];
       load4(p + i, v);
@@ -49,7 +49,7 @@ __global__ void __launch_bounds__(THREADS) gn_stats_kernel(const T* x, int64_t l
 }
 
 // blockIdx.y = sample * C + channel; x runs over the channel's plane. vec: plane % 4 == 0 and both
-// tensors 16-byte aligned, four elements per access.
+// tensors 4-element aligned (aligned4), four elements per access.
 template <class T = float>
 __global__ void gn_apply_kernel(const T* x, T* y, int C, int cg, int64_t plane, const double* stats,
                                 int64_t len, const float* gamma, const float* beta, float eps, bool silu, bool vec) {

@@ -114,8 +114,12 @@ SD_TEST(backend_profile_by_shape_names_each_layer) {
   be->set_profiling(true, true);
   be->conv2d(y, x, w, nullptr, 1, 1);
   be->linear(ly, lx, lw, nullptr);
+  be->unary(y, y, sd::Unary::Silu);
+  be->add(ly, ly, ly);
   be->set_profiling(false);
   const auto& p = be->profile();
   SD_CHECK(p.count("conv 3x3 2>4 @5x6 n1 s1 f32") == 1 && p.count("linear 3x32>5 f16") == 1);
+  SD_CHECK(p.count("elementwise unary [1, 4, 5, 6]") == 1 && p.count("elementwise add [3, 5]+[3, 5]") == 1)
+      << p.size() << " shapes";
   for (const auto& [k, st] : p) SD_CHECK(st.calls == 1) << k;
 }
