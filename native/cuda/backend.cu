@@ -34,6 +34,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   if (has("half")) set_activation_type(DType::F16);
   const char* sk = std::getenv("SDNODE_CUDA_SPLITK");
   split_k_ = !(sk && std::string(sk) == "0");
+  const char* slots = std::getenv("SDNODE_CUDA_SPLITK_SLOTS");
+  split_slots_ = slots && std::string(slots) == "2" ? 2 : 1;
   // Graph replay of UNet steps (graph.cu): on unless SDNODE_CUDA_GRAPH=0.
   const char* graph = std::getenv("SDNODE_CUDA_GRAPH");
   graphs_on_ = !(graph && std::string(graph) == "0");

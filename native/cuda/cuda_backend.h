@@ -174,6 +174,10 @@ class CudaBackend final : public Backend {
   int device_;
   int sms_ = 0;  // streaming multiprocessors (split-K sizing)
   bool split_k_ = true;  // SDNODE_CUDA_SPLITK=0: off
+  // SDNODE_CUDA_SPLITK_SLOTS=2 (an experiment for the next GPU run, default 1): the split-K planner
+  // counts two resident blocks per SM instead of one. The small-grid convs run one 8-warp block
+  // per SM (ncu: 12.5 % occupancy, latency-bound), and two would fit.
+  int split_slots_ = 1;
   bool graphs_on_ = false;  // SDNODE_CUDA_GRAPH=1
   bool capturing_ = false;
   std::vector<Recorded> graphs_;

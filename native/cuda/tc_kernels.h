@@ -17,7 +17,7 @@ namespace cuda {
 // stream-ordered device scratch for split-K partial sums.
 struct TcCtx {
   cudaStream_t stream;
-  int sms;
+  int sms;  // the block slots split-K plans fill: SMs x SDNODE_CUDA_SPLITK_SLOTS (default 1)
   bool split_k;  // SDNODE_CUDA_SPLITK=0 turns split-K off (to measure what it gives)
   std::function<void*(size_t)> workspace;
 };

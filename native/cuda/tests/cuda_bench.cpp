@@ -89,7 +89,8 @@ std::string env(const char* k, const char* def) {
 // How the kernel set is named in bench lines: the SDNODE_CUDA_TC value, plus CUDA graphs when on.
 std::string mode_label(const std::string& mode) {
   return "TC=" + mode + (env("SDNODE_CUDA_GRAPH", "1") != "0" ? " +graphs" : "") +
-         (env("SDNODE_CUDA_SPLITK", "1") == "0" ? " -splitK" : "");
+         (env("SDNODE_CUDA_SPLITK", "1") == "0" ? " -splitK" : "") +
+         (env("SDNODE_CUDA_SPLITK_SLOTS", "1") == "2" ? " splitK@2/SM" : "");
 }
 
 }  // namespace
