@@ -64,17 +64,11 @@ void run_matmul_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng, double mm) {
         // terms of ~0.05) would otherwise be judged by rounding error relative to a near-zero value.
         std::vector<float> ref(static_cast<size_t>(M * N));
         if (gpu.f16_compute()) {
-          auto round16 = [](std::vector<float> v) {
-            std::vector<uint16_t> h(v.size());
-            sd::from_f32_row(sd::DType::F16, v.data(), h.data(), static_cast<int64_t>(v.size()));
-            sd::to_f32_row(sd::DType::F16, h.data(), v.data(), static_cast<int64_t>(v.size()));
-            return v;
-          };
           std::vector<float> wd(static_cast<size_t>(N * K));
           const size_t row_bytes = sd::dtype_row_bytes(t, K);
           for (int64_t r = 0; r < N; ++r)
             sd::to_f32_row(t, static_cast<const uint8_t*>(wc.data) + r * row_bytes, wd.data() + r * K, K);
-          const auto xr = round16(x), wr = round16(wd);
+          const auto xr = round_f16(x), wr = round_f16(wd);
           sd::gemm_reference(M, N, K, xr.data(), K, wr.data(), sd::DType::F32, b.data(), ref.data(), N);
         } else {
           sd::gemm_reference(M, N, K, x.data(), K, wc.data, t, b.data(), ref.data(), N);

@@ -94,6 +94,14 @@ inline void report_exception(const std::string& name, const char* what) {
   std::fflush(stdout);
 }
 
+// v with every element rounded to f16 and back: the values an f16 kernel sees.
+inline std::vector<float> round_f16(std::vector<float> v) {
+  std::vector<uint16_t> h(v.size());
+  sd::from_f32_row(sd::DType::F16, v.data(), h.data(), static_cast<int64_t>(v.size()));
+  sd::to_f32_row(sd::DType::F16, h.data(), v.data(), static_cast<int64_t>(v.size()));
+  return v;
+}
+
 // Runs an op body on a backend with its inputs uploaded; returns the downloaded output.
 struct Env {
   sd::Backend* be;
@@ -114,11 +122,7 @@ struct Env {
   }
   void put(sd::Tensor& t, const std::vector<float>& data) {
     if (!round16) return be->upload(t, data.data());
-    std::vector<uint16_t> h(data.size());
-    std::vector<float> r(data.size());
-    sd::from_f32_row(sd::DType::F16, data.data(), h.data(), static_cast<int64_t>(data.size()));
-    sd::to_f32_row(sd::DType::F16, h.data(), r.data(), static_cast<int64_t>(data.size()));
-    be->upload(t, r.data());
+    be->upload(t, round_f16(data).data());
   }
   std::vector<float> get(const sd::Tensor& t) {
     std::vector<float> v(static_cast<size_t>(t.numel()));
