@@ -41,6 +41,16 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   graphs_on_ = !(graph && std::string(graph) == "0");
   SD_CUDA(cudaSetDevice(device));
   SD_CUDA(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device));
+  // The 4-stage GEMM (80 KB of tiles a block) where cp.async exists and two blocks fit an SM
+  // (A100/H100/H200: 164-228 KB; the 100 KB of sm_86/89 would hold one, halving the warps).
+  int major = 0, smem_sm = 0;
+  SD_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  SD_CUDA(cudaDeviceGetAttribute(&smem_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
+  const char* st = std::getenv("SDNODE_CUDA_STAGES");
+  const bool deep = major >= 8 && static_cast<size_t>(smem_sm) >= 2 * (cuda::tc_gemm_async_smem_bytes() + 1024);
+  stages_ = deep && !(st && std::string(st) == "2") ? 4 : 2;
+  const char* nh = std::getenv("SDNODE_CUDA_NHWC");
+  nhwc_ = !(nh && std::string(nh) == "0");
   SD_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 }
 

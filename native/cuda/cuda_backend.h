@@ -26,6 +26,7 @@
 #include <set>
 #include <string>
 #include <type_traits>
+#include <unordered_set>
 #include <vector>
 
 #include "cuda/tc_kernels.h"
@@ -178,6 +179,10 @@ class CudaBackend final : public Backend {
   // counts two resident blocks per SM instead of one. The small-grid convs run one 8-warp block
   // per SM (ncu: 12.5 % occupancy, latency-bound), and two would fit.
   int split_slots_ = 1;
+  int stages_ = 2;  // TcCtx::stages
+  bool nhwc_ = true;  // the NHWC conv path (SDNODE_CUDA_NHWC=0: off, to measure what it gives)
+  // 3x3 f16 conv weights reordered in place to [co][ky][kx][ci] for the NHWC conv (gemm.cu).
+  std::unordered_set<const void*> tap_major_;
   bool graphs_on_ = false;  // SDNODE_CUDA_GRAPH=1
   bool capturing_ = false;
   std::vector<Recorded> graphs_;

@@ -2,6 +2,9 @@
 // Weights of any dtype are dequantized while their tile is loaded into shared memory, so they stay
 // quantized in VRAM. conv2d is an implicit GEMM: A(m, k) reads the input with padding on the fly
 // (no im2col buffer) and the store scatters C back into NCHW.
+#include <stdexcept>
+#include <string>
+
 #include "cuda/act.cuh"
 #include "cuda/common.cuh"
 #include "cuda/cuda_backend.h"
@@ -115,7 +118,7 @@ void launch(cudaStream_t s, int64_t M, int64_t N, int64_t K, LoadA la, const Ten
 }  // namespace
 
 cuda::TcCtx CudaBackend::tc_ctx() {
-  return cuda::TcCtx{stream_, sms_ * split_slots_, split_k_, [this](size_t bytes) { return scratch(bytes); }};
+  return cuda::TcCtx{stream_, sms_ * split_slots_, split_k_, stages_, [this](size_t bytes) { return scratch(bytes); }};
 }
 
 void CudaBackend::do_linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
@@ -139,6 +142,20 @@ void CudaBackend::do_conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& 
 void CudaBackend::conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, int up) {
   const OpSync op_sync{this};
   const int ks = static_cast<int>(w.shape[2]);
+  const bool tap_major = tap_major_.count(w.data) != 0;
+  if (tc_gemm_ && nhwc_ && cuda::tc_conv2d_nhwc_fits(x, y, w)) {
+    if (!tap_major) {
+      // Once per weight, in place: a capture would record the reorder into every replay, so a
+      // capture gives up here and the step runs op by op (graph.cu), which reorders.
+      if (capturing_) throw std::runtime_error("conv2d: a weight's first use inside a CUDA graph capture");
+      cuda::tc_reorder_conv_weight(stream_, w);
+      tap_major_.insert(w.data);
+    }
+    return cuda::tc_conv2d_nhwc(tc_ctx(), y, x, w, bias, stride, pad, up);
+  }
+  if (tap_major)
+    throw std::invalid_argument("conv2d: input " + x.shape_str() + " is too large for the NHWC conv that weight " +
+                                w.shape_str() + " was laid out for");
   // The TC conv is instantiated for the 1x1 and 3x3 kernels SD uses; other sizes (and images too
   // large for its int offsets) take the v0 kernel.
   if (tc_gemm_ && (ks == 1 || ks == 3) && cuda::tc_conv2d_fits(x, y))

@@ -1,7 +1,15 @@
-// conv2d on tensor cores: the implicit-GEMM gather (ConvRows, no im2col buffer) feeding the kernel
-// of gemm_tc_linear.cu (see there for the design).
+// conv2d on tensor cores: the implicit-GEMM gather feeding the kernel of gemm_tc_linear.cu (see
+// there for the design). Two gathers:
+// - NHWC (3x3 convs with f16 weights and C % 8 == 0: all of SD's but the first): the input is
+//   copied channels-last as f16 (one memory-bound pass, a few percent of the conv's time) and the
+//   weights were reordered tap-major once, so the gather is 16-byte cp.async copies and takes the
+//   multi-stage pipeline;
+// - ConvRows (the rest: quantized or f32 weights, whose 32-blocks run along (ci, ky, kx); 1x1;
+//   odd channel counts): element loads from the NCHW input through registers, no copy.
+#include <algorithm>
 #include <cstdint>
 
+#include "cuda/conv_nhwc_kernel.cuh"
 #include "cuda/gemm_tc_launch.cuh"
 
 namespace sd {
@@ -22,6 +30,50 @@ void tc_conv2d(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, cons
       launch(c, M, N, K, ConvRows<3, T>{x.as<T>(), M, K, h, wd, ho, wo, stride, pad, up}, w, bias, st, true);
     else
       launch(c, M, N, K, ConvRows<1, T>{x.as<T>(), M, K, h, wd, ho, wo, stride, pad, up}, w, bias, st, true);
+  });
+}
+
+bool tc_conv2d_nhwc_fits(const Tensor& x, const Tensor& y, const Tensor& w) {
+  const int64_t ci = w.shape[1], limit = int64_t{1} << 31;
+  return w.type == DType::F16 && w.ndim == 4 && w.shape[2] == 3 && w.shape[3] == 3 && ci % 8 == 0 &&
+         ci * 9 * 2 <= nhwc::kMaxRowBytes && x.shape[1] == ci && x.shape[2] * x.shape[3] * 4 < limit &&
+         9 * ci < limit && y.shape[0] * y.shape[2] * y.shape[3] < limit;
+}
+
+void tc_reorder_conv_weight(cudaStream_t s, const Tensor& w) {
+  const int ci = static_cast<int>(w.shape[1]), taps = static_cast<int>(w.shape[2] * w.shape[3]);
+  const size_t smem = static_cast<size_t>(ci) * taps * sizeof(__half);
+  nhwc::reorder_taps_kernel<<<static_cast<unsigned>(w.shape[0]), nhwc::THREADS, smem, s>>>(w.as<__half>(), ci, taps);
+  SD_CUDA_LAUNCHED("conv weight reorder");
+}
+
+void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
+                    int pad, int up) {
+  const int64_t M = y.shape[0] * y.shape[2] * y.shape[3], N = w.shape[0], K = w.shape[1] * 9;
+  const int C = static_cast<int>(x.shape[1]), h = static_cast<int>(x.shape[2]), wd = static_cast<int>(x.shape[3]);
+  const int ho = static_cast<int>(y.shape[2]), wo = static_cast<int>(y.shape[3]);
+  const int images = static_cast<int>(x.shape[0]), P = h * wd;
+  // One scratch request for the NHWC copy and the split-K partials after it.
+  const size_t copy_bytes = (static_cast<size_t>(x.numel()) * sizeof(__half) + 255) & ~size_t(255);
+  const size_t split_bytes = splitk_workspace_bytes(split_plan(M, N, K, c.sms, c.split_k), M, N);
+  char* base = static_cast<char*>(c.workspace(copy_bytes + split_bytes));
+  __half* xh = reinterpret_cast<__half*>(base);
+  TcCtx after = c;
+  after.workspace = [p = base + copy_bytes](size_t) -> void* { return p; };
+  const __half* wp = w.as<__half>();
+  const F16Rows wl{wp, N, K, F16Rows::vec_ok(wp, K)};
+  const NhwcConvRows<3> al{xh, M, C, h, wd, ho, wo, stride, pad, up};
+  with_act(x.type, [&](auto tag) {
+    using T = decltype(tag);
+    for (int i0 = 0; i0 < images; i0 += 65535) {  // grid.z holds at most 65535 images a launch
+      const dim3 grid(static_cast<unsigned>((P + 31) / 32), static_cast<unsigned>((C + 31) / 32),
+                      static_cast<unsigned>(std::min(images - i0, 65535)));
+      const int64_t off = static_cast<int64_t>(i0) * C * P;
+      nhwc::to_nhwc_kernel<T><<<grid, nhwc::THREADS, 0, c.stream>>>(x.as<T>() + off, xh + off, C, P);
+    }
+    SD_CUDA_LAUNCHED("conv input to NHWC");
+    launch_w(after, M, N, K, al, wl, bias ? bias->f32() : nullptr,
+             ConvOut<T>{y.as<T>(), N, static_cast<int64_t>(ho) * wo}, true);
   });
 }
 

@@ -57,6 +57,7 @@ struct QuadSlot {
 
 // f32 rows of length K with stride ld (activations, or f32 weights); rows >= rows_ read as zero.
 struct F32Rows {
+  static constexpr bool kAsync = false;  // see tc_gemm_async_kernel
   const float* base;
   int64_t rows, K, ld;
   bool vec;  // 16-byte aligned rows: float4 loads
@@ -100,6 +101,7 @@ struct F32Rows {
 // Offsets are int: tc_conv2d_fits() (tc_kernels.h) keeps (channels + 2) * h * w below 2^31.
 template <int KS, class T = float>
 struct ConvRows {
+  static constexpr bool kAsync = false;
   static constexpr int KK = KS * KS, SPAN = KK + 15;
   static_assert(SPAN <= 32, "the validity bits of a chunk must fit one word");
   const T* x;
@@ -186,6 +188,7 @@ struct ConvRows {
 // __syncthreads; tails and rows past N are written directly (the destination buffer is free at
 // issue time). Mapping: QuadSlot, 16 bytes a lane (a row's 64 bytes of the tile in one request).
 struct F16Rows {
+  static constexpr bool kAsync = true;
   // Whether rows of K halves from p can take the 16-byte copies.
   static bool vec_ok(const void* p, int64_t K) { return K % 8 == 0 && reinterpret_cast<uintptr_t>(p) % 16 == 0; }
   const __half* base;
@@ -215,10 +218,64 @@ struct F16Rows {
         for (int i = 0; i < 8; ++i) dst[i] = (p[j] && k + i < K) ? p[j][k + i] : __ushort_as_half(0);
       }
     }
-    cp_async_commit();
   }
   __device__ void stage(__half*) const {}
-  __device__ void complete() const { cp_async_wait<0>(); }
+  __device__ void complete() const {
+    cp_async_commit();
+    cp_async_wait<0>();
+  }
+};
+
+// Implicit-GEMM A for conv over a channels-last (NHWC) f16 copy of the input (conv_nhwc.cu makes
+// it), k ordered (ky, kx, ci) to match weights reordered to [co][ky][kx][ci]: the 8 channels of one
+// tap of one pixel are 16 contiguous bytes, so the gather is cp.async like F16Rows, with none of
+// ConvRows' per-element loads through registers. C % 8 == 0, so a chunk never straddles two taps
+// (and K = KS * KS * C is a whole number of chunks). Taps outside the image, chunks past K and rows
+// past M are written as zeros. Mapping: QuadSlot. up = 1: x is read as if upsampled 2x (nearest).
+template <int KS>
+struct NhwcConvRows {
+  static constexpr bool kAsync = true;
+  const __half* x;  // [n][h][w][C]
+  int64_t M;
+  int C, h, w, ho, wo, stride, pad, up;
+  const __half* img[2] = {nullptr, nullptr};  // the rows' images, null past M
+  int iy0[2] = {0, 0}, ix0[2] = {0, 0};       // their top-left taps, in (upsampled) input pixels
+  int koff = 0, soff = 0;
+  __device__ void init(int64_t row0, int tid) {
+    const QuadSlot c = QuadSlot::of(tid);
+    koff = c.sub * 8;
+    soff = c.soff;
+    const int plane = ho * wo;
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int64_t m = row0 + c.row + j * (BM / 2);
+      if (m >= M) continue;
+      const int n = static_cast<int>(m / plane), p = static_cast<int>(m - static_cast<int64_t>(n) * plane);
+      const int oy = p / wo, ox = p - oy * wo;
+      img[j] = x + static_cast<int64_t>(n) * h * w * C;
+      iy0[j] = oy * stride - pad;
+      ix0[j] = ox * stride - pad;
+    }
+  }
+  __device__ void fetch(int64_t k0, __half* tile) {
+    const int k = static_cast<int>(k0) + koff;
+    const int tap = k / C, ci = k - tap * C;
+    const int ky = tap / KS, kx = tap - ky * KS;
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      __half* dst = tile + soff + j * QuadSlot::kSecond;
+      const int iy = iy0[j] + ky, ix = ix0[j] + kx;
+      if (img[j] && tap < KS * KS && iy >= 0 && iy < (h << up) && ix >= 0 && ix < (w << up))
+        cp_async16(dst, img[j] + static_cast<int64_t>((iy >> up) * w + (ix >> up)) * C + ci);
+      else
+        *reinterpret_cast<uint4*>(dst) = uint4{};
+    }
+  }
+  __device__ void stage(__half*) const {}
+  __device__ void complete() const {
+    cp_async_commit();
+    cp_async_wait<0>();
+  }
 };
 
 // q8_0 (34-byte blocks) and q4_0 (18-byte blocks): K % 32 == 0 (enforced at upload), so a k-tile
@@ -227,6 +284,7 @@ struct F16Rows {
 // s = 0 / 1 and the high ones for s = 2 / 3).
 template <bool Q4>
 struct QRows {
+  static constexpr bool kAsync = false;
   const uint8_t* base;
   int64_t rows, K, row_bytes;
   const uint8_t* p[2] = {nullptr, nullptr};
@@ -420,14 +478,71 @@ __global__ void splitk_reduce_kernel(const float* ws, int splits, SplitOut layou
 #define SD_TC_GEMM_MIN_BLOCKS 2
 #endif
 
+// One warp's share of a k-tile: its 64x32 piece (rows wm*64, cols wn*32 of the block tile) from
+// the tiles as, bs. ldmatrix row addresses (see tc_common.cuh): A rows lane % 16, k half lane / 16;
+// W rows (lane % 8) + (lane / 16) * 8, k half (lane / 8) % 2.
+struct WarpTile {
+  int a_off, b_off, wm, wn, lane;
+  float acc[4][4][4];
+  __device__ explicit WarpTile(int tid) : wm((tid >> 5) & 1), wn(tid >> 6), lane(tid & 31) {
+    a_off = (wm * 64 + (lane & 15)) * BKP + (lane >> 4) * 8;
+    b_off = (wn * 32 + (lane & 7) + (lane >> 4) * 8) * BKP + ((lane >> 3) & 1) * 8;
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+  }
+  __device__ void mma(const __half* as, const __half* bs) {
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 16) {
+      uint32_t af[4][4], bf[2][4];
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi) ldmatrix_x4(af[mi], as + a_off + mi * 16 * BKP + kk);
+#pragma unroll
+      for (int nj = 0; nj < 2; ++nj) ldmatrix_x4(bf[nj], bs + b_off + nj * 16 * BKP + kk);
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni)
+          mma_16816(acc[mi][ni], af[mi], bf[ni >> 1][(ni & 1) * 2], bf[ni >> 1][(ni & 1) * 2 + 1]);
+    }
+  }
+  // The bias once per column (the stores could alias it, so the compiler would reload it per store).
+  template <class Store>
+  __device__ void store(int64_t M, int64_t N, int64_t m0, int64_t n0, const float* bias, const Store& st) const {
+    const int g = lane >> 2, t4 = lane & 3;
+    float bv[4][2];
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int64_t n = n0 + wn * 32 + ni * 8 + t4 * 2 + e;
+        bv[ni][e] = bias && n < N ? bias[n] : 0.f;
+      }
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int64_t m = m0 + wm * 64 + mi * 16 + g + r * 8;
+          const int64_t n = n0 + wn * 32 + ni * 8 + t4 * 2;
+          if (m < M && n < N) st.pair(m, n, acc[mi][ni][2 * r] + bv[ni][0], acc[mi][ni][2 * r + 1] + bv[ni][1], N);
+        }
+  }
+};
+
 // Block (x, y) computes the 128x128 output tile (x, y) over the k-tiles [z * tiles_per_split, +tiles_per_split).
+// Double-buffered: the next tile's loads are issued before this tile's mma and staged after it.
 template <class ALoad, class WLoad, class Store>
 __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS)
     tc_gemm_kernel(int64_t M, int64_t N, int64_t K, ALoad al, WLoad wl, const float* bias, Store st,
                    int tiles_per_split) {
   __shared__ __align__(16) __half As[2][BM * BKP];
   __shared__ __align__(16) __half Bs[2][BN * BKP];
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int tid = threadIdx.x;
   const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM, n0 = static_cast<int64_t>(blockIdx.y) * BN;
   static_assert(BM == 128 && BN == 128 && THREADS == 256 && BK == 32, "the loaders' thread mappings");
   al.init(m0, tid);
@@ -443,20 +558,11 @@ __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS)
   wl.complete();
   __syncthreads();
 
-  const int wm = warp & 1, wn = warp >> 1;  // this warp's 64x32 piece: rows wm*64, cols wn*32
-  // ldmatrix row addresses (see tc_common.cuh): A rows lane % 16, k half lane / 16; W rows
-  // (lane % 8) + (lane / 16) * 8, k half (lane / 8) % 2.
-  const int a_off = (wm * 64 + (lane & 15)) * BKP + (lane >> 4) * 8;
-  const int b_off = (wn * 32 + (lane & 7) + (lane >> 4) * 8) * BKP + ((lane >> 3) & 1) * 8;
-  const bool live = m0 + wm * 64 < M && n0 + wn * 32 < N;
-  float acc[4][4][4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
-
+  WarpTile wt(tid);
+  // A warp whose 64x32 piece lies wholly past M or N has nothing to compute: on a 32-row layer
+  // (the 1280-channel convs at 4x4 latents, batch 2) half the warps, on the last N tile of a
+  // 320-wide layer half of them. Warp-uniform; it still loads and syncs with the block.
+  const bool live = m0 + wt.wm * 64 < M && n0 + wt.wn * 32 < N;
   for (int t = t0; t < t1; ++t) {
     const int cur = (t - t0) & 1;
     const bool more = t + 1 < t1;
@@ -464,24 +570,7 @@ __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS)
       al.fetch(static_cast<int64_t>(t + 1) * BK, As[cur ^ 1]);
       wl.fetch(static_cast<int64_t>(t + 1) * BK, Bs[cur ^ 1]);
     }
-    const __half* as = As[cur];
-    const __half* bs = Bs[cur];
-    // A warp whose 64x32 piece lies wholly past M or N has nothing to compute: on a 32-row layer
-    // (the 1280-channel convs at 4x4 latents, batch 2) half the warps, on the last N tile of a
-    // 320-wide layer half of them. Warp-uniform; it still loads and syncs with the block.
-#pragma unroll
-    for (int kk = 0; kk < BK && live; kk += 16) {
-      uint32_t af[4][4], bf[2][4];
-#pragma unroll
-      for (int mi = 0; mi < 4; ++mi) ldmatrix_x4(af[mi], as + a_off + mi * 16 * BKP + kk);
-#pragma unroll
-      for (int nj = 0; nj < 2; ++nj) ldmatrix_x4(bf[nj], bs + b_off + nj * 16 * BKP + kk);
-#pragma unroll
-      for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-        for (int ni = 0; ni < 4; ++ni)
-          mma_16816(acc[mi][ni], af[mi], bf[ni >> 1][(ni & 1) * 2], bf[ni >> 1][(ni & 1) * 2 + 1]);
-    }
+    if (live) wt.mma(As[cur], Bs[cur]);
     if (more) {
       al.stage(As[cur ^ 1]);
       wl.stage(Bs[cur ^ 1]);
@@ -490,27 +579,60 @@ __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS)
     }
     __syncthreads();
   }
+  wt.store(M, N, m0, n0, bias, st);
+}
 
-  // The bias once per column (the stores could alias it, so the compiler would reload it per store).
-  const int g = lane >> 2, t4 = lane & 3;
-  float bv[4][2];
+// The multi-stage pipeline for loaders that copy with cp.async alone (kAsync: f16 rows, the NHWC
+// conv gather): STAGES tiles in flight, so a tile's loads have STAGES - 1 tiles of mma to land in
+// (with two, a load issued at the start of a tile had one tile's mma, about as long as an H100's
+// global latency under load, and the barrier then waited for the slowest). Tiles in dynamic shared
+// memory: tc_gemm_async_smem() bytes.
+template <int STAGES>
+constexpr size_t tc_gemm_async_smem() {
+  return static_cast<size_t>(STAGES) * (BM + BN) * BKP * sizeof(__half);
+}
+template <int STAGES, class ALoad, class WLoad, class Store>
+__global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS)
+    tc_gemm_async_kernel(int64_t M, int64_t N, int64_t K, ALoad al, WLoad wl, const float* bias, Store st,
+                         int tiles_per_split) {
+  static_assert(ALoad::kAsync && WLoad::kAsync, "loaders that stage through registers take tc_gemm_kernel");
+  __half* As = reinterpret_cast<__half*>(dynamic_smem());  // [STAGES][BM * BKP], then W's
+  __half* Bs = As + STAGES * BM * BKP;
+  const int tid = threadIdx.x;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM, n0 = static_cast<int64_t>(blockIdx.y) * BN;
+  al.init(m0, tid);
+  wl.init(n0, tid);
+  const int tiles = static_cast<int>((K + BK - 1) / BK);
+  const int t0 = static_cast<int>(blockIdx.z) * tiles_per_split, t1 = min(tiles, t0 + tiles_per_split);
+  // One commit group per tile, empty past the end, so that wait<STAGES - 2> always means "the
+  // oldest tile has landed".
 #pragma unroll
-  for (int ni = 0; ni < 4; ++ni)
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      const int64_t n = n0 + wn * 32 + ni * 8 + t4 * 2 + e;
-      bv[ni][e] = bias && n < N ? bias[n] : 0.f;
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (t0 + s < t1) {
+      al.fetch(static_cast<int64_t>(t0 + s) * BK, As + s * BM * BKP);
+      wl.fetch(static_cast<int64_t>(t0 + s) * BK, Bs + s * BN * BKP);
     }
-#pragma unroll
-  for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-    for (int ni = 0; ni < 4; ++ni)
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int64_t m = m0 + wm * 64 + mi * 16 + g + r * 8;
-        const int64_t n = n0 + wn * 32 + ni * 8 + t4 * 2;
-        if (m < M && n < N) st.pair(m, n, acc[mi][ni][2 * r] + bv[ni][0], acc[mi][ni][2 * r + 1] + bv[ni][1], N);
-      }
+    cp_async_commit();
+  }
+  WarpTile wt(tid);
+  const bool live = m0 + wt.wm * 64 < M && n0 + wt.wn * 32 < N;  // as in tc_gemm_kernel
+  int cur = 0, nxt = STAGES - 1;  // the buffers of tiles t and t + STAGES - 1
+  for (int t = t0; t < t1; ++t) {
+    cp_async_wait<STAGES - 2>();
+    // Tile t is in shared memory for every thread, and every warp is done with tile t - 1, whose
+    // buffer the fetch below refills.
+    __syncthreads();
+    if (t + STAGES - 1 < t1) {
+      al.fetch(static_cast<int64_t>(t + STAGES - 1) * BK, As + nxt * BM * BKP);
+      wl.fetch(static_cast<int64_t>(t + STAGES - 1) * BK, Bs + nxt * BN * BKP);
+    }
+    cp_async_commit();
+    if (live) wt.mma(As + cur * BM * BKP, Bs + cur * BN * BKP);
+    cur = cur + 1 == STAGES ? 0 : cur + 1;
+    nxt = nxt + 1 == STAGES ? 0 : nxt + 1;
+  }
+  cp_async_wait<0>();  // only empty groups remain; a thread must not end with copies pending
+  wt.store(M, N, m0, n0, bias, st);
 }
 
 }  // namespace tc_gemm

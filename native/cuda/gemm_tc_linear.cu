@@ -20,6 +20,8 @@ namespace cuda {
 
 using namespace tc_gemm;
 
+size_t tc_gemm_async_smem_bytes() { return tc_gemm_async_smem<4>(); }
+
 void tc_linear(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
   const int64_t K = w.shape[1], N = w.shape[0], M = x.rows();
   if (x.type == DType::F16) {  // f16 activations go global -> shared as they are (cp.async)

@@ -13,14 +13,18 @@
 namespace sd {
 namespace cuda {
 
-// What the GEMM launches need from the backend: its stream, the SM count (split-K sizing) and
-// stream-ordered device scratch for split-K partial sums.
+// What the GEMM launches need from the backend: its stream, the SM count (split-K sizing), the
+// pipeline depth and stream-ordered device scratch for split-K partial sums.
 struct TcCtx {
   cudaStream_t stream;
   int sms;  // the block slots split-K plans fill: SMs x SDNODE_CUDA_SPLITK_SLOTS (default 1)
   bool split_k;  // SDNODE_CUDA_SPLITK=0 turns split-K off (to measure what it gives)
+  int stages;    // 4: the multi-stage GEMM pipeline for cp.async loaders (sm_80+ with room for two
+                 // blocks per SM); 2: the double-buffered kernel for all (SDNODE_CUDA_STAGES=2)
   std::function<void*(size_t)> workspace;
 };
+// The shared memory of one multi-stage GEMM block (TcCtx::stages = 4).
+size_t tc_gemm_async_smem_bytes();
 // y[M, N] = x[M, K] . w[N, K]^T + bias[N]: any M, N, K (tails are masked).
 void tc_linear(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
 // Implicit-GEMM conv2d (no im2col buffer), 1x1 and 3x3, stride 1 or 2, padding as v0; up = 1 reads
@@ -33,6 +37,13 @@ inline bool tc_conv2d_fits(const Tensor& x, const Tensor& y) {
   const int64_t limit = int64_t{1} << 31;
   return (x.shape[1] + 2) * x.shape[2] * x.shape[3] < limit && y.shape[0] * y.shape[2] * y.shape[3] < limit;
 }
+// The NHWC path for 3x3 convs with f16 weights (gemm_tc_conv.cu): whether it takes w, x and y; the
+// one-time in-place reorder of w to [co][ky][kx][ci] it needs (the caller keeps track); the conv,
+// which takes a scratch copy of x from c.workspace (x.numel() halves, with any split-K partials).
+bool tc_conv2d_nhwc_fits(const Tensor& x, const Tensor& y, const Tensor& w);
+void tc_reorder_conv_weight(cudaStream_t s, const Tensor& w);
+void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
+                    int pad, int up);
 // Flash attention for head dims up to 160; returns false (nothing launched) for larger heads.
 // `scratch`: device memory of tc_attention_scratch() bytes (f16 copies of K and V), stream-ordered.
 size_t tc_attention_scratch(const Tensor& q, const Tensor& k, int heads);  // 0: head dim not handled

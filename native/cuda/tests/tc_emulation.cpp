@@ -17,6 +17,7 @@
 inline int min(int a, int b) { return a < b ? a : b; }
 #include "cuda/attention_tc_kernel.cuh"
 #include "cuda/attention_wide_kernel.cuh"
+#include "cuda/conv_nhwc_kernel.cuh"
 #include "cuda/gemm_tc_kernel.cuh"
 #include "cuda/norm_split_kernel.cuh"
 
@@ -145,6 +146,21 @@ W make_weights(sd::DType t, int64_t N, int64_t K) {
   return w;
 }
 
+// The kernel the launch picks (gemm_tc_launch.cuh): the multi-stage one where both loaders copy
+// with cp.async and g_stages is 4 (the sm_80+ default), the double-buffered one otherwise.
+int g_stages = 4;
+template <class ALoad, class WLoad, class Store>
+void gemm_kernel(int64_t M, int64_t N, int64_t K, const ALoad& al, const WLoad& wl, const float* bias,
+                 const Store& st, int tiles_per_split) {
+  if constexpr (ALoad::kAsync && WLoad::kAsync) {
+    if (g_stages == 4) {
+      static_assert(tc_gemm_async_smem<4>() <= 96 * 1024, "the emulator's dynamic shared memory");
+      return tc_gemm_async_kernel<4>(M, N, K, al, wl, bias, st, tiles_per_split);
+    }
+  }
+  tc_gemm_kernel(M, N, K, al, wl, bias, st, tiles_per_split);
+}
+
 // splits > 1: the split-K path (partials into an f32 workspace, then the reduction kernel), with
 // the workspace by channel when n_major (as for a conv's NCHW output).
 int g_splits = 1;
@@ -156,7 +172,7 @@ void run_gemm(int64_t M, int64_t N, int64_t K, const ALoad& al, const W& w, cons
   const int tiles = static_cast<int>((K + BK - 1) / BK);
   if (g_splits <= 1) {
     with_weights(w.t, w.bytes.data(), N, K, [&](auto wl) {
-      run_grid(gx, gy, THREADS, [&] { tc_gemm_kernel(M, N, K, al, wl, bias, st, tiles); });
+      run_grid(gx, gy, THREADS, [&] { gemm_kernel(M, N, K, al, wl, bias, st, tiles); });
     });
     return;
   }
@@ -164,7 +180,7 @@ void run_gemm(int64_t M, int64_t N, int64_t K, const ALoad& al, const W& w, cons
   std::vector<float> ws(static_cast<size_t>(splits) * M * N, NAN);
   const SplitOut part{ws.data(), M, N, n_major};
   with_weights(w.t, w.bytes.data(), N, K, [&](auto wl) {
-    run_grid(gx, gy, THREADS, [&] { tc_gemm_kernel(M, N, K, al, wl, nullptr, part, tps); }, static_cast<unsigned>(splits));
+    run_grid(gx, gy, THREADS, [&] { gemm_kernel(M, N, K, al, wl, nullptr, part, tps); }, static_cast<unsigned>(splits));
   });
   run_grid(3, 1, 64, [&] { splitk_reduce_kernel<Store, int>(ws.data(), splits, part, bias, st); });  // as launched here
 }
@@ -189,13 +205,31 @@ void test_linear(sd::DType t, int64_t M, int64_t N, int64_t K, bool half = false
       ref[m * N + n] = s;
     }
   check(std::string("linear ") + sd::dtype_name(t) + " " + std::to_string(M) + "x" + std::to_string(N) + "x" +
-            std::to_string(K) + act_name(half) + (g_splits > 1 ? " split-K" : ""),
+            std::to_string(K) + act_name(half) + (g_splits > 1 ? " split-K" : "") + (g_stages != 4 ? " 2-stage" : ""),
         y, ref, half ? kHalfOut : 1e-5);
 }
 
 // up = 1: the conv of a 2x nearest upsample of x (conv2d_upsampled); the reference upsamples.
+// The NHWC path (gemm_tc_conv.cu): x copied channels-last as f16 by its kernel, the weights
+// reordered tap-major in place by theirs, then the GEMM with NhwcConvRows (3x3, f16 weights).
+template <class T>
+void run_conv_nhwc(const std::vector<T>& x, int n, int ci, int hh, int ww, const W& w, int co, int ho, int wo,
+                   int stride, int pad, int up, const float* bias, std::vector<T>& y) {
+  namespace nh = sd::cuda::nhwc;
+  const int P = hh * ww;
+  const int64_t M = static_cast<int64_t>(n) * ho * wo, K = static_cast<int64_t>(ci) * 9;
+  std::vector<__half> xh(x.size(), __float2half(NAN));
+  run_grid(static_cast<unsigned>((P + 31) / 32), static_cast<unsigned>((ci + 31) / 32), nh::THREADS,
+           [&] { nh::to_nhwc_kernel<T>(x.data(), xh.data(), ci, P); }, static_cast<unsigned>(n));
+  W wt = w;
+  run_grid(static_cast<unsigned>(co), 1, nh::THREADS,
+           [&] { nh::reorder_taps_kernel(reinterpret_cast<__half*>(wt.bytes.data()), ci, 9); });
+  run_gemm(M, co, K, NhwcConvRows<3>{xh.data(), M, ci, hh, ww, ho, wo, stride, pad, up}, wt, bias,
+           ConvOut<T>{y.data(), co, static_cast<int64_t>(ho) * wo}, true);
+}
+
 void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int stride, int pad, int up = 0,
-               bool half = false) {
+               bool half = false, bool nhwc = false) {
   const int64_t K = static_cast<int64_t>(ci) * ks * ks;
   const int he = hh << up, we = ww << up;  // the input as the conv sees it
   const int ho = (he + 2 * pad - ks) / stride + 1, wo = (we + 2 * pad - ks) / stride + 1;
@@ -207,14 +241,17 @@ void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int s
     const auto xh = to_half(x);
     std::vector<__half> yh(y.size(), __float2half(NAN));
     const ConvOut<__half> st{yh.data(), co, static_cast<int64_t>(ho) * wo};
-    if (ks == 3)
+    if (nhwc)
+      run_conv_nhwc(xh, n, ci, hh, ww, w, co, ho, wo, stride, pad, up, b.data(), yh);
+    else if (ks == 3)
       run_gemm(M, co, K, ConvRows<3, __half>{xh.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
     else
       run_gemm(M, co, K, ConvRows<1, __half>{xh.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
     y = from_half(yh);
   } else {
     const ConvOut<float> st{y.data(), co, static_cast<int64_t>(ho) * wo};
-    if (ks == 3) run_gemm(M, co, K, ConvRows<3>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
+    if (nhwc) run_conv_nhwc(x, n, ci, hh, ww, w, co, ho, wo, stride, pad, up, b.data(), y);
+    else if (ks == 3) run_gemm(M, co, K, ConvRows<3>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
     else run_gemm(M, co, K, ConvRows<1>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
   }
   std::vector<double> ref(y.size());
@@ -236,7 +273,8 @@ void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int s
         }
   check(std::string("conv ") + sd::dtype_name(t) + " k" + std::to_string(ks) + " s" + std::to_string(stride) + " p" +
             std::to_string(pad) + " " + std::to_string(ci) + "->" + std::to_string(co) + " " + std::to_string(hh) + "x" +
-            std::to_string(ww) + (up ? " upsampled 2x" : "") + act_name(half) + (g_splits > 1 ? " split-K" : ""),
+            std::to_string(ww) + (up ? " upsampled 2x" : "") + act_name(half) + (nhwc ? " nhwc" : "") +
+            (g_splits > 1 ? " split-K" : "") + (g_stages != 4 ? " 2-stage" : ""),
         y, ref, half ? kHalfOut : 1e-5);
 }
 
@@ -324,7 +362,7 @@ void test_attention_wide(int B, int nq, int nk, int heads, int d, bool causal, b
   const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(d));
   auto gemm = [&](int64_t M, int64_t N, int64_t K, const F16Rows& a, const F16Rows& w, auto st) {
     run_grid(static_cast<unsigned>((M + BM - 1) / BM), static_cast<unsigned>((N + BN - 1) / BN), THREADS,
-             [&] { tc_gemm_kernel(M, N, K, a, w, nullptr, st, static_cast<int>((K + BK - 1) / BK)); });
+             [&] { gemm_kernel(M, N, K, a, w, nullptr, st, static_cast<int>((K + BK - 1) / BK)); });
   };
   for (int bh = 0; bh < B * heads; ++bh) {
     const int b = bh / heads, hd = bh - b * heads;
@@ -519,6 +557,22 @@ int main() {
   test_conv(sd::DType::F16, 2, 32, 20, 9, 7, 3, 1, 1);
   test_conv(sd::DType::Q4_0, 1, 32, 40, 5, 7, 3, 1, 1, 1, true);
   g_splits = 1;
+  // The NHWC conv (3x3, f16 weights, C % 8 == 0): taps past the image on every side, stride 2 with
+  // and without padding, the upsampled read, chunks straddling taps (C = 40: 32-wide k-tiles cross
+  // taps), M and N tails, several images, f16 and f32 activations; with split-K and with the
+  // double-buffered kernel too.
+  test_conv(sd::DType::F16, 2, 40, 20, 9, 7, 3, 1, 1, 0, true, true);
+  test_conv(sd::DType::F16, 1, 32, 9, 11, 9, 3, 2, 0, 0, true, true);
+  test_conv(sd::DType::F16, 1, 16, 9, 10, 7, 3, 2, 1, 0, true, true);
+  test_conv(sd::DType::F16, 2, 8, 20, 5, 7, 3, 1, 1, 1, true, true);
+  test_conv(sd::DType::F16, 2, 24, 130, 13, 17, 3, 1, 1, 0, false, true);
+  g_splits = 4;
+  test_conv(sd::DType::F16, 1, 40, 40, 5, 7, 3, 1, 1, 1, true, true);
+  g_splits = 1;
+  g_stages = 2;
+  test_conv(sd::DType::F16, 2, 40, 20, 9, 7, 3, 1, 1, 0, true, true);
+  test_linear(sd::DType::F16, 150, 137, 80, true);
+  g_stages = 4;
   test_attention<48>(2, 70, 77, 2, 40, false, true);
   test_attention<80>(2, 33, 200, 2, 80, false, true);
   test_attention<160>(1, 130, 130, 1, 160, true, true);

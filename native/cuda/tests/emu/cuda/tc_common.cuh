@@ -53,7 +53,7 @@ inline Warp* warps() {
   return w;
 }
 inline unsigned char* dyn_smem() {
-  alignas(16) static unsigned char buf[64 * 1024];
+  alignas(16) static unsigned char buf[96 * 1024];
   return buf;
 }
 
