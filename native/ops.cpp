@@ -131,6 +131,54 @@ void Backend::linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* 
   do_linear(y, x, w, bias);
 }
 
+void Backend::linear_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
+  const char* op = "linear_add";
+  if (!fuses_linear_add()) fail(op, "not fused by this backend (callers check fuses_linear_add)");
+  need_act(op, "x", x, activation_type());
+  need_act(op, "y", y, activation_type());
+  need_ndim(op, "w", w, 2);
+  need_weight_rows(op, w);
+  const int64_t K = w.shape[1], N = w.shape[0];
+  if (x.row_len() != K) fail(op, "x " + x.shape_str() + " does not match w " + w.shape_str());
+  if (y.row_len() != N || y.rows() != x.rows())
+    fail(op, "y " + y.shape_str() + " must be [" + std::to_string(x.rows()) + ", " + std::to_string(N) + "]");
+  if (bias) { need_f32(op, "bias", *bias); need_numel(op, "bias", *bias, N); }
+  const uint8_t *xb = static_cast<const uint8_t*>(x.data), *yb = static_cast<const uint8_t*>(y.data);
+  if (xb && yb && xb < yb + y.nbytes() && yb < xb + x.nbytes()) fail(op, "y overlaps x");
+  if (planning_) return;
+  OpTimer timer(this, "linear", 2.0 * static_cast<double>(x.rows()) * static_cast<double>(N) * static_cast<double>(K),
+                profile_detail_ ? std::to_string(x.rows()) + "x" + std::to_string(K) + ">" + std::to_string(N) +
+                                      " +y " + dtype_name(w.type)
+                                : std::string());
+  do_linear_add(y, x, w, bias);
+}
+
+void Backend::linear_n(Tensor* const* ys, const Tensor& x, const Tensor* const* ws, int n) {
+  const char* op = "linear_n";
+  if (n < 1 || n > kMaxLinearN) fail(op, "takes 1.." + std::to_string(kMaxLinearN) + " weights, got " + std::to_string(n));
+  need_act(op, "x", x, activation_type());
+  double flops = 0;
+  for (int i = 0; i < n; ++i) {
+    const Tensor& w = *ws[i];
+    Tensor& y = *ys[i];
+    need_act(op, "y", y, activation_type());
+    need_ndim(op, "w", w, 2);
+    need_weight_rows(op, w);
+    const int64_t K = w.shape[1], N = w.shape[0];
+    if (x.row_len() != K) fail(op, "x " + x.shape_str() + " does not match w " + w.shape_str());
+    if (y.row_len() != N || y.rows() != x.rows())
+      fail(op, "y " + y.shape_str() + " must be [" + std::to_string(x.rows()) + ", " + std::to_string(N) + "]");
+    flops += 2.0 * static_cast<double>(x.rows()) * static_cast<double>(N) * static_cast<double>(K);
+  }
+  if (planning_) return;
+  OpTimer timer(this, "linear", flops,
+                profile_detail_ ? std::to_string(x.rows()) + "x" + std::to_string(ws[0]->shape[1]) + ">" +
+                                      std::to_string(ws[0]->shape[0]) + (n > 1 ? " x" + std::to_string(n) : "") + " " +
+                                      dtype_name(ws[0]->type)
+                                : std::string());
+  do_linear_n(ys, x, ws, n);
+}
+
 namespace {
 // Shared by conv2d and conv2d_upsampled; H, W: the input's size as the conv sees it.
 void check_conv(const char* op, const Tensor& y, const Tensor& x, int64_t H, int64_t W, const Tensor& w,

@@ -15,6 +15,7 @@
 #include <initializer_list>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "core/tensor.h"
@@ -66,6 +67,15 @@ class Backend {
   // ---- ops -----------------------------------------------------------------------------------
   // y[M, N] = x[M, K] . w[N, K]^T + bias[N]. x and y may have leading dims (rows = numel / K).
   void linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
+  // ys[i] = x . ws[i]^T for i < n (n <= kMaxLinearN), no bias: several projections of one input
+  // (attention's q, k, v). Each is exactly linear(); a backend may run them as one GEMM.
+  static constexpr int kMaxLinearN = 3;
+  void linear_n(Tensor* const* ys, const Tensor& x, const Tensor* const* ws, int n);
+  // y += x . w^T + bias (a residual added in the GEMM's epilogue; y must not overlap x). Models
+  // call it only where fuses_linear_add(); elsewhere they add a linear's output themselves, since an
+  // op may not take arena memory the planner did not see.
+  void linear_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
+  virtual bool fuses_linear_add() const { return false; }
   // y[N, Co, Ho, Wo] = conv(x[N, Ci, H, W], w[Co, Ci, k, k]) + bias[Co]; k in {1, 3}, square kernel.
   void conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad);
   // Per (sample, group) normalisation over C/groups * H * W, then per-channel affine; optional SiLU.
@@ -145,6 +155,13 @@ class Backend {
   virtual void do_rewind(size_t m) = 0;
 
   virtual void do_linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) = 0;
+  virtual void do_linear_add(Tensor&, const Tensor&, const Tensor&, const Tensor*) {
+    throw std::logic_error("linear_add: this backend does not fuse it (see fuses_linear_add)");
+  }
+  // Default: one do_linear per weight.
+  virtual void do_linear_n(Tensor* const* ys, const Tensor& x, const Tensor* const* ws, int n) {
+    for (int i = 0; i < n; ++i) do_linear(*ys[i], x, *ws[i], nullptr);
+  }
   virtual void do_conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
                          int pad) = 0;
   virtual void do_group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& gamma,

@@ -12,8 +12,10 @@
 # Expected run time on an H100/H200: build 2-4 min, steps 1-4 about 4 min together.
 #   bash scripts/gpu-check.sh [cuda-arch, default: detected, e.g. 90]
 #   SDNODE_GPU_CHECK_STEPS="ops models bench gen splitk torch" (the default) runs a subset; "splitk"
-#   is the TC=1 bench with split-K off (SDNODE_CUDA_SPLITK=0) and with split-K planned for two
-#   blocks per SM (SDNODE_CUDA_SPLITK_SLOTS=2, plus its op tests), "torch" PyTorch's fp16 figures on this
+#   is the TC=1 bench with split-K off (SDNODE_CUDA_SPLITK=0), with split-K planned for one block
+#   per SM (SDNODE_CUDA_SPLITK_SLOTS=1, plus its op tests), with the double-buffered GEMM
+#   (SDNODE_CUDA_STAGES=2) and without the NHWC conv (SDNODE_CUDA_NHWC=0): what each default gives;
+#   "torch" PyTorch's fp16 figures on this
 #   card (scripts/torch-baseline.py); these two come last, so that a short budget skips them;
 #   SDNODE_GPU_CHECK_TC="0 gemm,attn,norm 1" (default) the kernel sets for the tests, each a
 #   SDNODE_CUDA_TC value (0, 1 = every part, or a list of gemm,attn,norm,half; "half" stores
@@ -126,13 +128,17 @@ case " $steps " in *" gen "*)
   step "whole 512 generation f16 without graphs (TC: $gen_modes)" 120 \
     env SDNODE_CUDA_GRAPH=0 SDNODE_BENCH_GEN_DTYPES=f16 SDNODE_CUDA_TEST_TC="$gen_modes" ./build-gpu/native/cuda/sdcuda_tests --bench-gen ;;
 esac
-case " $steps " in *" splitk "*)  # what split-K gives, TC=1, and the two-blocks-per-SM plan (A/B)
+case " $steps " in *" splitk "*)  # what each GEMM default gives, TC=1 with graphs (A/B against "bench")
   step "full-size bench f16, TC=1, split-K off" 200 \
-    env SDNODE_CUDA_GRAPH=0 SDNODE_CUDA_SPLITK=0 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only
-  step "full-size bench f16, TC=1, split-K planned for 2 blocks/SM" 200 \
-    env SDNODE_CUDA_SPLITK_SLOTS=2 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only
-  step "op tests, TC=1, split-K planned for 2 blocks/SM" 120 \
-    env SDNODE_CUDA_SPLITK_SLOTS=2 SDNODE_CUDA_TEST_TC=1 ./build-gpu/native/cuda/sdcuda_tests ;;
+    env SDNODE_CUDA_SPLITK=0 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only
+  step "full-size bench f16, TC=1, split-K planned for 1 block/SM" 200 \
+    env SDNODE_CUDA_SPLITK_SLOTS=1 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only
+  step "op tests, TC=1, split-K planned for 1 block/SM" 120 \
+    env SDNODE_CUDA_SPLITK_SLOTS=1 SDNODE_CUDA_TEST_TC=1 ./build-gpu/native/cuda/sdcuda_tests
+  step "full-size bench f16, TC=1, double-buffered GEMM" 200 \
+    env SDNODE_CUDA_STAGES=2 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only
+  step "full-size bench f16, TC=1, NHWC conv off" 200 \
+    env SDNODE_CUDA_NHWC=0 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
 esac
 case " $steps " in *" torch "*)  # PyTorch's figures on this card (the issue's are an H200's)
   if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then

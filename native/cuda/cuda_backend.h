@@ -65,6 +65,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override;
   const char* name() const override { return "cuda"; }
   bool fuses_upsample_conv() const override { return true; }
+  bool fuses_linear_add() const override { return tc_gemm_; }
 
   void reserve_activations(size_t bytes) override;
   void release_activations() override;
@@ -90,6 +91,8 @@ class CudaBackend final : public Backend {
   void do_rewind(size_t m) override { used_ = m; }
 
   void do_linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;
+  void do_linear_n(Tensor* const* ys, const Tensor& x, const Tensor* const* ws, int n) override;
+  void do_linear_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;
   void do_conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
                  int pad) override;
   void do_group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& gamma,
@@ -175,12 +178,12 @@ class CudaBackend final : public Backend {
   int device_;
   int sms_ = 0;  // streaming multiprocessors (split-K sizing)
   bool split_k_ = true;  // SDNODE_CUDA_SPLITK=0: off
-  // SDNODE_CUDA_SPLITK_SLOTS=2 (an experiment for the next GPU run, default 1): the split-K planner
-  // counts two resident blocks per SM instead of one. The small-grid convs run one 8-warp block
-  // per SM (ncu: 12.5 % occupancy, latency-bound), and two would fit.
+  // Resident GEMM blocks per SM the split-K planner counts: 2 from sm_80 on (SDNODE_CUDA_SPLITK_SLOTS=1:
+  // one, as before). The small-grid convs had run one 8-warp block per SM (ncu: 12.5 % occupancy).
   int split_slots_ = 1;
   int stages_ = 2;  // TcCtx::stages
   bool nhwc_ = true;  // the NHWC conv path (SDNODE_CUDA_NHWC=0: off, to measure what it gives)
+  bool nhwc_1x1_ = true;  // ... for 1x1 convs too (SDNODE_CUDA_NHWC=3x3: 3x3 only)
   // 3x3 f16 conv weights reordered in place to [co][ky][kx][ci] for the NHWC conv (gemm.cu).
   std::unordered_set<const void*> tap_major_;
   bool graphs_on_ = false;  // SDNODE_CUDA_GRAPH=1

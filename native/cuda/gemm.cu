@@ -131,6 +131,19 @@ void CudaBackend::do_linear(Tensor& y, const Tensor& x, const Tensor& w, const T
   });
 }
 
+void CudaBackend::do_linear_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
+  const OpSync op_sync{this};
+  cuda::tc_linear(tc_ctx(), y, x, w, bias, /*accumulate=*/true);  // fuses_linear_add(): tc_gemm_ only
+}
+
+void CudaBackend::do_linear_n(Tensor* const* ys, const Tensor& x, const Tensor* const* ws, int n) {
+  if (tc_gemm_ && n > 1 && cuda::tc_linear_n_fits(x, ws, n)) {
+    const OpSync op_sync{this};
+    return cuda::tc_linear_n(tc_ctx(), ys, x, ws, n);
+  }
+  Backend::do_linear_n(ys, x, ws, n);
+}
+
 void CudaBackend::do_conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad) {
   conv(y, x, w, bias, stride, pad, 0);
 }
@@ -143,8 +156,8 @@ void CudaBackend::conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor
   const OpSync op_sync{this};
   const int ks = static_cast<int>(w.shape[2]);
   const bool tap_major = tap_major_.count(w.data) != 0;
-  if (tc_gemm_ && nhwc_ && cuda::tc_conv2d_nhwc_fits(x, y, w)) {
-    if (!tap_major) {
+  if (tc_gemm_ && nhwc_ && (ks == 3 || nhwc_1x1_) && cuda::tc_conv2d_nhwc_fits(x, y, w)) {
+    if (ks == 3 && !tap_major) {
       // Once per weight, in place: a capture would record the reorder into every replay, so a
       // capture gives up here and the step runs op by op (graph.cu), which reorders.
       if (capturing_) throw std::runtime_error("conv2d: a weight's first use inside a CUDA graph capture");

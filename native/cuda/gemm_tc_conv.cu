@@ -1,10 +1,10 @@
 // conv2d on tensor cores: the implicit-GEMM gather feeding the kernel of gemm_tc_linear.cu (see
 // there for the design). Two gathers:
-// - NHWC (3x3 convs with f16 weights and C % 8 == 0: all of SD's but the first): the input is
-//   copied channels-last as f16 (one memory-bound pass, a few percent of the conv's time) and the
-//   weights were reordered tap-major once, so the gather is 16-byte cp.async copies and takes the
-//   multi-stage pipeline;
-// - ConvRows (the rest: quantized or f32 weights, whose 32-blocks run along (ci, ky, kx); 1x1;
+// - NHWC (C % 8 == 0; 3x3 with f16 weights, 1x1 with any): the input is copied channels-last as
+//   f16 (one memory-bound pass, a few percent of the conv's time) and 3x3 weights were reordered
+//   tap-major once, so the gather is 16-byte cp.async copies (with f16 weights, in the multi-stage
+//   pipeline);
+// - ConvRows (the rest: 3x3 with quantized or f32 weights, whose 32-blocks run along (ci, ky, kx);
 //   odd channel counts): element loads from the NCHW input through registers, no copy.
 #include <algorithm>
 #include <cstdint>
@@ -34,10 +34,12 @@ void tc_conv2d(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, cons
 }
 
 bool tc_conv2d_nhwc_fits(const Tensor& x, const Tensor& y, const Tensor& w) {
-  const int64_t ci = w.shape[1], limit = int64_t{1} << 31;
-  return w.type == DType::F16 && w.ndim == 4 && w.shape[2] == 3 && w.shape[3] == 3 && ci % 8 == 0 &&
-         ci * 9 * 2 <= nhwc::kMaxRowBytes && x.shape[1] == ci && x.shape[2] * x.shape[3] * 4 < limit &&
-         9 * ci < limit && y.shape[0] * y.shape[2] * y.shape[3] < limit;
+  const int64_t ci = w.shape[1], ks = w.shape[2], limit = int64_t{1} << 31;
+  // 3x3: f16 weights, whose rows can be reordered tap-major (quantized blocks run along (ci, ky,
+  // kx) and cannot); 1x1 rows already are, in every weight type.
+  const bool kernel_ok = ks == 1 || (ks == 3 && w.type == DType::F16 && ci * 9 * 2 <= nhwc::kMaxRowBytes);
+  return kernel_ok && w.ndim == 4 && w.shape[3] == ks && ci % 8 == 0 && x.shape[1] == ci &&
+         x.shape[2] * x.shape[3] * 4 < limit && 9 * ci < limit && y.shape[0] * y.shape[2] * y.shape[3] < limit;
 }
 
 void tc_reorder_conv_weight(cudaStream_t s, const Tensor& w) {
@@ -49,7 +51,8 @@ void tc_reorder_conv_weight(cudaStream_t s, const Tensor& w) {
 
 void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
                     int pad, int up) {
-  const int64_t M = y.shape[0] * y.shape[2] * y.shape[3], N = w.shape[0], K = w.shape[1] * 9;
+  const int ks = static_cast<int>(w.shape[2]);
+  const int64_t M = y.shape[0] * y.shape[2] * y.shape[3], N = w.shape[0], K = w.shape[1] * ks * ks;
   const int C = static_cast<int>(x.shape[1]), h = static_cast<int>(x.shape[2]), wd = static_cast<int>(x.shape[3]);
   const int ho = static_cast<int>(y.shape[2]), wo = static_cast<int>(y.shape[3]);
   const int images = static_cast<int>(x.shape[0]), P = h * wd;
@@ -60,9 +63,6 @@ void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w,
   __half* xh = reinterpret_cast<__half*>(base);
   TcCtx after = c;
   after.workspace = [p = base + copy_bytes](size_t) -> void* { return p; };
-  const __half* wp = w.as<__half>();
-  const F16Rows wl{wp, N, K, F16Rows::vec_ok(wp, K)};
-  const NhwcConvRows<3> al{xh, M, C, h, wd, ho, wo, stride, pad, up};
   with_act(x.type, [&](auto tag) {
     using T = decltype(tag);
     for (int i0 = 0; i0 < images; i0 += 65535) {  // grid.z holds at most 65535 images a launch
@@ -72,8 +72,11 @@ void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w,
       nhwc::to_nhwc_kernel<T><<<grid, nhwc::THREADS, 0, c.stream>>>(x.as<T>() + off, xh + off, C, P);
     }
     SD_CUDA_LAUNCHED("conv input to NHWC");
-    launch_w(after, M, N, K, al, wl, bias ? bias->f32() : nullptr,
-             ConvOut<T>{y.as<T>(), N, static_cast<int64_t>(ho) * wo}, true);
+    const ConvOut<T> st{y.as<T>(), N, static_cast<int64_t>(ho) * wo};
+    if (ks == 1) return launch(after, M, N, K, NhwcConvRows<1>{xh, M, C, h, wd, ho, wo, stride, pad, up}, w, bias, st, true);
+    const __half* wp = w.as<__half>();
+    launch_w(after, M, N, K, NhwcConvRows<3>{xh, M, C, h, wd, ho, wo, stride, pad, up},
+             F16Rows{wp, N, K, F16Rows::vec_ok(wp, K)}, bias ? bias->f32() : nullptr, st, true);
   });
 }
 

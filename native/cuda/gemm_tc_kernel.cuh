@@ -30,6 +30,21 @@ __device__ __forceinline__ void store16(__half* dst, const float (&v)[16]) {
   reinterpret_cast<uint4*>(dst)[1] = hi;
 }
 
+// Weight rows stacked from up to three tensors of `part` rows each (tc_linear_n: q, k and v as one
+// GEMM); part 0: one tensor at the loader's base. row(): the start of stacked row r, rows of
+// `stride` elements of T.
+template <class T>
+struct Stack {
+  const T* more[2] = {nullptr, nullptr};  // the second and third tensors
+  int64_t part = 0;
+  __device__ const T* row(const T* base, int64_t r, int64_t stride) const {
+    if (part == 0) return base + r * stride;
+    const int64_t i = r / part;
+    // Selects, not more[i - 1]: an indexed parameter array would be copied to local memory.
+    return (i == 0 ? base : i == 1 ? more[0] : more[1]) + (r - i * part) * stride;
+  }
+};
+
 // Loader protocol: init(row0, tid) picks this thread's share of the 128 x 32 tiles whose first row is
 // row0; fetch(k0, tile) starts loading its share of the tile at k0 (copies into `tile` may be in
 // flight after it); stage(tile) writes what went through registers; complete() waits for the
@@ -194,6 +209,7 @@ struct F16Rows {
   const __half* base;
   int64_t rows, K;
   bool vec;  // K % 8 == 0 and a 16-byte aligned base: 16-byte copies
+  Stack<__half> stack{};
   const __half* p[2] = {nullptr, nullptr};
   int koff = 0, soff = 0;
   __device__ void init(int64_t row0, int tid) {
@@ -203,7 +219,7 @@ struct F16Rows {
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       const int64_t row = row0 + c.row + j * (BM / 2);
-      p[j] = row < rows ? base + row * K : nullptr;
+      p[j] = row < rows ? stack.row(base, row, K) : nullptr;
     }
   }
   __device__ void fetch(int64_t k0, __half* tile) {
@@ -287,6 +303,7 @@ struct QRows {
   static constexpr bool kAsync = false;
   const uint8_t* base;
   int64_t rows, K, row_bytes;
+  Stack<uint8_t> stack{};
   const uint8_t* p[2] = {nullptr, nullptr};
   int qoff = 0, soff = 0;
   bool hi = false;  // q4_0: high nibbles
@@ -299,7 +316,7 @@ struct QRows {
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       const int64_t row = row0 + c.row + j * (BM / 2);
-      p[j] = row < rows ? base + row * row_bytes : nullptr;
+      p[j] = row < rows ? stack.row(base, row, row_bytes) : nullptr;
     }
   }
   __device__ void fetch(int64_t k0, __half*) {
@@ -344,27 +361,53 @@ struct QRows {
 };
 
 // Stores: operator() writes one result, pair() the results at (m, n) and (m, n + 1) (the latter
-// only if n + 1 < N), which the kernel's fragments hold side by side.
-template <class T = float>
+// only if n + 1 < N), which the kernel's fragments hold side by side. ACC: add to what c holds
+// (Backend::linear_add: the residual read and written by the thread that computed the result).
+template <class T = float, bool ACC = false>
 struct DenseOut {
   T* c;
   int64_t ldc;
-  __device__ void operator()(int64_t m, int64_t n, float v) const { c[m * ldc + n] = from_f32<T>(v); }
+  __device__ void operator()(int64_t m, int64_t n, float v) const {
+    T* p = c + m * ldc + n;
+    *p = from_f32<T>(ACC ? v + to_f32(*p) : v);
+  }
   __device__ void pair(int64_t m, int64_t n, float v0, float v1, int64_t N) const {
     T* p = c + m * ldc + n;
-    // n is even: one 2-element store where rows keep pairs aligned.
+    // n is even: one 2-element access where rows keep pairs aligned.
     if (n + 1 < N && ldc % 2 == 0 && reinterpret_cast<uintptr_t>(c) % (2 * sizeof(T)) == 0) {
       if constexpr (sizeof(T) == 4) {
         float2 f;
+        if (ACC) f = *reinterpret_cast<const float2*>(p), v0 += f.x, v1 += f.y;
         f.x = v0, f.y = v1;
         *reinterpret_cast<float2*>(p) = f;
       } else {
+        if (ACC) {
+          const float2 f = __half22float2(*reinterpret_cast<const __half2*>(p));
+          v0 += f.x, v1 += f.y;
+        }
         *reinterpret_cast<__half2*>(p) = __floats2half2_rn(v0, v1);
       }
     } else {
-      p[0] = from_f32<T>(v0);
-      if (n + 1 < N) p[1] = from_f32<T>(v1);
+      (*this)(m, n, v0);
+      if (n + 1 < N) (*this)(m, n + 1, v1);
     }
+  }
+};
+
+// Output columns in groups of `part` to separate [M, part] tensors (tc_linear_n); part is even, so
+// a pair never straddles two.
+template <class T = float>
+struct SplitCols {
+  T* c[3];
+  int64_t part;
+  __device__ T* out(int64_t i) const { return i == 0 ? c[0] : i == 1 ? c[1] : c[2]; }  // as in Stack::row
+  __device__ void operator()(int64_t m, int64_t n, float v) const {
+    const int64_t i = n / part;
+    out(i)[m * part + (n - i * part)] = from_f32<T>(v);
+  }
+  __device__ void pair(int64_t m, int64_t n, float v0, float v1, int64_t) const {
+    const int64_t i = n / part;
+    DenseOut<T>{out(i), part}.pair(m, n - i * part, v0, v1, part);
   }
 };
 

@@ -22,16 +22,51 @@ using namespace tc_gemm;
 
 size_t tc_gemm_async_smem_bytes() { return tc_gemm_async_smem<4>(); }
 
-void tc_linear(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
+void tc_linear(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, bool accumulate) {
   const int64_t K = w.shape[1], N = w.shape[0], M = x.rows();
   if (x.type == DType::F16) {  // f16 activations go global -> shared as they are (cp.async)
     const __half* a = x.as<__half>();
     const F16Rows rows{a, M, K, F16Rows::vec_ok(a, K)};
+    if (accumulate) return launch(c, M, N, K, rows, w, bias, DenseOut<__half, true>{y.as<__half>(), N}, false);
     return launch(c, M, N, K, rows, w, bias, DenseOut<__half>{y.as<__half>(), N}, false);
   }
   const float* a = x.f32();
   const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(a) % 16 == 0;
-  launch(c, M, N, K, F32Rows{a, M, K, K, vec}, w, bias, DenseOut<float>{y.f32(), N}, false);
+  const F32Rows rows{a, M, K, K, vec};
+  if (accumulate) return launch(c, M, N, K, rows, w, bias, DenseOut<float, true>{y.f32(), N}, false);
+  launch(c, M, N, K, rows, w, bias, DenseOut<float>{y.f32(), N}, false);
+}
+
+bool tc_linear_n_fits(const Tensor& x, const Tensor* const* ws, int n) {
+  if (x.type != DType::F16 || n < 2 || n > 3) return false;
+  const Tensor& w0 = *ws[0];
+  if (w0.shape[0] % 2 != 0) return false;
+  if (w0.type != DType::F16 && w0.type != DType::Q8_0 && w0.type != DType::Q4_0) return false;
+  for (int i = 1; i < n; ++i)
+    if (ws[i]->type != w0.type || !same_shape(*ws[i], w0)) return false;
+  return true;
+}
+
+void tc_linear_n(const TcCtx& c, Tensor* const* ys, const Tensor& x, const Tensor* const* ws, int n) {
+  const int64_t K = ws[0]->shape[1], part = ws[0]->shape[0], N = part * n, M = x.rows();
+  const __half* a = x.as<__half>();
+  const F16Rows rows{a, M, K, F16Rows::vec_ok(a, K)};
+  SplitCols<__half> st{{ys[0]->as<__half>(), ys[1]->as<__half>(), n > 2 ? ys[2]->as<__half>() : nullptr}, part};
+  const auto go = [&](auto wl) {
+    wl.stack.part = part;
+    for (int i = 1; i < n; ++i) wl.stack.more[i - 1] = static_cast<decltype(wl.base)>(ws[i]->data);
+    launch_w(c, M, N, K, rows, wl, nullptr, st, false);
+  };
+  const DType t = ws[0]->type;
+  if (t == DType::F16) {
+    bool vec = true;
+    for (int i = 0; i < n; ++i) vec = vec && F16Rows::vec_ok(ws[i]->data, K);
+    return go(F16Rows{ws[0]->as<__half>(), N, K, vec});
+  }
+  const int64_t row_bytes = static_cast<int64_t>(dtype_row_bytes(t, K));
+  const uint8_t* b = ws[0]->as<uint8_t>();
+  if (t == DType::Q8_0) return go(QRows<false>{b, N, K, row_bytes});
+  go(QRows<true>{b, N, K, row_bytes});
 }
 
 }  // namespace cuda

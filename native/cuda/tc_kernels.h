@@ -17,7 +17,7 @@ namespace cuda {
 // pipeline depth and stream-ordered device scratch for split-K partial sums.
 struct TcCtx {
   cudaStream_t stream;
-  int sms;  // the block slots split-K plans fill: SMs x SDNODE_CUDA_SPLITK_SLOTS (default 1)
+  int sms;  // the block slots split-K plans fill: SMs x resident blocks per SM (SDNODE_CUDA_SPLITK_SLOTS)
   bool split_k;  // SDNODE_CUDA_SPLITK=0 turns split-K off (to measure what it gives)
   int stages;    // 4: the multi-stage GEMM pipeline for cp.async loaders (sm_80+ with room for two
                  // blocks per SM); 2: the double-buffered kernel for all (SDNODE_CUDA_STAGES=2)
@@ -26,7 +26,8 @@ struct TcCtx {
 // The shared memory of one multi-stage GEMM block (TcCtx::stages = 4).
 size_t tc_gemm_async_smem_bytes();
 // y[M, N] = x[M, K] . w[N, K]^T + bias[N]: any M, N, K (tails are masked).
-void tc_linear(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
+// accumulate: y += that instead (the residual added in the epilogue: Backend::linear_add).
+void tc_linear(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, bool accumulate = false);
 // Implicit-GEMM conv2d (no im2col buffer), 1x1 and 3x3, stride 1 or 2, padding as v0; up = 1 reads
 // x as if upsampled 2x (nearest), for conv2d_upsampled.
 void tc_conv2d(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
@@ -37,9 +38,15 @@ inline bool tc_conv2d_fits(const Tensor& x, const Tensor& y) {
   const int64_t limit = int64_t{1} << 31;
   return (x.shape[1] + 2) * x.shape[2] * x.shape[3] < limit && y.shape[0] * y.shape[2] * y.shape[3] < limit;
 }
-// The NHWC path for 3x3 convs with f16 weights (gemm_tc_conv.cu): whether it takes w, x and y; the
-// one-time in-place reorder of w to [co][ky][kx][ci] it needs (the caller keeps track); the conv,
-// which takes a scratch copy of x from c.workspace (x.numel() halves, with any split-K partials).
+// Backend::linear_n as one GEMM over the weights stacked by rows (n <= 3, no bias), its columns
+// stored to the n outputs: for f16 activations and weights of one shape and type (f16, q8_0, q4_0)
+// with an even row count (tc_linear_n_fits).
+bool tc_linear_n_fits(const Tensor& x, const Tensor* const* ws, int n);
+void tc_linear_n(const TcCtx& c, Tensor* const* ys, const Tensor& x, const Tensor* const* ws, int n);
+// The NHWC conv path (gemm_tc_conv.cu; 3x3 with f16 weights, 1x1): whether it takes w, x and y; the
+// one-time in-place reorder of 3x3 weights to [co][ky][kx][ci] it needs (the caller keeps track);
+// the conv, which takes a scratch copy of x from c.workspace (x.numel() halves, with any split-K
+// partials).
 bool tc_conv2d_nhwc_fits(const Tensor& x, const Tensor& y, const Tensor& w);
 void tc_reorder_conv_weight(cudaStream_t s, const Tensor& w);
 void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,

@@ -58,6 +58,27 @@ void Net::linear_into(Tensor& y, const Tensor& x, const std::string& p, bool bia
   be.linear(y, x, wt, bias ? &w.get(p + ".bias") : nullptr);
 }
 
+void Net::linear_add_into(Tensor& y, const Tensor& x, const std::string& p, bool bias) {
+  if (!be.fuses_linear_add()) return add_inplace(y, linear(x, p, bias));
+  const Tensor& wt = w.get(p + ".weight");
+  if (wt.ndim != 2) throw std::runtime_error("weight '" + p + ".weight' " + wt.shape_str() + " is not a matrix");
+  be.linear_add(y, x, wt, bias ? &w.get(p + ".bias") : nullptr);
+}
+
+void Net::linear_n_into(std::initializer_list<Tensor*> ys, const Tensor& x, std::initializer_list<std::string> ps) {
+  if (ys.size() != ps.size() || ps.size() > static_cast<size_t>(Backend::kMaxLinearN))
+    throw std::invalid_argument("linear_n_into: " + std::to_string(ys.size()) + " outputs for " +
+                                std::to_string(ps.size()) + " weights");
+  const Tensor* ws[Backend::kMaxLinearN];
+  int i = 0;
+  for (const std::string& p : ps) {
+    const Tensor& wt = w.get(p + ".weight");
+    if (wt.ndim != 2) throw std::runtime_error("weight '" + p + ".weight' " + wt.shape_str() + " is not a matrix");
+    ws[i++] = &wt;
+  }
+  be.linear_n(ys.begin(), x, ws, i);
+}
+
 Tensor Net::group_norm(const Tensor& x, const std::string& p, float eps, bool silu, int groups) {
   Tensor y = like(x);
   be.group_norm(y, x, groups, w.get(p + ".weight"), w.get(p + ".bias"), eps, silu);

@@ -26,6 +26,11 @@ struct Net {
   Tensor linear(const Tensor& x, const std::string& p, bool bias = true);
   // Into y (allocated by the caller, e.g. before temporaries it then rewinds).
   void linear_into(Tensor& y, const Tensor& x, const std::string& p, bool bias = true);
+  // y += linear(x): in the GEMM's epilogue where the backend fuses it, else a linear and an add.
+  void linear_add_into(Tensor& y, const Tensor& x, const std::string& p, bool bias = true);
+  // Bias-free projections of one input into caller-allocated ys (attention's q, k, v): one
+  // Backend::linear_n, which a GPU runs as one GEMM.
+  void linear_n_into(std::initializer_list<Tensor*> ys, const Tensor& x, std::initializer_list<std::string> ps);
   Tensor group_norm(const Tensor& x, const std::string& p, float eps, bool silu, int groups = 32);
   Tensor layer_norm(const Tensor& x, const std::string& p, float eps = 1e-5f);
   // y = a + b (b broadcast as in ops.h), into a new tensor or in place into a.

@@ -10,7 +10,16 @@ namespace sd {
 namespace {
 
 const std::string kRoot = "model.diffusion_model.";
-int64_t ff_chunk_rows = 2048;
+int64_t ff_chunk_rows = 0;  // 0: by activation type (ff_chunk)
+
+// f32 activations (the CPU): 2048 tokens, for the arena (below). f16 (a GPU): 8192, all of a 512x512
+// CFG step's level-0 tokens at once: its chunks' GEMMs (2048 x 1280 > 320) had filled 48 of an
+// H200's 264 block slots (44 TFLOP/s), and in f16 the whole 4C-wide inner activation is 63 MB,
+// under the VAE decoder's arena that sets the peak anyway.
+int64_t ff_chunk(DType act) {
+  if (ff_chunk_rows > 0) return ff_chunk_rows;
+  return act == DType::F16 ? 8192 : 2048;
+}
 
 std::string blk(const char* group, int64_t i) { return kRoot + group + "." + std::to_string(i) + "."; }
 
@@ -44,13 +53,11 @@ void basic_block(Net& n, Tensor& x, const Tensor& ctx, const std::string& p, int
     Tensor q = n.like(x), k = n.like(x), v = n.like(x);         // [B, HW, C]
     const size_t mh = n.be.mark();
     Tensor h = n.layer_norm(x, p + "norm1");
-    n.linear_into(q, h, p + "attn1.to_q", false);
-    n.linear_into(k, h, p + "attn1.to_k", false);
-    n.linear_into(v, h, p + "attn1.to_v", false);
+    n.linear_n_into({&q, &k, &v}, h, {p + "attn1.to_q", p + "attn1.to_k", p + "attn1.to_v"});
     n.be.rewind(mh);
     Tensor a = n.like(q);
     n.be.attention(a, q, k, v, heads, false);
-    n.add_inplace(x, n.linear(a, p + "attn1.to_out.0"));
+    n.linear_add_into(x, a, p + "attn1.to_out.0");
     n.be.rewind(m);
   }
   {  // cross-attention over the text context
@@ -59,17 +66,18 @@ void basic_block(Net& n, Tensor& x, const Tensor& ctx, const std::string& p, int
     Tensor h = n.layer_norm(x, p + "norm2");
     n.linear_into(q, h, p + "attn2.to_q", false);
     n.be.rewind(mh);
-    Tensor k = n.linear(ctx, p + "attn2.to_k", false);          // [B, L, C]
-    Tensor v = n.linear(ctx, p + "attn2.to_v", false);
+    const int64_t inner = n.w.get(p + "attn2.to_k.weight").shape[0];
+    Tensor k = n.act({ctx.shape[0], ctx.shape[1], inner}), v = n.like(k);  // [B, L, C]
+    n.linear_n_into({&k, &v}, ctx, {p + "attn2.to_k", p + "attn2.to_v"});
     Tensor a = n.like(q);
     n.be.attention(a, q, k, v, heads, false);
-    n.add_inplace(x, n.linear(a, p + "attn2.to_out.0"));
+    n.linear_add_into(x, a, p + "attn2.to_out.0");
     n.be.rewind(m);
   }
   // GEGLU feed-forward, a chunk of tokens at a time: every op in it works per token, and its
   // 4C-wide inner activations are the UNet's largest (8192 tokens x 2560 x 4 B = 84 MB at 512x512
   // with CFG), so chunking takes ~95 MB off the arena at 512 (334 -> 240 MB) for the same bits.
-  const int64_t C = x.shape[2], rows = x.shape[0] * x.shape[1], chunk = std::min(rows, ff_chunk_rows);
+  const int64_t C = x.shape[2], rows = x.shape[0] * x.shape[1], chunk = std::min(rows, ff_chunk(x.type));
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t nr = std::min(chunk, rows - r0);
     Tensor xr(x.type, {nr, C}, x.data ? static_cast<uint8_t*>(x.data) + dtype_row_bytes(x.type, r0 * C) : nullptr);
@@ -77,7 +85,7 @@ void basic_block(Net& n, Tensor& x, const Tensor& ctx, const std::string& p, int
     Tensor pr = n.linear(h, p + "ff.net.0.proj");               // [nr, 2F]
     Tensor g = n.act({nr, pr.shape[1] / 2});
     n.be.geglu(g, pr);                                          // a * gelu(gate)
-    n.add_inplace(xr, n.linear(g, p + "ff.net.2"));
+    n.linear_add_into(xr, g, p + "ff.net.2");
     n.be.rewind(m);
   }
 }
@@ -112,7 +120,7 @@ Tensor spatial_transformer(Net& n, const Tensor& x, const Tensor& ctx, const std
 
 }  // namespace
 
-void unet_set_ff_chunk_rows(int64_t rows) { ff_chunk_rows = rows > 0 ? rows : 2048; }
+void unet_set_ff_chunk_rows(int64_t rows) { ff_chunk_rows = rows > 0 ? rows : 0; }
 int64_t unet_ff_chunk_rows() { return ff_chunk_rows; }
 
 UnetConfig unet_config(const Weights& w) {

@@ -18,8 +18,9 @@ struct UnetConfig {
 
 UnetConfig unet_config(const Weights& w);
 
-// Tokens per feed-forward chunk (default 2048; <= 0 restores it). Tests shrink it so the tiny
-// model's few tokens take the chunked path too. Not thread-safe: set before forwards run.
+// Tokens per feed-forward chunk (default: 2048 with f32 activations, 8192 with f16; <= 0 restores
+// it). Tests shrink it so the tiny model's few tokens take the chunked path too. Not thread-safe:
+// set before forwards run.
 void unet_set_ff_chunk_rows(int64_t rows);
 int64_t unet_ff_chunk_rows();  // part of a step's replay key: another chunking is another graph
 

@@ -1,6 +1,8 @@
 // Thread pool, arena and fp16 conversion basics.
 #include <atomic>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "core/arena.h"
@@ -98,6 +100,44 @@ SD_TEST(backend_profile_counts_calls_and_flops) {
   be->download(out.data(), y);
   const float v = 16.0f / (1.0f + std::exp(-16.0f));  // silu(32 * 0.5)
   for (float o : out) SD_CHECK_NEAR(o, v, 1e-5);
+}
+
+// linear_n is n linears of one input (the CPU runs it as such; a GPU may fuse them): the outputs
+// match linear's, and a mismatched weight is refused by name.
+SD_TEST(backend_linear_n_matches_linear_and_checks_shapes) {
+  auto be = sd::make_cpu_backend(1);
+  be->reserve_activations(1 << 20);
+  std::vector<float> w0(6 * 32), w1(6 * 32), xd(3 * 32);
+  for (size_t i = 0; i < w0.size(); ++i) w0[i] = 0.01f * static_cast<float>(i % 17), w1[i] = -0.02f * static_cast<float>(i % 5);
+  for (size_t i = 0; i < xd.size(); ++i) xd[i] = 0.1f * static_cast<float>(i % 7) - 0.3f;
+  sd::Tensor a = be->upload_weight(sd::Tensor(sd::DType::F32, {6, 32}, w0.data()), sd::DType::F32);
+  sd::Tensor b = be->upload_weight(sd::Tensor(sd::DType::F32, {6, 32}, w1.data()), sd::DType::F32);
+  sd::Tensor x = be->alloc(sd::DType::F32, {3, 32});
+  be->upload(x, xd.data());
+  sd::Tensor y0 = be->alloc(sd::DType::F32, {3, 6}), y1 = be->alloc(sd::DType::F32, {3, 6});
+  sd::Tensor* ys[2] = {&y0, &y1};
+  const sd::Tensor* ws[2] = {&a, &b};
+  be->linear_n(ys, x, ws, 2);
+  std::vector<float> got(18);
+  for (int i = 0; i < 2; ++i) {
+    be->download(got.data(), *ys[i]);
+    const std::vector<float>& w = i ? w1 : w0;
+    for (int m = 0; m < 3; ++m)
+      for (int n = 0; n < 6; ++n) {
+        double s = 0;
+        for (int k = 0; k < 32; ++k) s += static_cast<double>(xd[m * 32 + k]) * w[n * 32 + k];
+        SD_CHECK_NEAR(got[m * 6 + n], s, 1e-5);
+      }
+  }
+  sd::Tensor bad = be->upload_weight(sd::Tensor(sd::DType::F32, {6, 16}, w0.data()), sd::DType::F32);
+  const sd::Tensor* wbad[2] = {&a, &bad};
+  bool named = false;
+  try {
+    be->linear_n(ys, x, wbad, 2);
+  } catch (const std::exception& e) {
+    named = std::string(e.what()).find("linear_n") != std::string::npos;
+  }
+  SD_CHECK(named) << "a weight of another K must be refused by linear_n";
 }
 
 SD_TEST(backend_profile_by_shape_names_each_layer) {

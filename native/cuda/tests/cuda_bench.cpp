@@ -90,7 +90,7 @@ std::string env(const char* k, const char* def) {
 std::string mode_label(const std::string& mode) {
   return "TC=" + mode + (env("SDNODE_CUDA_GRAPH", "1") != "0" ? " +graphs" : "") +
          (env("SDNODE_CUDA_SPLITK", "1") == "0" ? " -splitK" : "") +
-         (env("SDNODE_CUDA_SPLITK_SLOTS", "1") == "2" ? " splitK@2/SM" : "");
+         (env("SDNODE_CUDA_SPLITK_SLOTS", "") == "1" ? " splitK@1/SM" : "");
 }
 
 }  // namespace

@@ -84,6 +84,67 @@ void run_matmul_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng, double mm) {
         }
       }
     }
+    // linear_add (the residual added in the GEMM's epilogue where the backend fuses it; a linear
+    // and an add elsewhere, as on the CPU side), f16/f32 weights, with split-K and tails.
+    if (!q)
+      for (auto [M, N, K] : {std::array<int64_t, 3>{150, 130, 96}, {513, 320, 1280}, {2, 1280, 320}}) {
+        const auto x = rng.gauss(M * K), w = rng.vec(N * K, 0.1f), b = rng.vec(N), r = rng.gauss(M * N);
+        auto wc = weight(cpu, w, {N, K}, t), wg = weight(gpu, w, {N, K}, t);
+        compare(cpu, gpu, std::string("linear_add ") + sd::dtype_name(t) + " " + shape3(M, N, K), mm, [&](Env& e) {
+          auto xt = e.act({M, K}, &x), bt = e.param({N}, &b), yt = e.act({M, N}, &r);
+          const sd::Tensor& wt = e.be == &cpu ? wc : wg;
+          if (e.be->fuses_linear_add()) {
+            e.be->linear_add(yt, xt, wt, &bt);
+          } else {
+            auto tmp = e.act({M, N});
+            e.be->linear(tmp, xt, wt, &bt);
+            e.be->add(yt, yt, tmp);
+          }
+          return e.get(yt);
+        });
+      }
+    // linear_n (attention's q/k/v as one GEMM with f16 activations; a loop of linears otherwise):
+    // each output against the reference on the values the kernels see (as for quantized linear
+    // above). Parts of 130 rows: tiles straddle two weights; 2 rows: many weights in one tile.
+    for (auto [M, N, K, n] : {std::array<int64_t, 4>{150, 130, 96, 3}, {77, 320, 768, 2}, {513, 2, 64, 3}}) {
+      const std::string name = std::string("linear_n ") + sd::dtype_name(t) + " " + shape3(M, N, K) + " x" +
+                               std::to_string(n);
+      try {
+        const auto x = rng.gauss(M * K);
+        std::vector<std::vector<float>> w;
+        std::vector<sd::Tensor> wg;
+        for (int64_t i = 0; i < n; ++i) {
+          w.push_back(rng.vec(N * K, 0.1f));
+          wg.push_back(weight(gpu, w.back(), {N, K}, t));
+        }
+        gpu.rewind(0);
+        Env eg{&gpu};
+        auto xt = eg.act({M, K}, &x);
+        std::vector<sd::Tensor> yt;
+        for (int64_t i = 0; i < n; ++i) yt.push_back(eg.act({M, N}));
+        sd::Tensor* ys[3] = {&yt[0], &yt[1], n > 2 ? &yt[2] : nullptr};
+        const sd::Tensor* ws[3] = {&wg[0], &wg[1], n > 2 ? &wg[2] : nullptr};
+        gpu.linear_n(ys, xt, ws, static_cast<int>(n));
+        double worst = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          // The weights as stored (quantized or f16), back in f32; rounded to f16 with x where the
+          // GPU computes in f16.
+          std::vector<uint8_t> blk(sd::dtype_row_bytes(t, K));
+          std::vector<float> wd(static_cast<size_t>(N * K)), ref(static_cast<size_t>(M * N));
+          for (int64_t r = 0; r < N; ++r) {
+            sd::from_f32_row(t, w[i].data() + r * K, blk.data(), K);
+            sd::to_f32_row(t, blk.data(), wd.data() + r * K, K);
+          }
+          const auto xr = gpu.f16_compute() ? round_f16(x) : x;
+          const auto wr = gpu.f16_compute() ? round_f16(wd) : wd;
+          sd::gemm_reference(M, N, K, xr.data(), K, wr.data(), sd::DType::F32, nullptr, ref.data(), N);
+          worst = std::max(worst, err_stat(eg.get(yt[i]), ref, mm).err);
+        }
+        report(name, worst, mm);
+      } catch (const std::exception& ex) {
+        report_exception(name, ex.what());
+      }
+    }
     struct Conv { int64_t n, ci, co, h, w, k, s, p, up = 0; };  // up: conv2d_upsampled (x read at 2x)
     for (Conv c : {Conv{2, 4, 8, 9, 7, 3, 1, 1}, Conv{1, 32, 64, 16, 12, 3, 2, 1}, Conv{2, 64, 32, 8, 8, 1, 1, 0},
                    Conv{1, 32, 16, 9, 9, 3, 2, 0}, Conv{2, 4, 32, 17, 13, 3, 1, 1}, Conv{1, 64, 136, 15, 11, 3, 2, 0},

@@ -185,47 +185,91 @@ void run_gemm(int64_t M, int64_t N, int64_t K, const ALoad& al, const W& w, cons
   run_grid(3, 1, 64, [&] { splitk_reduce_kernel<Store, int>(ws.data(), splits, part, bias, st); });  // as launched here
 }
 
-void test_linear(sd::DType t, int64_t M, int64_t N, int64_t K, bool half = false) {
+// acc: y starts as a residual r and the GEMM adds to it (DenseOut<T, true>: Backend::linear_add).
+void test_linear(sd::DType t, int64_t M, int64_t N, int64_t K, bool half = false, bool acc = false) {
   const W w = make_weights(t, N, K);
   const auto x = randn(M * K), b = randn(N);
-  std::vector<float> y(M * N, NAN);
+  const auto r = acc ? randn(M * N) : std::vector<float>(M * N, NAN);
+  std::vector<float> y = r;
   if (half) {
     const auto xh = to_half(x);
-    std::vector<__half> yh(M * N, __float2half(NAN));
-    run_gemm(M, N, K, F16Rows{xh.data(), M, K, K % 8 == 0}, w, b.data(), DenseOut<__half>{yh.data(), N});
+    std::vector<__half> yh = to_half(r);
+    if (acc) run_gemm(M, N, K, F16Rows{xh.data(), M, K, K % 8 == 0}, w, b.data(), DenseOut<__half, true>{yh.data(), N});
+    else run_gemm(M, N, K, F16Rows{xh.data(), M, K, K % 8 == 0}, w, b.data(), DenseOut<__half>{yh.data(), N});
     y = from_half(yh);
+  } else if (acc) {
+    run_gemm(M, N, K, F32Rows{x.data(), M, K, K, K % 4 == 0}, w, b.data(), DenseOut<float, true>{y.data(), N});
   } else {
     run_gemm(M, N, K, F32Rows{x.data(), M, K, K, K % 4 == 0}, w, b.data(), DenseOut<float>{y.data(), N});
   }
   std::vector<double> ref(M * N);
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
-      double s = b[n];
+      double s = acc ? (half ? h(r[m * N + n]) : r[m * N + n]) + b[n] : b[n];
       for (int64_t k = 0; k < K; ++k) s += static_cast<double>(h(x[m * K + k])) * w.deq[n * K + k];
       ref[m * N + n] = s;
     }
   check(std::string("linear ") + sd::dtype_name(t) + " " + std::to_string(M) + "x" + std::to_string(N) + "x" +
-            std::to_string(K) + act_name(half) + (g_splits > 1 ? " split-K" : "") + (g_stages != 4 ? " 2-stage" : ""),
+            std::to_string(K) + act_name(half) + (g_splits > 1 ? " split-K" : "") +
+            (g_stages != 4 ? " 2-stage" : ""),
         y, ref, half ? kHalfOut : 1e-5);
 }
 
+// linear_n (tc_linear_n): n weights stacked by rows through Stack, the columns stored to n outputs
+// by SplitCols; f16 activations.
+void test_linear_n(sd::DType t, int64_t M, int64_t part, int64_t K, int n) {
+  std::vector<W> ws;
+  for (int i = 0; i < n; ++i) ws.push_back(make_weights(t, part, K));
+  const auto x = randn(M * K);
+  const auto xh = to_half(x);
+  std::vector<std::vector<__half>> ys(n, std::vector<__half>(M * part, __float2half(NAN)));
+  const SplitCols<__half> st{{ys[0].data(), ys[1].data(), n > 2 ? ys[2].data() : nullptr}, part};
+  const F16Rows a{xh.data(), M, K, K % 8 == 0};
+  const int64_t N = part * n;
+  const auto run = [&](auto wl) {
+    wl.stack.part = part;
+    for (int i = 1; i < n; ++i) wl.stack.more[i - 1] = reinterpret_cast<decltype(wl.base)>(ws[i].bytes.data());
+    run_grid(static_cast<unsigned>((M + BM - 1) / BM), static_cast<unsigned>((N + BN - 1) / BN), THREADS,
+             [&] { gemm_kernel(M, N, K, a, wl, nullptr, st, static_cast<int>((K + BK - 1) / BK)); });
+  };
+  if (t == sd::DType::F16) run(F16Rows{reinterpret_cast<const __half*>(ws[0].bytes.data()), N, K, K % 8 == 0});
+  else if (t == sd::DType::Q8_0) run(QRows<false>{ws[0].bytes.data(), N, K, static_cast<int64_t>(sd::dtype_row_bytes(t, K))});
+  else run(QRows<true>{ws[0].bytes.data(), N, K, static_cast<int64_t>(sd::dtype_row_bytes(t, K))});
+  std::vector<float> y;
+  std::vector<double> ref;
+  for (int i = 0; i < n; ++i) {
+    const auto yi = from_half(ys[i]);
+    y.insert(y.end(), yi.begin(), yi.end());
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t c = 0; c < part; ++c) {
+        double sum = 0;
+        for (int64_t k = 0; k < K; ++k) sum += static_cast<double>(h(x[m * K + k])) * ws[i].deq[c * K + k];
+        ref.push_back(sum);
+      }
+  }
+  check(std::string("linear_n ") + sd::dtype_name(t) + " " + std::to_string(M) + "x" + std::to_string(part) + "x" +
+            std::to_string(K) + " x" + std::to_string(n) + " f16-act",
+        y, ref, kHalfOut);
+}
+
 // up = 1: the conv of a 2x nearest upsample of x (conv2d_upsampled); the reference upsamples.
-// The NHWC path (gemm_tc_conv.cu): x copied channels-last as f16 by its kernel, the weights
-// reordered tap-major in place by theirs, then the GEMM with NhwcConvRows (3x3, f16 weights).
+// The NHWC path (gemm_tc_conv.cu): x copied channels-last as f16 by its kernel, 3x3 weights
+// reordered tap-major in place by theirs, then the GEMM with NhwcConvRows.
 template <class T>
-void run_conv_nhwc(const std::vector<T>& x, int n, int ci, int hh, int ww, const W& w, int co, int ho, int wo,
+void run_conv_nhwc(const std::vector<T>& x, int n, int ci, int hh, int ww, const W& w, int co, int ho, int wo, int ks,
                    int stride, int pad, int up, const float* bias, std::vector<T>& y) {
   namespace nh = sd::cuda::nhwc;
   const int P = hh * ww;
-  const int64_t M = static_cast<int64_t>(n) * ho * wo, K = static_cast<int64_t>(ci) * 9;
+  const int64_t M = static_cast<int64_t>(n) * ho * wo, K = static_cast<int64_t>(ci) * ks * ks;
   std::vector<__half> xh(x.size(), __float2half(NAN));
   run_grid(static_cast<unsigned>((P + 31) / 32), static_cast<unsigned>((ci + 31) / 32), nh::THREADS,
            [&] { nh::to_nhwc_kernel<T>(x.data(), xh.data(), ci, P); }, static_cast<unsigned>(n));
+  const ConvOut<T> st{y.data(), co, static_cast<int64_t>(ho) * wo};
+  if (ks == 1) return run_gemm(M, co, K, NhwcConvRows<1>{xh.data(), M, ci, hh, ww, ho, wo, stride, pad, up}, w, bias, st, true);
   W wt = w;
   run_grid(static_cast<unsigned>(co), 1, nh::THREADS,
            [&] { nh::reorder_taps_kernel(reinterpret_cast<__half*>(wt.bytes.data()), ci, 9); });
-  run_gemm(M, co, K, NhwcConvRows<3>{xh.data(), M, ci, hh, ww, ho, wo, stride, pad, up}, wt, bias,
-           ConvOut<T>{y.data(), co, static_cast<int64_t>(ho) * wo}, true);
+  run_gemm(M, co, K, NhwcConvRows<3>{xh.data(), M, ci, hh, ww, ho, wo, stride, pad, up}, wt, bias, st, true);
 }
 
 void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int stride, int pad, int up = 0,
@@ -242,7 +286,7 @@ void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int s
     std::vector<__half> yh(y.size(), __float2half(NAN));
     const ConvOut<__half> st{yh.data(), co, static_cast<int64_t>(ho) * wo};
     if (nhwc)
-      run_conv_nhwc(xh, n, ci, hh, ww, w, co, ho, wo, stride, pad, up, b.data(), yh);
+      run_conv_nhwc(xh, n, ci, hh, ww, w, co, ho, wo, ks, stride, pad, up, b.data(), yh);
     else if (ks == 3)
       run_gemm(M, co, K, ConvRows<3, __half>{xh.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
     else
@@ -250,7 +294,7 @@ void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int s
     y = from_half(yh);
   } else {
     const ConvOut<float> st{y.data(), co, static_cast<int64_t>(ho) * wo};
-    if (nhwc) run_conv_nhwc(x, n, ci, hh, ww, w, co, ho, wo, stride, pad, up, b.data(), y);
+    if (nhwc) run_conv_nhwc(x, n, ci, hh, ww, w, co, ho, wo, ks, stride, pad, up, b.data(), y);
     else if (ks == 3) run_gemm(M, co, K, ConvRows<3>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
     else run_gemm(M, co, K, ConvRows<1>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
   }
@@ -274,7 +318,8 @@ void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int s
   check(std::string("conv ") + sd::dtype_name(t) + " k" + std::to_string(ks) + " s" + std::to_string(stride) + " p" +
             std::to_string(pad) + " " + std::to_string(ci) + "->" + std::to_string(co) + " " + std::to_string(hh) + "x" +
             std::to_string(ww) + (up ? " upsampled 2x" : "") + act_name(half) + (nhwc ? " nhwc" : "") +
-            (g_splits > 1 ? " split-K" : "") + (g_stages != 4 ? " 2-stage" : ""),
+            (g_splits > 1 ? " split-K" : "") +
+            (g_stages != 4 ? " 2-stage" : ""),
         y, ref, half ? kHalfOut : 1e-5);
 }
 
@@ -465,7 +510,7 @@ void test_split_plan() {
       {"short K (4 k-tiles)", 2, 128, 1, 1},
   };
   for (const Case& c : cases) {
-    const SplitK sk = split_k(c.blocks, c.K, 132);
+    const SplitK sk = split_k(c.blocks, c.K, 132);  // an H100/H200 counted at one block per SM
     const int tiles = static_cast<int>((c.K + BK - 1) / BK);
     const bool covers = sk.splits == 1 || (static_cast<int64_t>(sk.splits) * sk.tiles_per_split >= tiles &&
                                            (sk.splits - 1) * sk.tiles_per_split < tiles && sk.tiles_per_split >= 4);
@@ -566,7 +611,17 @@ int main() {
   test_conv(sd::DType::F16, 1, 16, 9, 10, 7, 3, 2, 1, 0, true, true);
   test_conv(sd::DType::F16, 2, 8, 20, 5, 7, 3, 1, 1, 1, true, true);
   test_conv(sd::DType::F16, 2, 24, 130, 13, 17, 3, 1, 1, 0, false, true);
+  test_linear(sd::DType::F16, 150, 137, 80, true, true);  // linear_add: odd N (scalar) and pairs
+  test_linear(sd::DType::Q4_0, 70, 130, 96, false, true);
+  test_linear_n(sd::DType::F16, 150, 130, 80, 3);  // tiles straddle the stacked weights
+  test_linear_n(sd::DType::Q4_0, 70, 66, 64, 2);
+  test_linear_n(sd::DType::Q8_0, 40, 2, 96, 3);   // several weights in one tile
+  // 1x1 through NHWC, any weight type (quantized: the double-buffered kernel with a cp.async A).
+  test_conv(sd::DType::F16, 2, 40, 130, 5, 6, 1, 1, 0, 0, true, true);
+  test_conv(sd::DType::Q4_0, 2, 64, 20, 5, 6, 1, 1, 0, 0, true, true);
+  test_conv(sd::DType::Q8_0, 1, 96, 24, 7, 5, 1, 1, 0, 0, false, true);
   g_splits = 4;
+  test_linear(sd::DType::F16, 70, 130, 288, true, true);  // linear_add through the split-K reduction
   test_conv(sd::DType::F16, 1, 40, 40, 5, 7, 3, 1, 1, 1, true, true);
   g_splits = 1;
   g_stages = 2;
