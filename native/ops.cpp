@@ -112,10 +112,11 @@ size_t Backend::end_plan() {
   return plan_high_ + 4096;
 }
 
-void Backend::linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
-  const char* op = "linear";
-  need_act(op, "x", x, activation_type());
-  need_act(op, "y", y, activation_type());
+namespace {
+// Shared by linear, linear_add and linear_n: y[rows, N] = x[rows, K] . w[N, K]^T (+ bias[N]).
+void check_linear(const char* op, const Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, DType act) {
+  need_act(op, "x", x, act);
+  need_act(op, "y", y, act);
   need_ndim(op, "w", w, 2);
   need_weight_rows(op, w);
   const int64_t K = w.shape[1], N = w.shape[0];
@@ -123,59 +124,48 @@ void Backend::linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* 
   if (y.row_len() != N || y.rows() != x.rows())
     fail(op, "y " + y.shape_str() + " must be [" + std::to_string(x.rows()) + ", " + std::to_string(N) + "]");
   if (bias) { need_f32(op, "bias", *bias); need_numel(op, "bias", *bias, N); }
+}
+
+double linear_flops(const Tensor& x, const Tensor& w) {
+  return 2.0 * static_cast<double>(x.rows()) * static_cast<double>(w.shape[0]) * static_cast<double>(w.shape[1]);
+}
+
+// The by-shape profile's name: "rows x K > N", `extra`, the weight type.
+std::string linear_detail(const Tensor& x, const Tensor& w, const std::string& extra) {
+  return std::to_string(x.rows()) + "x" + std::to_string(w.shape[1]) + ">" + std::to_string(w.shape[0]) + extra +
+         " " + dtype_name(w.type);
+}
+}  // namespace
+
+void Backend::linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
+  check_linear("linear", y, x, w, bias, activation_type());
   if (planning_) return;
-  OpTimer timer(this, "linear", 2.0 * static_cast<double>(x.rows()) * static_cast<double>(w.shape[0]) * static_cast<double>(w.shape[1]),
-                profile_detail_ ? std::to_string(x.rows()) + "x" + std::to_string(w.shape[1]) + ">" +
-                                      std::to_string(w.shape[0]) + " " + dtype_name(w.type)
-                                : std::string());
+  OpTimer timer(this, "linear", linear_flops(x, w), profile_detail_ ? linear_detail(x, w, "") : std::string());
   do_linear(y, x, w, bias);
 }
 
 void Backend::linear_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
   const char* op = "linear_add";
   if (!fuses_linear_add()) fail(op, "not fused by this backend (callers check fuses_linear_add)");
-  need_act(op, "x", x, activation_type());
-  need_act(op, "y", y, activation_type());
-  need_ndim(op, "w", w, 2);
-  need_weight_rows(op, w);
-  const int64_t K = w.shape[1], N = w.shape[0];
-  if (x.row_len() != K) fail(op, "x " + x.shape_str() + " does not match w " + w.shape_str());
-  if (y.row_len() != N || y.rows() != x.rows())
-    fail(op, "y " + y.shape_str() + " must be [" + std::to_string(x.rows()) + ", " + std::to_string(N) + "]");
-  if (bias) { need_f32(op, "bias", *bias); need_numel(op, "bias", *bias, N); }
+  check_linear(op, y, x, w, bias, activation_type());
   const uint8_t *xb = static_cast<const uint8_t*>(x.data), *yb = static_cast<const uint8_t*>(y.data);
   if (xb && yb && xb < yb + y.nbytes() && yb < xb + x.nbytes()) fail(op, "y overlaps x");
   if (planning_) return;
-  OpTimer timer(this, "linear", 2.0 * static_cast<double>(x.rows()) * static_cast<double>(N) * static_cast<double>(K),
-                profile_detail_ ? std::to_string(x.rows()) + "x" + std::to_string(K) + ">" + std::to_string(N) +
-                                      " +y " + dtype_name(w.type)
-                                : std::string());
+  OpTimer timer(this, "linear", linear_flops(x, w), profile_detail_ ? linear_detail(x, w, " +y") : std::string());
   do_linear_add(y, x, w, bias);
 }
 
 void Backend::linear_n(Tensor* const* ys, const Tensor& x, const Tensor* const* ws, int n) {
   const char* op = "linear_n";
   if (n < 1 || n > kMaxLinearN) fail(op, "takes 1.." + std::to_string(kMaxLinearN) + " weights, got " + std::to_string(n));
-  need_act(op, "x", x, activation_type());
   double flops = 0;
   for (int i = 0; i < n; ++i) {
-    const Tensor& w = *ws[i];
-    Tensor& y = *ys[i];
-    need_act(op, "y", y, activation_type());
-    need_ndim(op, "w", w, 2);
-    need_weight_rows(op, w);
-    const int64_t K = w.shape[1], N = w.shape[0];
-    if (x.row_len() != K) fail(op, "x " + x.shape_str() + " does not match w " + w.shape_str());
-    if (y.row_len() != N || y.rows() != x.rows())
-      fail(op, "y " + y.shape_str() + " must be [" + std::to_string(x.rows()) + ", " + std::to_string(N) + "]");
-    flops += 2.0 * static_cast<double>(x.rows()) * static_cast<double>(N) * static_cast<double>(K);
+    check_linear(op, *ys[i], x, *ws[i], nullptr, activation_type());
+    flops += linear_flops(x, *ws[i]);
   }
   if (planning_) return;
   OpTimer timer(this, "linear", flops,
-                profile_detail_ ? std::to_string(x.rows()) + "x" + std::to_string(ws[0]->shape[1]) + ">" +
-                                      std::to_string(ws[0]->shape[0]) + (n > 1 ? " x" + std::to_string(n) : "") + " " +
-                                      dtype_name(ws[0]->type)
-                                : std::string());
+                profile_detail_ ? linear_detail(x, *ws[0], n > 1 ? " x" + std::to_string(n) : "") : std::string());
   do_linear_n(ys, x, ws, n);
 }
 
