@@ -41,10 +41,18 @@ Tensor Net::conv1x1(const Tensor& x, const std::string& p) {
   return y;
 }
 
-Tensor Net::linear(const Tensor& x, const std::string& p, bool bias) {
+namespace {
+// `p.weight`, which must be a matrix ([N, K]): the weight of a linear.
+const Tensor& matrix(const Weights& w, const std::string& p) {
   const Tensor& wt = w.get(p + ".weight");
-  const Tensor* b = bias ? &w.get(p + ".bias") : nullptr;
   if (wt.ndim != 2) throw std::runtime_error("weight '" + p + ".weight' " + wt.shape_str() + " is not a matrix");
+  return wt;
+}
+}  // namespace
+
+Tensor Net::linear(const Tensor& x, const std::string& p, bool bias) {
+  const Tensor& wt = matrix(w, p);
+  const Tensor* b = bias ? &w.get(p + ".bias") : nullptr;
   Tensor y = x;
   y.shape[y.ndim - 1] = wt.shape[0];
   y = like(y);
@@ -53,15 +61,13 @@ Tensor Net::linear(const Tensor& x, const std::string& p, bool bias) {
 }
 
 void Net::linear_into(Tensor& y, const Tensor& x, const std::string& p, bool bias) {
-  const Tensor& wt = w.get(p + ".weight");
-  if (wt.ndim != 2) throw std::runtime_error("weight '" + p + ".weight' " + wt.shape_str() + " is not a matrix");
+  const Tensor& wt = matrix(w, p);
   be.linear(y, x, wt, bias ? &w.get(p + ".bias") : nullptr);
 }
 
 void Net::linear_add_into(Tensor& y, const Tensor& x, const std::string& p, bool bias) {
   if (!be.fuses_linear_add()) return add_inplace(y, linear(x, p, bias));
-  const Tensor& wt = w.get(p + ".weight");
-  if (wt.ndim != 2) throw std::runtime_error("weight '" + p + ".weight' " + wt.shape_str() + " is not a matrix");
+  const Tensor& wt = matrix(w, p);
   be.linear_add(y, x, wt, bias ? &w.get(p + ".bias") : nullptr);
 }
 
@@ -72,8 +78,7 @@ void Net::linear_n_into(std::initializer_list<Tensor*> ys, const Tensor& x, std:
   const Tensor* ws[Backend::kMaxLinearN];
   int i = 0;
   for (const std::string& p : ps) {
-    const Tensor& wt = w.get(p + ".weight");
-    if (wt.ndim != 2) throw std::runtime_error("weight '" + p + ".weight' " + wt.shape_str() + " is not a matrix");
+    const Tensor& wt = matrix(w, p);
     ws[i++] = &wt;
   }
   be.linear_n(ys.begin(), x, ws, i);
