@@ -1,5 +1,6 @@
 #include "models/model.h"
 
+#include <cstring>
 #include <stdexcept>
 
 #include "models/tiling.h"
@@ -47,7 +48,14 @@ template <typename F> void SdModel::run(const Key& key, F&& body) {
     }
     it = plans_.emplace(key, be_->end_plan()).first;
   }
-  if (be_->activation_capacity() < it->second) be_->reserve_activations(it->second);
+  if (be_->activation_capacity() < it->second) {
+    be_->reserve_activations(it->second);
+    ++arena_epoch_;
+  }
+  if (key != last_key_) {
+    last_key_ = key;
+    ++arena_epoch_;
+  }
   const size_t m = be_->mark();
   try {
     body(net);
@@ -97,12 +105,22 @@ std::vector<float> SdModel::run_unet(const float* x, int64_t B, int64_t C, int64
     Tensor ct = n.act({B, L, D});
     Tensor tt = be_->alloc(DType::F32, {B});
     Tensor yt = n.act({B, unet_.out_channels, h, w});
-    if (!be_->planning()) {
+    CrossKV kv = unet_alloc_cross_kv(n, unet_, B, L);
+    const size_t nctx = static_cast<size_t>(B * L * D);
+    if (be_->planning()) {
+      unet_cross_kv(n, unet_, ct, kv);
+    } else {
       be_->upload(xt, x);
-      be_->upload(ct, ctx);
       be_->upload(tt, t);
+      if (kv_epoch_ != arena_epoch_ || kv_ctx_.size() != nctx || std::memcmp(kv_ctx_.data(), ctx, nctx * sizeof(float)) != 0) {
+        kv_epoch_ = 0;  // until they are all written
+        be_->upload(ct, ctx);
+        unet_cross_kv(n, unet_, ct, kv);
+        kv_ctx_.assign(ctx, ctx + nctx);
+        kv_epoch_ = arena_epoch_;
+      }
     }
-    be_->run_replayable(key, [&] { be_->copy(yt, unet_forward(n, unet_, xt, tt, ct)); });
+    be_->run_replayable(key, [&] { be_->copy(yt, unet_forward(n, unet_, xt, tt, kv)); });
     if (!be_->planning()) be_->download(out.data(), yt);
   });
   return out;
@@ -159,6 +177,7 @@ size_t SdModel::release(const std::string& part) {
   std::lock_guard<std::mutex> lock(mu_);
   if (part == "activations") {
     be_->release_activations();
+    ++arena_epoch_;
     return 0;
   }
   const char* prefix = part == "clip" ? "cond_stage_model." : part == "unet" ? "model.diffusion_model." :

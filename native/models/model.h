@@ -90,6 +90,13 @@ class SdModel {
   VaeConfig vae_;
   bool has_clip_ = false, has_unet_ = false;
   std::map<Key, size_t> plans_;
+  // The arena's contents outlive a call only until another key runs, the arena grows or is freed:
+  // each of those starts a new epoch. run_unet's cross-attention keys and values (unet.h CrossKV)
+  // stay at the same arena offsets for one key, so they are reused while the epoch and the context
+  // they were computed from are unchanged.
+  uint64_t arena_epoch_ = 1, kv_epoch_ = 0;
+  Key last_key_{-1, 0, 0, 0, 0, 0};
+  std::vector<float> kv_ctx_;
   std::mutex mu_;
 };
 

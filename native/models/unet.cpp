@@ -47,7 +47,14 @@ Tensor res_block(Net& n, const Tensor& x, const Tensor& emb_act, const std::stri
   return out;
 }
 
-void basic_block(Net& n, Tensor& x, const Tensor& ctx, const std::string& p, int heads) {
+// The CrossKV slot of the transformer block at prefix p.
+size_t cross_index(const UnetConfig& c, const std::string& p) {
+  const auto it = std::lower_bound(c.cross_blocks.begin(), c.cross_blocks.end(), p);
+  if (it == c.cross_blocks.end() || *it != p) throw std::logic_error("no cross-attention keys for '" + p + "'");
+  return static_cast<size_t>(it - c.cross_blocks.begin());
+}
+
+void basic_block(Net& n, Tensor& x, const Tensor& k, const Tensor& v, const std::string& p, int heads) {
   const size_t m = n.be.mark();
   {  // self-attention; q, k, v first so the norm's output can be rewound before attention
     Tensor q = n.like(x), k = n.like(x), v = n.like(x);         // [B, HW, C]
@@ -66,9 +73,6 @@ void basic_block(Net& n, Tensor& x, const Tensor& ctx, const std::string& p, int
     Tensor h = n.layer_norm(x, p + "norm2");
     n.linear_into(q, h, p + "attn2.to_q", false);
     n.be.rewind(mh);
-    const int64_t inner = n.w.get(p + "attn2.to_k.weight").shape[0];
-    Tensor k = n.act({ctx.shape[0], ctx.shape[1], inner}), v = n.like(k);  // [B, L, C]
-    n.linear_n_into({&k, &v}, ctx, {p + "attn2.to_k", p + "attn2.to_v"});
     Tensor a = n.like(q);
     n.be.attention(a, q, k, v, heads, false);
     n.linear_add_into(x, a, p + "attn2.to_out.0");
@@ -92,7 +96,8 @@ void basic_block(Net& n, Tensor& x, const Tensor& ctx, const std::string& p, int
 
 // SpatialTransformer: GN(eps 1e-6) -> proj_in -> blocks over [B, HW, C] -> proj_out -> + x.
 // Writes into `out` (x's shape), which must not alias x.
-void spatial_transformer(Net& n, Tensor& out, const Tensor& x, const Tensor& ctx, const std::string& p, int heads) {
+void spatial_transformer(Net& n, Tensor& out, const Tensor& x, const UnetConfig& c, const CrossKV& kv,
+                         const std::string& p) {
   const int64_t B = x.shape[0], C = x.shape[1], HW = x.shape[2] * x.shape[3];
   const size_t m = n.be.mark();
   // proj_in's output first, so the norm and transpose temporaries are rewound before the blocks.
@@ -104,17 +109,20 @@ void spatial_transformer(Net& n, Tensor& out, const Tensor& x, const Tensor& ctx
     n.linear_into(t, n.transpose12(h.reshaped({B, C, HW})), p + "proj_in");  // 1x1 conv == per-token linear
     n.be.rewind(mt);
   }
-  for (int64_t d = 0; n.w.has(p + "transformer_blocks." + std::to_string(d) + ".norm1.weight"); ++d)
-    basic_block(n, t, ctx, p + "transformer_blocks." + std::to_string(d) + ".", heads);
+  for (int64_t d = 0; n.w.has(p + "transformer_blocks." + std::to_string(d) + ".norm1.weight"); ++d) {
+    const std::string pb = p + "transformer_blocks." + std::to_string(d) + ".";
+    const size_t i = cross_index(c, pb);
+    basic_block(n, t, kv.k[i], kv.v[i], pb, c.heads);
+  }
   t = n.linear(t, p + "proj_out");                              // [B, HW, C]
   Tensor back = n.transpose12(t);                               // [B, C, HW]
   n.be.add(out, back.reshaped({B, C, x.shape[2], x.shape[3]}), x);
   n.be.rewind(m);
 }
 
-Tensor spatial_transformer(Net& n, const Tensor& x, const Tensor& ctx, const std::string& p, int heads) {
+Tensor spatial_transformer(Net& n, const Tensor& x, const UnetConfig& c, const CrossKV& kv, const std::string& p) {
   Tensor out = n.like(x);
-  spatial_transformer(n, out, x, ctx, p, heads);
+  spatial_transformer(n, out, x, c, kv, p);
   return out;
 }
 
@@ -141,10 +149,41 @@ UnetConfig unet_config(const Weights& w) {
   for (int64_t i = 1; i < c.input_blocks && !c.context_dim; ++i)
     if (const Tensor* k = w.find(blk("input_blocks", i) + "1.transformer_blocks.0.attn2.to_k.weight")) c.context_dim = k->shape[1];
   if (!c.context_dim) c.context_dim = w.get(kRoot + "middle_block.1.transformer_blocks.0.attn2.to_k.weight").shape[1];
+  const std::string tail = "attn2.to_k.weight";
+  for (const std::string& name : w.names())
+    if (name.rfind(kRoot, 0) == 0 && name.size() > tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0)
+      c.cross_blocks.push_back(name.substr(0, name.size() - tail.size()));
+  std::sort(c.cross_blocks.begin(), c.cross_blocks.end());
   return c;
 }
 
+CrossKV unet_alloc_cross_kv(Net& n, const UnetConfig& c, int64_t B, int64_t L) {
+  CrossKV kv;
+  for (const std::string& p : c.cross_blocks) {
+    const int64_t inner = n.w.get(p + "attn2.to_k.weight").shape[0];
+    kv.k.push_back(n.act({B, L, inner}));
+    kv.v.push_back(n.act({B, L, inner}));
+  }
+  return kv;
+}
+
+void unet_cross_kv(Net& n, const UnetConfig& c, const Tensor& ctx, CrossKV& kv) {
+  if (kv.k.size() != c.cross_blocks.size() || kv.v.size() != c.cross_blocks.size())
+    throw std::logic_error("unet_cross_kv: kv was not allocated for this UNet");
+  for (size_t i = 0; i < c.cross_blocks.size(); ++i) {
+    const std::string& p = c.cross_blocks[i];
+    n.linear_n_into({&kv.k[i], &kv.v[i]}, ctx, {p + "attn2.to_k", p + "attn2.to_v"});
+  }
+}
+
 Tensor unet_forward(Net& n, const UnetConfig& c, const Tensor& x, const Tensor& t, const Tensor& ctx) {
+  if (ctx.ndim != 3) throw std::invalid_argument("UNet context must be [B, L, D], got " + ctx.shape_str());
+  CrossKV kv = unet_alloc_cross_kv(n, c, ctx.shape[0], ctx.shape[1]);
+  unet_cross_kv(n, c, ctx, kv);
+  return unet_forward(n, c, x, t, kv);
+}
+
+Tensor unet_forward(Net& n, const UnetConfig& c, const Tensor& x, const Tensor& t, const CrossKV& kv) {
   const int64_t B = x.shape[0];
   // Timestep embedding (cos half first) -> time_embed.0 -> SiLU -> time_embed.2; every ResBlock
   // starts its emb_layers with SiLU, so keep SiLU(emb).
@@ -164,13 +203,13 @@ Tensor unet_forward(Net& n, const UnetConfig& c, const Tensor& x, const Tensor& 
       h = n.conv(h, p + "0.op", 2, 1);                          // Downsample
     } else {
       h = res_block(n, h, emb, p + "0.");
-      if (n.w.has(p + "1.norm.weight")) h = spatial_transformer(n, h, ctx, p + "1.", c.heads);
+      if (n.w.has(p + "1.norm.weight")) h = spatial_transformer(n, h, c, kv, p + "1.");
     }
     hs.push_back(h);
   }
   const std::string mid = kRoot + "middle_block.";
   h = res_block(n, h, emb, mid + "0.");
-  h = spatial_transformer(n, h, ctx, mid + "1.", c.heads);
+  h = spatial_transformer(n, h, c, kv, mid + "1.");
   h = res_block(n, h, emb, mid + "2.");
 
   // Up path: skips stay alive, the main path alternates between two buffers sized for its largest
@@ -203,7 +242,7 @@ Tensor unet_forward(Net& n, const UnetConfig& c, const Tensor& x, const Tensor& 
     int idx = 1;
     if (n.w.has(p + "1.norm.weight")) {
       Tensor y = next(h.shape[1], h.shape[2], h.shape[3]);
-      spatial_transformer(n, y, h, ctx, p + std::to_string(idx++) + ".", c.heads);
+      spatial_transformer(n, y, h, c, kv, p + std::to_string(idx++) + ".");
       h = y;
     }
     const std::string up = p + std::to_string(idx) + ".conv";

@@ -218,6 +218,43 @@ SD_TEST(models_unet_ff_chunks_give_the_same_bits) {
   }
 }
 
+// run_unet computes the cross-attention keys and values when the context changes and reuses them
+// otherwise (SdModel's arena epochs). A stale reuse would answer the second context with the first
+// one's keys: every answer must match the same context's answer from a freshly planned arena (the
+// CPU: same bits; a GPU's split norms sum in a varying order, so within f16 rounding).
+SD_TEST(models_unet_reuses_cross_kv_only_for_the_same_context) {
+  for (const char* dt : {"f32", "q8_0"}) {
+    sd::SdModel& m = model(dt);
+    const Golden x = golden("unet2.x"), t = golden("unet2.t"), ctx = golden("unet2.ctx"), ref = golden("unet2.eps");
+    std::vector<float> other(ctx.f);
+    for (size_t i = 0; i < other.size(); ++i) other[i] = 0.5f * other[(i * 7 + 3) % other.size()] - 0.1f;
+    auto run = [&](const std::vector<float>& c) {
+      return m.run_unet(x.f.data(), x.shape[0], x.shape[1], x.shape[2], x.shape[3], t.f.data(), c.data(),
+                        ctx.shape[1], ctx.shape[2]);
+    };
+    auto fresh = [&](const std::vector<float>& c) {
+      m.release("activations");
+      return run(c);
+    };
+    const bool cpu = std::string(m.backend_name()) == "cpu";
+    auto same = [&](const std::vector<float>& a, const std::vector<float>& b) {
+      return cpu ? a == b : max_rel_err(a.data(), b.data(), b.size()) <= (m.backend().f16_compute() ? 5e-3 : 1e-5);
+    };
+    auto decode = [&] { m.vae_decode(x.f.data(), 1, x.shape[2], x.shape[3]); };
+    const auto a_fresh = fresh(ctx.f), b_fresh = fresh(other);
+    decode();                                        // the arena now fits both: no growth below
+    const auto a1 = run(ctx.f), a2 = run(ctx.f);     // the second reuses
+    const auto b1 = run(other);                      // same key, new context: recomputed
+    decode();                                        // another key overwrites the arena
+    const auto b2 = run(other);
+    const auto a3 = run(ctx.f);
+    SD_CHECK(err(a_fresh, ref) <= tol(dt).unet) << dt << " err " << err(a_fresh, ref);
+    SD_CHECK(max_rel_err(b_fresh.data(), a_fresh.data(), a_fresh.size()) > 1e-2) << dt << ": the two contexts must differ";
+    SD_CHECK(same(a1, a_fresh) && same(a2, a_fresh) && same(a3, a_fresh)) << dt << ": context A after reuse";
+    SD_CHECK(same(b1, b_fresh) && same(b2, b_fresh)) << dt << ": context B after A's keys";
+  }
+}
+
 // The quantized engine against an f32 run on the same weights dequantized (the unit-scale part of
 // the error: activations quantized per block in the GEMMs and convs, accumulation order).
 void check_against_dequantized(const char* q) {
