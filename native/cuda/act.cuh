@@ -9,6 +9,7 @@
 
 #include "core/dtype.h"
 #include "core/tensor.h"
+#include "cuda/pdl.cuh"
 
 namespace sd {
 namespace cuda {

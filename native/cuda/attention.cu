@@ -21,6 +21,7 @@ constexpr int MAX_D = 512;    // VAE mid-block attention: one head of 512
 template <int MAXD, class T>
 __global__ void attention_kernel(const T* q, const T* k, const T* v, T* y, int nq, int nk, int heads, int d, int tk,
                                  float scale, bool causal) {
+  cuda::pdl_entry();
   extern __shared__ float smem[];
   float* ks = smem;            // [tk][d]
   float* vs = smem + tk * d;   // [tk][d]
@@ -84,7 +85,8 @@ void CudaBackend::do_attention(Tensor& y, const Tensor& q, const Tensor& k, cons
   cuda::with_act(q.type, [&](auto tag) {
     using T = decltype(tag);
     auto go = [&](auto kernel) {
-      kernel<<<grid, QPB, shmem, stream()>>>(q.as<T>(), k.as<T>(), v.as<T>(), y.as<T>(), nq, nk, heads, d, tk, scale, causal);
+      cuda::enqueue(kernel, grid, QPB, shmem, stream(), q.as<T>(), k.as<T>(), v.as<T>(), y.as<T>(), nq, nk, heads, d, tk,
+                    scale, causal);
     };
     if (d <= 64) go(attention_kernel<64, T>);
     else if (d <= 160) go(attention_kernel<160, T>);

@@ -38,10 +38,11 @@ void launch(cudaStream_t s, Tensor& y, const Tensor& q, const Tensor& k, const T
   const dim3 grid(static_cast<unsigned>((nq + BQ - 1) / BQ), static_cast<unsigned>(B * heads));
   with_act(q.type, [&](auto tag) {
     using T = decltype(tag);
-    convert_kv_kernel<T><<<blocks_for(pairs), 256, 0, s>>>(k.as<T>(), v.as<T>(), k16, v16, B, nk, heads, d, nk_pad, DP);
+    cuda::enqueue(convert_kv_kernel<T>, blocks_for(pairs), 256, 0, s, k.as<T>(), v.as<T>(), k16, v16, B, nk, heads, d,
+                  nk_pad, DP);
     SD_CUDA_LAUNCHED("tc attention: K/V to f16");
-    tc_attention_kernel<DP, T><<<grid, THREADS, smem, s>>>(q.as<T>(), k16, v16, y.as<T>(), nq, nk, nk_pad, heads, d,
-                                                           qscale, causal);
+    cuda::enqueue(tc_attention_kernel<DP, T>, grid, THREADS, smem, s, q.as<T>(), k16, v16, y.as<T>(), nq, nk, nk_pad,
+                  heads, d, qscale, causal);
     SD_CUDA_LAUNCHED("tc attention");
   });
 }

@@ -37,6 +37,7 @@ __device__ __forceinline__ void stage_tile(__half* dst, const T* src, int64_t ro
 template <class T>
 __global__ void convert_kv_kernel(const T* k, const T* v, __half* kh, __half* vh, int B, int n, int heads, int d,
                                   int n_pad, int dp) {
+  cuda::pdl_entry();
   const int64_t pairs = static_cast<int64_t>(B) * heads * n_pad * (dp / 2);
   const int width = heads * d;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < pairs;
@@ -76,6 +77,7 @@ template <int DP, class T = float>
 __global__ void __launch_bounds__(THREADS) tc_attention_kernel(const T* q, const __half* k16, const __half* v16, T* y,
                                                                int nq, int nk, int nk_pad, int heads, int d,
                                                                float qscale, bool causal) {
+  cuda::pdl_entry();
   constexpr int STR = DP + 8, KC = DP / 16, NT = BKEY / 8, ON = DP / 8, ST = kKvStages<DP>;
   __half* Ks = reinterpret_cast<__half*>(dynamic_smem());  // [ST][BKEY][STR]
   __half* Vs = Ks + ST * BKEY * STR;                        // [ST][BKEY][STR]

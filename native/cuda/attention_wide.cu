@@ -48,9 +48,10 @@ void tc_attention_wide(const TcCtx& c, Tensor& y, const Tensor& q, const Tensor&
   with_act(q.type, [&](auto tag) {
     using T = decltype(tag);
     const int64_t nq_all = static_cast<int64_t>(B) * heads * nq * d, nk_all = static_cast<int64_t>(B) * heads * nk * d;
-    tc_wide::split_heads_kernel<T><<<blocks_for(nq_all), 256, 0, c.stream>>>(q.as<T>(), q16, B, nq, heads, d, false);
-    tc_wide::split_heads_kernel<T><<<blocks_for(nk_all), 256, 0, c.stream>>>(k.as<T>(), k16, B, nk, heads, d, false);
-    tc_wide::split_heads_kernel<T><<<blocks_for(nk_all), 256, 0, c.stream>>>(v.as<T>(), vt16, B, nk, heads, d, true);
+    const auto split = tc_wide::split_heads_kernel<T>;
+    cuda::enqueue(split, blocks_for(nq_all), 256, 0, c.stream, q.as<T>(), q16, B, nq, heads, d, false);
+    cuda::enqueue(split, blocks_for(nk_all), 256, 0, c.stream, k.as<T>(), k16, B, nk, heads, d, false);
+    cuda::enqueue(split, blocks_for(nk_all), 256, 0, c.stream, v.as<T>(), vt16, B, nk, heads, d, true);
     SD_CUDA_LAUNCHED("wide attention: heads to f16");
     for (int bh = 0; bh < B * heads; ++bh) {
       const int b = bh / heads, h = bh - b * heads;
@@ -62,7 +63,8 @@ void tc_attention_wide(const TcCtx& c, Tensor& y, const Tensor& q, const Tensor&
         const F16Rows qa{qh, rows, d, F16Rows::vec_ok(qh, d)}, kw{kh, nk, d, F16Rows::vec_ok(kh, d)};
         tc_gemm::launch_w(g, rows, nk, d, qa, kw, nullptr, tc_gemm::DenseOut<float>{s, nk}, false);
         const unsigned warps_of_rows = static_cast<unsigned>((rows + 7) / 8);  // 8 warps (rows) per block
-        tc_wide::softmax_rows_kernel<<<warps_of_rows, 256, 0, c.stream>>>(s, p, rows, nk, scale_log2, causal, m0);
+        cuda::enqueue(tc_wide::softmax_rows_kernel, warps_of_rows, 256, 0, c.stream,
+                      s, p, rows, nk, scale_log2, causal, m0);
         SD_CUDA_LAUNCHED("wide attention: softmax");
         T* out = y.as<T>() + ((static_cast<int64_t>(b) * nq + m0) * heads + h) * d;
         const F16Rows pa{p, rows, nk, F16Rows::vec_ok(p, nk)}, vw{vh, d, nk, F16Rows::vec_ok(vh, nk)};

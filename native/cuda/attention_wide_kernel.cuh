@@ -58,6 +58,7 @@ inline Plan plan(int64_t B, int64_t nq, int64_t nk, int heads, int64_t d, int sm
 // One head's slice of x [B, n, heads * d] to f16 [B * heads][n][d], or transposed to [B * heads][d][n].
 template <class T>
 __global__ void split_heads_kernel(const T* x, __half* out, int B, int n, int heads, int d, bool transpose) {
+  cuda::pdl_entry();
   const int64_t total = static_cast<int64_t>(B) * heads * n * d;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -74,6 +75,7 @@ __global__ void split_heads_kernel(const T* x, __half* out, int B, int n, int he
 // log2(e) / sqrt(d): exp2 of scaled differences, as the flash kernel does.
 __global__ void softmax_rows_kernel(const float* s, __half* p, int64_t rows, int64_t nk, float scale_log2, bool causal,
                                     int64_t q0) {
+  cuda::pdl_entry();
   const int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x & 31;
   if (row >= rows) return;  // whole warps leave together: the shuffles below see all 32 lanes

@@ -54,6 +54,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   const char* nh = std::getenv("SDNODE_CUDA_NHWC");
   nhwc_ = !(nh && std::string(nh) == "0");
   nhwc_1x1_ = nhwc_ && !(nh && std::string(nh) == "3x3");
+  const char* pdl = std::getenv("SDNODE_CUDA_PDL");
+  pdl_ = major >= 9 && pdl && std::string(pdl) == "1";
   SD_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 }
 
@@ -71,6 +73,7 @@ CudaBackend::~CudaBackend() {
 
 namespace {
 __global__ void spin_kernel(long long cycles) {
+  cuda::pdl_entry();
   const long long t0 = clock64();
   while (clock64() - t0 < cycles) {
   }
@@ -80,7 +83,7 @@ __global__ void spin_kernel(long long cycles) {
 bool CudaBackend::profile_begin() {
   for (cudaEvent_t& e : prof_ev_)
     if (!e && cudaEventCreate(&e) != cudaSuccess) return false;
-  spin_kernel<<<1, 1, 0, stream_>>>(100000);  // ~50 us at 2 GHz: longer than the host's enqueueing
+  cuda::enqueue(spin_kernel, 1, 1, 0, stream_, 100000);  // ~50 us at 2 GHz: longer than the host's enqueueing
   return cudaEventRecord(prof_ev_[0], stream_) == cudaSuccess;
 }
 
@@ -93,7 +96,16 @@ void CudaBackend::profile_end() {
     cudaStreamSynchronize(stream_);
 }
 
+namespace cuda {
+namespace {
+thread_local bool t_pdl = false;
+}
+void set_thread_pdl(bool on) { t_pdl = on; }
+bool thread_pdl() { return t_pdl; }
+}  // namespace cuda
+
 void CudaBackend::bind() const {
+  cuda::set_thread_pdl(pdl_);
   if (!capturing_) SD_CUDA(cudaSetDevice(device_));
 }
 

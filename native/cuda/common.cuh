@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "cuda/pdl.cuh"
 
 namespace sd {
 namespace cuda {

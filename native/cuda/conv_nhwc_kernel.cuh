@@ -19,6 +19,7 @@ constexpr int kMaxRowBytes = 48 * 1024;
 // are both coalesced. Grid (ceil(P / 32), ceil(C / 32), images), THREADS threads.
 template <class T>
 __global__ void to_nhwc_kernel(const T* x, __half* y, int C, int P) {
+  cuda::pdl_entry();
   __shared__ float tile[32][33];
   const int tx = static_cast<int>(threadIdx.x) & 31, ty = static_cast<int>(threadIdx.x) >> 5;
   const int p0 = static_cast<int>(blockIdx.x) * 32, c0 = static_cast<int>(blockIdx.y) * 32;
@@ -37,6 +38,7 @@ __global__ void to_nhwc_kernel(const T* x, __half* y, int C, int P) {
 // In place, w[co][ci][taps] -> w[co][taps][ci]: one block per row, the row staged in dynamic shared
 // memory (ci * taps * 2 <= kMaxRowBytes).
 __global__ void reorder_taps_kernel(__half* w, int ci, int taps) {
+  cuda::pdl_entry();
   __half* row = reinterpret_cast<__half*>(dynamic_smem());
   __half* p = w + static_cast<int64_t>(blockIdx.x) * ci * taps;
   const int n = ci * taps;

@@ -29,6 +29,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "cuda/launch.h"
+#include "cuda/pdl.cuh"
 #include "cuda/tc_kernels.h"
 #include "ops.h"
 
@@ -184,6 +186,9 @@ class CudaBackend final : public Backend {
   int stages_ = 2;  // TcCtx::stages
   bool nhwc_ = true;  // the NHWC conv path (SDNODE_CUDA_NHWC=0: off, to measure what it gives)
   bool nhwc_1x1_ = true;  // ... for 1x1 convs too (SDNODE_CUDA_NHWC=3x3: 3x3 only)
+  // Programmatic dependent launch of every kernel (launch.h, pdl.cuh): sm_90+ with
+  // SDNODE_CUDA_PDL=1. Off by default until a GPU run has measured it (written without one).
+  bool pdl_ = false;
   // 3x3 f16 conv weights reordered in place to [co][ky][kx][ci] for the NHWC conv (gemm.cu).
   std::unordered_set<const void*> tap_major_;
   bool graphs_on_ = false;  // SDNODE_CUDA_GRAPH=1

@@ -40,6 +40,7 @@ __device__ __forceinline__ float unary_op(float v, int op) {
 
 template <class T>
 __global__ void unary_kernel(const T* x, T* y, int64_t n, int op, bool vec) {
+  cuda::pdl_entry();
   if (vec) {
     SD_GRID_LOOP(j, n / 4) {
       float v[4];
@@ -54,6 +55,7 @@ __global__ void unary_kernel(const T* x, T* y, int64_t n, int op, bool vec) {
 
 template <class T>
 __global__ void scale_kernel(const T* x, T* y, int64_t n, float s, bool vec) {
+  cuda::pdl_entry();
   if (vec) {
     SD_GRID_LOOP(j, n / 4) {
       float v[4];
@@ -69,6 +71,7 @@ __global__ void scale_kernel(const T* x, T* y, int64_t n, float s, bool vec) {
 // y[r, c] = x[r, c] * gelu(x[r, n + c]); I: the index type (int when rows * 2n fits).
 template <class T, class I>
 __global__ void geglu_kernel(const T* x, T* y, I rows, I n, bool vec) {
+  cuda::pdl_entry();
   if (vec) {  // n % 4 == 0
     const I n4 = n / 4;
     SD_GRID_LOOP(j, static_cast<int64_t>(rows) * n4) {
@@ -121,6 +124,7 @@ __device__ __forceinline__ I bcast_index(I i, const Bcast& bc) {
 // TRAIL nb % 4 == 0 (four consecutive b), for SAME n % 4 == 0.
 template <class T, class I>
 __global__ void binary_kernel(const T* a, const T* b, T* y, int64_t n, Bcast bc, bool mul, bool vec) {
+  cuda::pdl_entry();
   if (vec) {
     SD_GRID_LOOP(j, n / 4) {
       const I i = static_cast<I>(4 * j);
@@ -145,6 +149,7 @@ __global__ void binary_kernel(const T* a, const T* b, T* y, int64_t n, Bcast bc,
 // Data movement copies elements as they are, whatever their type.
 template <class T>
 __global__ void upsample_kernel(const T* x, T* y, int64_t nc, int h, int w, int ho, int wo) {
+  cuda::pdl_entry();
   SD_GRID_LOOP(i, nc * ho * wo) {
     const int64_t c = i / (static_cast<int64_t>(ho) * wo);
     const int p = static_cast<int>(i - c * ho * wo), oy = p / wo, ox = p % wo;
@@ -156,6 +161,7 @@ __global__ void upsample_kernel(const T* x, T* y, int64_t nc, int h, int w, int 
 // y [N, ca + cb, plane] from a [N, ca, plane] and b [N, cb, plane]; vec: plane % 4 == 0 and aligned.
 template <class T, class I>
 __global__ void concat_kernel(const T* a, const T* b, T* y, int64_t n, I ca, I cb, I plane, bool vec) {
+  cuda::pdl_entry();
   const I w = vec ? 4 : 1, per = (ca + cb) * plane / w, pa = ca * plane / w;
   SD_GRID_LOOP(j, n / w) {
     const I img = static_cast<I>(j) / per, r = static_cast<I>(j) - img * per;
@@ -172,6 +178,7 @@ __global__ void concat_kernel(const T* a, const T* b, T* y, int64_t n, I ca, I c
 // coalesced (a plain one-thread-per-element transpose strides one side by A or C elements).
 template <class T>
 __global__ void transpose12_kernel(const T* x, T* y, int A, int C) {
+  cuda::pdl_entry();
   __shared__ T tile[32][33];
   const int64_t b = blockIdx.z;
   const int c0 = blockIdx.x * 32, a0 = blockIdx.y * 32, tx = threadIdx.x;
@@ -207,6 +214,7 @@ struct SmallI32 { int32_t v[kSmall]; };
 // Frequencies computed on the host exactly as the CPU backend does (dim <= 2 * kSmall: the UNet's).
 template <class T>
 __global__ void timestep_small_kernel(const float* t, SmallF32 freqs, T* y, int64_t B, int64_t half) {
+  cuda::pdl_entry();
   SD_GRID_LOOP(i, B * half) timestep_at(i, t, freqs.v[i % half], y, half);
 }
 
@@ -215,6 +223,7 @@ __global__ void timestep_small_kernel(const float* t, SmallF32 freqs, T* y, int6
 // the host's, which moves the float result only when it sits on a rounding boundary.
 template <class T>
 __global__ void timestep_kernel(const float* t, float neg_log, T* y, int64_t B, int64_t half) {
+  cuda::pdl_entry();
   SD_GRID_LOOP(i, B * half) {
     const int64_t j = i % half;
     const float e = __fdiv_rn(__fmul_rn(neg_log, static_cast<float>(j)), static_cast<float>(half));
@@ -225,6 +234,7 @@ __global__ void timestep_kernel(const float* t, float neg_log, T* y, int64_t B, 
 template <class T>
 __global__ void get_rows_kernel(const uint8_t* table, DType t, int64_t row_bytes, const int32_t* ids, T* y,
                                 int64_t n_ids, int64_t d) {
+  cuda::pdl_entry();
   SD_GRID_LOOP(i, n_ids * d) {
     const int64_t r = i / d, c = i - r * d;
     y[i] = from_f32<T>(cuda::load_weight(table + ids[r] * row_bytes, t, c));
@@ -234,6 +244,7 @@ __global__ void get_rows_kernel(const uint8_t* table, DType t, int64_t row_bytes
 template <class T>
 __global__ void get_rows_small_kernel(const uint8_t* table, DType t, int64_t row_bytes, SmallI32 ids, T* y,
                                       int64_t n_ids, int64_t d) {
+  cuda::pdl_entry();
   SD_GRID_LOOP(i, n_ids * d) {
     const int64_t r = i / d, c = i - r * d;
     y[i] = from_f32<T>(cuda::load_weight(table + ids.v[r] * row_bytes, t, c));
@@ -250,7 +261,8 @@ void CudaBackend::do_unary(Tensor& y, const Tensor& x, Unary op) {
   const bool vec = n % 4 == 0 && aligned4(x) && aligned4(y);
   with_act(x.type, [&](auto tag) {
     using T = decltype(tag);
-    unary_kernel<T><<<blocks_for(vec ? n / 4 : n), THREADS, 0, stream()>>>(x.as<T>(), y.as<T>(), n, static_cast<int>(op), vec);
+    cuda::enqueue(unary_kernel<T>, blocks_for(vec ? n / 4 : n), THREADS, 0, stream(), x.as<T>(), y.as<T>(), n,
+                  static_cast<int>(op), vec);
   });
   SD_CUDA_LAUNCHED("unary");
 }
@@ -263,9 +275,10 @@ void CudaBackend::do_geglu(Tensor& y, const Tensor& x) {
   with_act(x.type, [&](auto tag) {
     using T = decltype(tag);
     if (rows * 2 * n <= kInt32Max)
-      geglu_kernel<T, int><<<grid, THREADS, 0, stream()>>>(x.as<T>(), y.as<T>(), static_cast<int>(rows), static_cast<int>(n), vec);
+      cuda::enqueue(geglu_kernel<T, int>, grid, THREADS, 0, stream(), x.as<T>(), y.as<T>(), static_cast<int>(rows),
+                    static_cast<int>(n), vec);
     else
-      geglu_kernel<T, int64_t><<<grid, THREADS, 0, stream()>>>(x.as<T>(), y.as<T>(), rows, n, vec);
+      cuda::enqueue(geglu_kernel<T, int64_t>, grid, THREADS, 0, stream(), x.as<T>(), y.as<T>(), rows, n, vec);
   });
   SD_CUDA_LAUNCHED("geglu");
 }
@@ -315,9 +328,10 @@ void CudaBackend::binary(Tensor& y, const Tensor& a, const Tensor& b, bool mul) 
   with_act(a.type, [&](auto tag) {
     using T = decltype(tag);
     if (n <= kInt32Max)
-      binary_kernel<T, int><<<grid, THREADS, 0, stream()>>>(a.as<T>(), b.as<T>(), y.as<T>(), n, bc, mul, vec);
+      cuda::enqueue(binary_kernel<T, int>, grid, THREADS, 0, stream(), a.as<T>(), b.as<T>(), y.as<T>(), n, bc, mul, vec);
     else
-      binary_kernel<T, int64_t><<<grid, THREADS, 0, stream()>>>(a.as<T>(), b.as<T>(), y.as<T>(), n, bc, mul, vec);
+      cuda::enqueue(binary_kernel<T, int64_t>, grid, THREADS, 0, stream(),
+                    a.as<T>(), b.as<T>(), y.as<T>(), n, bc, mul, vec);
   });
   SD_CUDA_LAUNCHED(mul ? "mul" : "add");
 }
@@ -338,7 +352,7 @@ void CudaBackend::do_scale(Tensor& y, const Tensor& x, float s) {
   const bool vec = n % 4 == 0 && aligned4(x) && aligned4(y);
   with_act(x.type, [&](auto tag) {
     using T = decltype(tag);
-    scale_kernel<T><<<blocks_for(vec ? n / 4 : n), THREADS, 0, stream()>>>(x.as<T>(), y.as<T>(), n, s, vec);
+    cuda::enqueue(scale_kernel<T>, blocks_for(vec ? n / 4 : n), THREADS, 0, stream(), x.as<T>(), y.as<T>(), n, s, vec);
   });
   SD_CUDA_LAUNCHED("scale");
 }
@@ -353,9 +367,9 @@ void CudaBackend::do_upsample_nearest(Tensor& y, const Tensor& x) {
   const int64_t nc = x.shape[0] * x.shape[1];
   with_act(x.type, [&](auto tag) {
     using T = decltype(tag);
-    upsample_kernel<T><<<blocks_for(y.numel()), THREADS, 0, stream()>>>(
-        x.as<T>(), y.as<T>(), nc, static_cast<int>(x.shape[2]), static_cast<int>(x.shape[3]), static_cast<int>(y.shape[2]),
-        static_cast<int>(y.shape[3]));
+    cuda::enqueue(upsample_kernel<T>, blocks_for(y.numel()), THREADS, 0, stream(), x.as<T>(), y.as<T>(), nc,
+                  static_cast<int>(x.shape[2]), static_cast<int>(x.shape[3]), static_cast<int>(y.shape[2]),
+                  static_cast<int>(y.shape[3]));
   });
   SD_CUDA_LAUNCHED("upsample_nearest");
 }
@@ -368,11 +382,11 @@ void CudaBackend::do_concat_channels(Tensor& y, const Tensor& a, const Tensor& b
   with_act(a.type, [&](auto tag) {
     using T = decltype(tag);
     if (n <= kInt32Max)
-      concat_kernel<T, int><<<grid, THREADS, 0, stream()>>>(a.as<T>(), b.as<T>(), y.as<T>(), n, static_cast<int>(a.shape[1]),
-                                                           static_cast<int>(b.shape[1]), static_cast<int>(plane), vec);
+      cuda::enqueue(concat_kernel<T, int>, grid, THREADS, 0, stream(), a.as<T>(), b.as<T>(), y.as<T>(), n,
+                    static_cast<int>(a.shape[1]), static_cast<int>(b.shape[1]), static_cast<int>(plane), vec);
     else
-      concat_kernel<T, int64_t><<<grid, THREADS, 0, stream()>>>(a.as<T>(), b.as<T>(), y.as<T>(), n, a.shape[1], b.shape[1],
-                                                               plane, vec);
+      cuda::enqueue(concat_kernel<T, int64_t>, grid, THREADS, 0, stream(), a.as<T>(), b.as<T>(), y.as<T>(), n,
+                    a.shape[1], b.shape[1], plane, vec);
   });
   SD_CUDA_LAUNCHED("concat_channels");
 }
@@ -388,8 +402,8 @@ void CudaBackend::do_transpose12(Tensor& y, const Tensor& x) {
     for (int64_t b0 = 0; b0 < B; b0 += 65535) {  // grid.z holds at most 65535 batches per launch
       const dim3 grid(static_cast<unsigned>((C + 31) / 32), static_cast<unsigned>((A + 31) / 32),
                       static_cast<unsigned>(std::min<int64_t>(B - b0, 65535)));
-      transpose12_kernel<T><<<grid, dim3(32, 8), 0, stream()>>>(x.as<T>() + b0 * plane, y.as<T>() + b0 * plane,
-                                                               static_cast<int>(A), static_cast<int>(C));
+      cuda::enqueue(transpose12_kernel<T>, grid, dim3(32, 8), 0, stream(), x.as<T>() + b0 * plane,
+                    y.as<T>() + b0 * plane, static_cast<int>(A), static_cast<int>(C));
     }
   });
   SD_CUDA_LAUNCHED("transpose12");
@@ -407,12 +421,14 @@ void CudaBackend::do_timestep_embedding(Tensor& y, const Tensor& t, float max_pe
     }
     with_act(y.type, [&](auto tag) {
       using T = decltype(tag);
-      timestep_small_kernel<T><<<blocks_for(B * half), THREADS, 0, stream()>>>(t.f32(), freqs, y.as<T>(), B, half);
+      cuda::enqueue(timestep_small_kernel<T>, blocks_for(B * half), THREADS, 0, stream(),
+                    t.f32(), freqs, y.as<T>(), B, half);
     });
   } else {
     with_act(y.type, [&](auto tag) {
       using T = decltype(tag);
-      timestep_kernel<T><<<blocks_for(B * half), THREADS, 0, stream()>>>(t.f32(), neg_log, y.as<T>(), B, half);
+      cuda::enqueue(timestep_kernel<T>, blocks_for(B * half), THREADS, 0, stream(),
+                    t.f32(), neg_log, y.as<T>(), B, half);
     });
   }
   SD_CUDA_LAUNCHED("timestep_embedding");
@@ -426,8 +442,9 @@ void CudaBackend::do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids
     for (int64_t i = 0; i < n_ids; ++i) tab.v[i] = ids[i];
     with_act(y.type, [&](auto tag) {
       using T = decltype(tag);
-      get_rows_small_kernel<T><<<blocks_for(n_ids * table.shape[1]), THREADS, 0, stream()>>>(
-          static_cast<const uint8_t*>(table.data), table.type, row_bytes, tab, y.as<T>(), n_ids, table.shape[1]);
+      cuda::enqueue(get_rows_small_kernel<T>, blocks_for(n_ids * table.shape[1]), THREADS, 0, stream(),
+                    static_cast<const uint8_t*>(table.data), table.type, row_bytes, tab, y.as<T>(), n_ids,
+                    table.shape[1]);
     });
     SD_CUDA_LAUNCHED("get_rows");
     return;
@@ -437,8 +454,8 @@ void CudaBackend::do_get_rows(Tensor& y, const Tensor& table, const int32_t* ids
   const int64_t d = table.shape[1];
   with_act(y.type, [&](auto tag) {
     using T = decltype(tag);
-    get_rows_kernel<T><<<blocks_for(n_ids * d), THREADS, 0, stream()>>>(static_cast<const uint8_t*>(table.data),
-                                                                        table.type, row_bytes, did, y.as<T>(), n_ids, d);
+    cuda::enqueue(get_rows_kernel<T>, blocks_for(n_ids * d), THREADS, 0, stream(),
+                  static_cast<const uint8_t*>(table.data), table.type, row_bytes, did, y.as<T>(), n_ids, d);
   });
   SD_CUDA_LAUNCHED("get_rows");
   SD_CUDA(cudaStreamSynchronize(stream()));

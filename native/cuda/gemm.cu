@@ -63,6 +63,7 @@ struct ConvStore {
 template <class LoadA, class StoreC>
 __global__ void __launch_bounds__(THREADS) gemm_kernel(int64_t M, int64_t N, int64_t K, LoadA la, const uint8_t* W,
                                                        DType wt, int64_t wrow, const float* bias, StoreC sc) {
+  cuda::pdl_entry();
   __shared__ float As[BK][BM + 4];
   __shared__ float Ws[BK][BN + 4];
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
@@ -110,8 +111,8 @@ __global__ void __launch_bounds__(THREADS) gemm_kernel(int64_t M, int64_t N, int
 template <class LoadA, class StoreC>
 void launch(cudaStream_t s, int64_t M, int64_t N, int64_t K, LoadA la, const Tensor& w, const Tensor* bias, StoreC sc) {
   dim3 grid(static_cast<unsigned>((M + BM - 1) / BM), static_cast<unsigned>((N + BN - 1) / BN));
-  gemm_kernel<<<grid, THREADS, 0, s>>>(M, N, K, la, static_cast<const uint8_t*>(w.data), w.type,
-                                       static_cast<int64_t>(dtype_row_bytes(w.type, K)), bias ? bias->f32() : nullptr, sc);
+  cuda::enqueue(gemm_kernel<LoadA, StoreC>, grid, THREADS, 0, s, M, N, K, la, static_cast<const uint8_t*>(w.data),
+                w.type, static_cast<int64_t>(dtype_row_bytes(w.type, K)), bias ? bias->f32() : nullptr, sc);
   SD_CUDA_LAUNCHED("gemm");
 }
 

@@ -52,7 +52,8 @@ bool tc_conv2d_nhwc_fits(const Tensor& x, const Tensor& y, const Tensor& w) {
 void tc_reorder_conv_weight(cudaStream_t s, const Tensor& w) {
   const int ci = static_cast<int>(w.shape[1]), taps = static_cast<int>(w.shape[2] * w.shape[3]);
   const size_t smem = static_cast<size_t>(ci) * taps * sizeof(__half);
-  nhwc::reorder_taps_kernel<<<static_cast<unsigned>(w.shape[0]), nhwc::THREADS, smem, s>>>(w.as<__half>(), ci, taps);
+  cuda::enqueue(nhwc::reorder_taps_kernel, static_cast<unsigned>(w.shape[0]), nhwc::THREADS, smem, s,
+                w.as<__half>(), ci, taps);
   SD_CUDA_LAUNCHED("conv weight reorder");
 }
 
@@ -76,7 +77,7 @@ void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w,
       const dim3 grid(static_cast<unsigned>((P + 31) / 32), static_cast<unsigned>((C + 31) / 32),
                       static_cast<unsigned>(std::min(images - i0, 65535)));
       const int64_t off = static_cast<int64_t>(i0) * C * P;
-      nhwc::to_nhwc_kernel<T><<<grid, nhwc::THREADS, 0, c.stream>>>(x.as<T>() + off, xh + off, C, P);
+      cuda::enqueue(nhwc::to_nhwc_kernel<T>, grid, nhwc::THREADS, 0, c.stream, x.as<T>() + off, xh + off, C, P);
     }
     SD_CUDA_LAUNCHED("conv input to NHWC");
     const ConvOut<T> st{y.as<T>(), N, static_cast<int64_t>(ho) * wo};

@@ -502,6 +502,7 @@ struct SplitOut {
 // this kernel is bound by little else).
 template <class Store, class I = int64_t>
 __global__ void splitk_reduce_kernel(const float* ws, int splits, SplitOut layout, const float* bias, Store st) {
+  cuda::pdl_entry();
   const I M = static_cast<I>(layout.M), N = static_cast<I>(layout.N), total = M * N;
   for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < total; i += static_cast<I>(gridDim.x) * blockDim.x) {
     const I q = layout.n_major ? i / M : i / N;
@@ -583,6 +584,7 @@ template <class ALoad, class WLoad, class Store>
 __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS)
     tc_gemm_kernel(int64_t M, int64_t N, int64_t K, ALoad al, WLoad wl, const float* bias, Store st,
                    int tiles_per_split) {
+  cuda::pdl_wait();
   __shared__ __align__(16) __half As[2][BM * BKP];
   __shared__ __align__(16) __half Bs[2][BN * BKP];
   const int tid = threadIdx.x;
@@ -600,6 +602,7 @@ __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS)
   al.complete();
   wl.complete();
   __syncthreads();
+  cuda::pdl_trigger();  // here, not at entry: there the two together cost the linear_n kernels a spill
 
   WarpTile wt(tid);
   // A warp whose 64x32 piece lies wholly past M or N has nothing to compute: on a 32-row layer
@@ -638,6 +641,7 @@ template <int STAGES, class ALoad, class WLoad, class Store>
 __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS)
     tc_gemm_async_kernel(int64_t M, int64_t N, int64_t K, ALoad al, WLoad wl, const float* bias, Store st,
                          int tiles_per_split) {
+  cuda::pdl_entry();
   static_assert(ALoad::kAsync && WLoad::kAsync, "loaders that stage through registers take tc_gemm_kernel");
   __half* As = reinterpret_cast<__half*>(dynamic_smem());  // [STAGES][BM * BKP], then W's
   __half* Bs = As + STAGES * BM * BKP;

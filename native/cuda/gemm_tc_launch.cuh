@@ -33,11 +33,12 @@ void launch_kernel(const TcCtx& c, dim3 grid, int64_t M, int64_t N, int64_t K, c
         SD_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
         opted.fetch_or(bit);
       }
-      k<<<grid, THREADS, smem, c.stream>>>(M, N, K, al, wl, b, st, tiles_per_split);
+      cuda::enqueue(k, grid, THREADS, smem, c.stream, M, N, K, al, wl, b, st, tiles_per_split);
       return;
     }
   }
-  tc_gemm_kernel<<<grid, THREADS, 0, c.stream>>>(M, N, K, al, wl, b, st, tiles_per_split);
+  cuda::enqueue(tc_gemm_kernel<ALoad, WLoad, Store>, grid, THREADS, 0, c.stream,
+                M, N, K, al, wl, b, st, tiles_per_split);
 }
 
 // The launch for one weight loader `wl` (attention_wide.cu passes activations as the "weights").
@@ -59,9 +60,9 @@ void launch_w(const TcCtx& c, int64_t M, int64_t N, int64_t K, const ALoad& al, 
   launch_kernel(c, sgrid, M, N, K, al, wl, nullptr, part, sk.tiles_per_split);
   SD_CUDA_LAUNCHED("tc gemm (split-K)");
   if (static_cast<int64_t>(sk.splits) * M * N <= 0x7fffffff)
-    splitk_reduce_kernel<Store, int><<<blocks_for(M * N), 256, 0, c.stream>>>(ws, sk.splits, part, b, st);
+    cuda::enqueue(splitk_reduce_kernel<Store, int>, blocks_for(M * N), 256, 0, c.stream, ws, sk.splits, part, b, st);
   else
-    splitk_reduce_kernel<Store, int64_t><<<blocks_for(M * N), 256, 0, c.stream>>>(ws, sk.splits, part, b, st);
+    cuda::enqueue(splitk_reduce_kernel<Store, int64_t>, blocks_for(M * N), 256, 0, c.stream, ws, sk.splits, part, b, st);
   SD_CUDA_LAUNCHED("tc gemm split-K reduce");
 }
 

@@ -48,6 +48,7 @@ __device__ float block_max(float v, float* shared) {
 template <class T>
 __global__ void group_norm_kernel(const T* x, T* y, int C, int groups, int64_t plane, const float* gamma,
                                   const float* beta, float eps, bool silu) {
+  cuda::pdl_entry();
   __shared__ double sh[32];
   const int n = blockIdx.x / groups, g = blockIdx.x % groups, cg = C / groups;
   const int64_t len = static_cast<int64_t>(cg) * plane;
@@ -82,6 +83,7 @@ __device__ __forceinline__ double warp_sum(double v) {
 template <class T>
 __global__ void layer_norm_kernel(const T* x, T* y, int64_t rows, int64_t C, const float* gamma, const float* beta,
                                   float eps, bool vec) {
+  cuda::pdl_entry();
   const int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x / 32) + threadIdx.x / 32;
   if (row >= rows) return;  // whole warps leave together
   const int lane = threadIdx.x & 31;
@@ -124,6 +126,7 @@ __global__ void layer_norm_kernel(const T* x, T* y, int64_t rows, int64_t C, con
 
 template <class T>
 __global__ void softmax_kernel(const T* x, T* y, int64_t C) {
+  cuda::pdl_entry();
   __shared__ float shf[32];
   __shared__ double shd[32];
   const T* xr = x + blockIdx.x * C;
@@ -149,8 +152,8 @@ void CudaBackend::do_group_norm(Tensor& y, const Tensor& x, int groups, const Te
   const int64_t plane = x.numel() / (x.shape[0] * x.shape[1]);
   cuda::with_act(x.type, [&](auto tag) {
     using T = decltype(tag);
-    group_norm_kernel<T><<<static_cast<unsigned>(x.shape[0] * groups), THREADS, 0, stream()>>>(
-        x.as<T>(), y.as<T>(), static_cast<int>(x.shape[1]), groups, plane, gamma.f32(), beta.f32(), eps, silu);
+    cuda::enqueue(group_norm_kernel<T>, static_cast<unsigned>(x.shape[0] * groups), THREADS, 0, stream(), x.as<T>(),
+                  y.as<T>(), static_cast<int>(x.shape[1]), groups, plane, gamma.f32(), beta.f32(), eps, silu);
   });
   SD_CUDA_LAUNCHED("group_norm");
 }
@@ -161,8 +164,8 @@ void CudaBackend::do_layer_norm(Tensor& y, const Tensor& x, const Tensor& gamma,
     using T = decltype(tag);
     const int64_t rows = x.rows(), C = x.row_len(), per_block = THREADS / 32;
     const bool vec = C % 4 == 0 && cuda::aligned4(x) && cuda::aligned4(y);
-    layer_norm_kernel<T><<<static_cast<unsigned>((rows + per_block - 1) / per_block), THREADS, 0, stream()>>>(
-        x.as<T>(), y.as<T>(), rows, C, gamma.f32(), beta.f32(), eps, vec);
+    cuda::enqueue(layer_norm_kernel<T>, static_cast<unsigned>((rows + per_block - 1) / per_block), THREADS, 0, stream(),
+                  x.as<T>(), y.as<T>(), rows, C, gamma.f32(), beta.f32(), eps, vec);
   });
   SD_CUDA_LAUNCHED("layer_norm");
 }
@@ -171,7 +174,8 @@ void CudaBackend::do_softmax(Tensor& y, const Tensor& x) {
   const OpSync op_sync{this};
   cuda::with_act(x.type, [&](auto tag) {
     using T = decltype(tag);
-    softmax_kernel<T><<<static_cast<unsigned>(x.rows()), THREADS, 0, stream()>>>(x.as<T>(), y.as<T>(), x.row_len());
+    cuda::enqueue(softmax_kernel<T>, static_cast<unsigned>(x.rows()), THREADS, 0, stream(),
+                  x.as<T>(), y.as<T>(), x.row_len());
   });
   SD_CUDA_LAUNCHED("softmax");
 }

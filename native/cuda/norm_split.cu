@@ -35,11 +35,10 @@ void group_norm_split(cudaStream_t s, Tensor& y, const Tensor& x, int groups, co
   const dim3 agrid(static_cast<unsigned>(bx), static_cast<unsigned>(N * C));
   with_act(x.type, [&](auto tag) {
     using T = decltype(tag);
-    gn_stats_kernel<T><<<sgrid, THREADS, 0, s>>>(x.as<T>(), len, vec, stats);
+    cuda::enqueue(gn_stats_kernel<T>, sgrid, THREADS, 0, s, x.as<T>(), len, vec, stats);
     SD_CUDA_LAUNCHED("group_norm stats");
-    gn_apply_kernel<T><<<agrid, THREADS, 0, s>>>(x.as<T>(), y.as<T>(), static_cast<int>(C), static_cast<int>(C / groups),
-                                                 plane, stats, len, gamma.f32(), beta.f32(), eps, silu,
-                                                 vec_apply);
+    cuda::enqueue(gn_apply_kernel<T>, agrid, THREADS, 0, s, x.as<T>(), y.as<T>(), static_cast<int>(C),
+                  static_cast<int>(C / groups), plane, stats, len, gamma.f32(), beta.f32(), eps, silu, vec_apply);
     SD_CUDA_LAUNCHED("group_norm apply");
   });
 }

@@ -14,6 +14,7 @@ constexpr int THREADS = 256, CHUNK = 4096;
 
 template <class T = float>
 __global__ void __launch_bounds__(THREADS) gn_stats_kernel(const T* x, int64_t len, bool vec, double* stats) {
+  cuda::pdl_entry();
   __shared__ double sh[2][THREADS / 32];
   const int64_t group = blockIdx.y;
   const T* p = x + group * len;
@@ -53,6 +54,7 @@ __global__ void __launch_bounds__(THREADS) gn_stats_kernel(const T* x, int64_t l
 template <class T = float>
 __global__ void gn_apply_kernel(const T* x, T* y, int C, int cg, int64_t plane, const double* stats,
                                 int64_t len, const float* gamma, const float* beta, float eps, bool silu, bool vec) {
+  cuda::pdl_entry();
   const int row = blockIdx.y, c = row % C, group = (row / C) * (C / cg) + c / cg;
   const double mean = stats[2 * group] / len;
   const double var = fmax(stats[2 * group + 1] / len - mean * mean, 0.0);
