@@ -155,6 +155,48 @@ void Backend::linear_add(Tensor& y, const Tensor& x, const Tensor& w, const Tens
   do_linear_add(y, x, w, bias);
 }
 
+void Backend::linear_geglu(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
+  const char* op = "linear_geglu";
+  need_act(op, "x", x, activation_type());
+  need_act(op, "y", y, activation_type());
+  need_ndim(op, "w", w, 2);
+  need_weight_rows(op, w);
+  const int64_t K = w.shape[1], F = w.shape[0] / 2;
+  if (w.shape[0] % 2 != 0) fail(op, "w " + w.shape_str() + " must have an even row count ([a | gate] halves)");
+  if (x.row_len() != K) fail(op, "x " + x.shape_str() + " does not match w " + w.shape_str());
+  if (y.row_len() != F || y.rows() != x.rows())
+    fail(op, "y " + y.shape_str() + " must be [" + std::to_string(x.rows()) + ", " + std::to_string(F) + "]");
+  if (bias) { need_f32(op, "bias", *bias); need_numel(op, "bias", *bias, 2 * F); }
+  if (!fuses_linear_geglu(x, w)) fail(op, "not fused by this backend for these shapes (callers check fuses_linear_geglu)");
+  if (planning_) return;
+  OpTimer timer(this, "linear", linear_flops(x, w), profile_detail_ ? linear_detail(x, w, " geglu") : std::string());
+  do_linear_geglu(y, x, w, bias);
+}
+
+void Backend::linear_to_channels(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& res) {
+  const char* op = "linear_to_channels";
+  if (!fuses_linear_to_channels()) fail(op, "not fused by this backend (callers check fuses_linear_to_channels)");
+  need_ndim(op, "x", x, 3);
+  need_ndim(op, "y", y, 4);
+  need_act(op, "x", x, activation_type());
+  need_act(op, "y", y, activation_type());
+  need_act(op, "res", res, activation_type());
+  need_same(op, "y", y, "res", res);
+  need_ndim(op, "w", w, 2);
+  need_weight_rows(op, w);
+  const int64_t B = x.shape[0], P = x.shape[1], K = w.shape[1], C = w.shape[0];
+  if (x.shape[2] != K) fail(op, "x " + x.shape_str() + " does not match w " + w.shape_str());
+  if (y.shape[0] != B || y.shape[1] != C || y.shape[2] * y.shape[3] != P)
+    fail(op, "y " + y.shape_str() + " must be [" + std::to_string(B) + ", " + std::to_string(C) + ", H, W] with H * W = " +
+                 std::to_string(P));
+  if (bias) { need_f32(op, "bias", *bias); need_numel(op, "bias", *bias, C); }
+  const uint8_t *xb = static_cast<const uint8_t*>(x.data), *yb = static_cast<const uint8_t*>(y.data);
+  if (xb && yb && xb < yb + y.nbytes() && yb < xb + x.nbytes()) fail(op, "y overlaps x");
+  if (planning_) return;
+  OpTimer timer(this, "linear", linear_flops(x, w), profile_detail_ ? linear_detail(x, w, " >nchw +res") : std::string());
+  do_linear_to_channels(y, x, w, bias, res);
+}
+
 void Backend::linear_n(Tensor* const* ys, const Tensor& x, const Tensor* const* ws, int n) {
   const char* op = "linear_n";
   if (n < 1 || n > kMaxLinearN) fail(op, "takes 1.." + std::to_string(kMaxLinearN) + " weights, got " + std::to_string(n));

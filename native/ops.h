@@ -76,6 +76,18 @@ class Backend {
   // op may not take arena memory the planner did not see.
   void linear_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
   virtual bool fuses_linear_add() const { return false; }
+  // y[rows, F] = a * gelu(g), where [a | g] = x . w^T + bias and w is [2F, K]: the GEGLU
+  // feed-forward's projection and activation with the [rows, 2F] product never stored (geglu()
+  // below). Models call it only where fuses_linear_geglu(x, w), a function of shapes and types, so
+  // planning and running agree; elsewhere linear, then geglu.
+  void linear_geglu(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
+  virtual bool fuses_linear_geglu(const Tensor& /*x*/, const Tensor& /*w*/) const { return false; }
+  // y[B, C, H, W] = res + (x . w^T + bias) for tokens x [B, H * W, K] and w [C, K]: a token-major
+  // linear stored channel-major onto a residual (the spatial transformer's proj_out, transpose back
+  // and skip add as one GEMM epilogue). y may be res, not x. Models call it only where
+  // fuses_linear_to_channels(); elsewhere a linear, a transpose12 and an add.
+  void linear_to_channels(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& res);
+  virtual bool fuses_linear_to_channels() const { return false; }
   // y[N, Co, Ho, Wo] = conv(x[N, Ci, H, W], w[Co, Ci, k, k]) + bias[Co]; k in {1, 3}, square kernel.
   void conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad);
   // Per (sample, group) normalisation over C/groups * H * W, then per-channel affine; optional SiLU.
@@ -157,6 +169,12 @@ class Backend {
   virtual void do_linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) = 0;
   virtual void do_linear_add(Tensor&, const Tensor&, const Tensor&, const Tensor*) {
     throw std::logic_error("linear_add: this backend does not fuse it (see fuses_linear_add)");
+  }
+  virtual void do_linear_geglu(Tensor&, const Tensor&, const Tensor&, const Tensor*) {
+    throw std::logic_error("linear_geglu: this backend does not fuse it (see fuses_linear_geglu)");
+  }
+  virtual void do_linear_to_channels(Tensor&, const Tensor&, const Tensor&, const Tensor*, const Tensor&) {
+    throw std::logic_error("linear_to_channels: this backend does not fuse it (see fuses_linear_to_channels)");
   }
   // Default: one do_linear per weight.
   virtual void do_linear_n(Tensor* const* ys, const Tensor& x, const Tensor* const* ws, int n) {

@@ -36,7 +36,7 @@ build_only=0
 if [ "${1:-}" = --build-only ]; then build_only=1; shift; fi
 arch="${1:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '.')}"
 arch="${arch:-90}"
-steps="${SDNODE_GPU_CHECK_STEPS:-ops models bench gen splitk pdl torch}"
+steps="${SDNODE_GPU_CHECK_STEPS:-ops models bench gen splitk pending torch}"
 gen_modes="${SDNODE_GPU_CHECK_GEN_TC:-1}"
 modes="${SDNODE_GPU_CHECK_TC:-0 gemm,attn,norm 1}"
 bench_modes="${SDNODE_GPU_CHECK_BENCH_TC:-0 1}"
@@ -140,15 +140,20 @@ case " $steps " in *" splitk "*)  # what each GEMM default gives, TC=1 with grap
   step "full-size bench f16, TC=1, NHWC conv off" 200 \
     env SDNODE_CUDA_NHWC=0 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only ;;
 esac
-case " $steps " in *" pdl "*)  # programmatic dependent launch (launch.h), off by default until measured here
-  step "op tests + goldens, TC=1, PDL on" 120 \
-    env SDNODE_CUDA_PDL=1 SDNODE_CUDA_TEST_TC=1 ./build-gpu/native/cuda/sdcuda_tests
-  step "sdcore_tests models_ on cuda, TC=1, PDL on" 200 \
-    env SDNODE_CUDA_PDL=1 SDNODE_TEST_BACKEND=cuda ./build-gpu/sdcore_tests models_
-  step "full-size bench f16, TC=1, graphs, PDL on" 200 \
-    env SDNODE_CUDA_PDL=1 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only
-  step "whole 512 generations, graphs, PDL on" 200 \
-    env SDNODE_CUDA_PDL=1 SDNODE_CUDA_TEST_TC=1 ./build-gpu/native/cuda/sdcuda_tests --bench-gen ;;
+case " $steps " in *" pending "*)
+  # Defaults-to-be, off until measured here: programmatic dependent launch (launch.h), the GEGLU and
+  # the transformer's proj_out in GEMM epilogues (Backend::linear_geglu, linear_to_channels).
+  all="SDNODE_CUDA_PDL=1 SDNODE_CUDA_GEGLU=1 SDNODE_CUDA_PROJ_OUT=1"
+  step "op tests + goldens, TC=1, PDL, GEGLU, PROJ_OUT on" 120 \
+    env $all SDNODE_CUDA_TEST_TC=1 ./build-gpu/native/cuda/sdcuda_tests
+  step "sdcore_tests models_ on cuda, TC=1, PDL, GEGLU, PROJ_OUT on" 200 \
+    env $all SDNODE_TEST_BACKEND=cuda ./build-gpu/sdcore_tests models_
+  for knobs in "SDNODE_CUDA_PDL=1" "SDNODE_CUDA_GEGLU=1" "SDNODE_CUDA_PROJ_OUT=1" "$all"; do
+    step "full-size bench f16, TC=1, graphs, $knobs" 200 \
+      env $knobs SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only
+  done
+  step "whole 512 generations, graphs, PDL, GEGLU, PROJ_OUT on" 200 \
+    env $all SDNODE_CUDA_TEST_TC=1 ./build-gpu/native/cuda/sdcuda_tests --bench-gen ;;
 esac
 case " $steps " in *" torch "*)  # PyTorch's figures on this card (the issue's are an H200's)
   if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then

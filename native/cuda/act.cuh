@@ -21,6 +21,9 @@ template <class T> __device__ __forceinline__ T from_f32(float v);
 template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
 template <> __device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
 
+// The erf GELU of torch.nn.functional.gelu (GEGLU's gate), in f32.
+__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
+
 // Four consecutive elements at a 16-byte (float) or 8-byte (__half) aligned address.
 __device__ __forceinline__ void load4(const float* p, float (&v)[4]) {
   const float4 f = *reinterpret_cast<const float4*>(p);

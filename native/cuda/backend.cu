@@ -56,6 +56,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   nhwc_1x1_ = nhwc_ && !(nh && std::string(nh) == "3x3");
   const char* pdl = std::getenv("SDNODE_CUDA_PDL");
   pdl_ = major >= 9 && pdl && std::string(pdl) == "1";
+  const char* geglu = std::getenv("SDNODE_CUDA_GEGLU");
+  geglu_ = geglu && std::string(geglu) == "1";
+  const char* proj = std::getenv("SDNODE_CUDA_PROJ_OUT");
+  proj_out_ = proj && std::string(proj) == "1";
   SD_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 }
 

@@ -68,6 +68,8 @@ class CudaBackend final : public Backend {
   const char* name() const override { return "cuda"; }
   bool fuses_upsample_conv() const override { return true; }
   bool fuses_linear_add() const override { return tc_gemm_; }
+  bool fuses_linear_geglu(const Tensor& x, const Tensor& w) const override;
+  bool fuses_linear_to_channels() const override;
 
   void reserve_activations(size_t bytes) override;
   void release_activations() override;
@@ -94,6 +96,9 @@ class CudaBackend final : public Backend {
 
   void do_linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;
   void do_linear_n(Tensor* const* ys, const Tensor& x, const Tensor* const* ws, int n) override;
+  void do_linear_geglu(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;
+  void do_linear_to_channels(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias,
+                             const Tensor& res) override;
   void do_linear_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;
   void do_conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
                  int pad) override;
@@ -189,6 +194,14 @@ class CudaBackend final : public Backend {
   // Programmatic dependent launch of every kernel (launch.h, pdl.cuh): sm_90+ with
   // SDNODE_CUDA_PDL=1. Off by default until a GPU run has measured it (written without one).
   bool pdl_ = false;
+  // The feed-forward's GEGLU in its first GEMM's epilogue (fuses_linear_geglu): SDNODE_CUDA_GEGLU=1.
+  // Off by default until a GPU run has measured it (written without one; the host emulation checks
+  // the kernel).
+  bool geglu_ = false;
+  // The spatial transformer's proj_out, transpose back and skip add as one GEMM with an NCHW,
+  // residual-adding epilogue (fuses_linear_to_channels): SDNODE_CUDA_PROJ_OUT=1. Off by default
+  // until a GPU run has measured it.
+  bool proj_out_ = false;
   // 3x3 f16 conv weights reordered in place to [co][ky][kx][ci] for the NHWC conv (gemm.cu).
   std::unordered_set<const void*> tap_major_;
   bool graphs_on_ = false;  // SDNODE_CUDA_GRAPH=1

@@ -29,13 +29,11 @@ constexpr int THREADS = 256;
 #define SD_GRID_LOOP(i, n) \
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
-__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
-
 // T: the activations' element type (act.cuh); the math is f32. These ops are bound by memory
 // traffic, so where every operand is 4-element aligned (host-checked: vec) each thread moves four
 // elements per access (8 bytes of f16, 16 of f32), and index math stays in 32 bits when it fits.
 __device__ __forceinline__ float unary_op(float v, int op) {
-  return op == 0 ? v / (1.f + expf(-v)) : op == 1 ? gelu_erf(v) : v / (1.f + expf(-1.702f * v));
+  return op == 0 ? v / (1.f + expf(-v)) : op == 1 ? cuda::gelu_erf(v) : v / (1.f + expf(-1.702f * v));
 }
 
 template <class T>
@@ -79,14 +77,14 @@ __global__ void geglu_kernel(const T* x, T* y, I rows, I n, bool vec) {
       float a[4], g[4];
       load4(x + r * 2 * n + c, a);
       load4(x + r * 2 * n + n + c, g);
-      for (int e = 0; e < 4; ++e) a[e] *= gelu_erf(g[e]);
+      for (int e = 0; e < 4; ++e) a[e] *= cuda::gelu_erf(g[e]);
       store4(y + r * n + c, a);
     }
     return;
   }
   SD_GRID_LOOP(i, static_cast<int64_t>(rows) * n) {
     const I r = static_cast<I>(i) / n, c = static_cast<I>(i) - r * n;
-    y[i] = from_f32<T>(to_f32(x[r * 2 * n + c]) * gelu_erf(to_f32(x[r * 2 * n + n + c])));
+    y[i] = from_f32<T>(to_f32(x[r * 2 * n + c]) * cuda::gelu_erf(to_f32(x[r * 2 * n + n + c])));
   }
 }
 

@@ -137,6 +137,24 @@ void CudaBackend::do_linear_add(Tensor& y, const Tensor& x, const Tensor& w, con
   cuda::tc_linear(tc_ctx(), y, x, w, bias, /*accumulate=*/true);  // fuses_linear_add(): tc_gemm_ only
 }
 
+bool CudaBackend::fuses_linear_geglu(const Tensor& x, const Tensor& w) const {
+  return tc_gemm_ && geglu_ && cuda::tc_linear_geglu_fits(x, w);
+}
+
+void CudaBackend::do_linear_geglu(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
+  const OpSync op_sync{this};
+  cuda::tc_linear_geglu(tc_ctx(), y, x, w, bias);
+}
+
+bool CudaBackend::fuses_linear_to_channels() const { return tc_gemm_ && proj_out_; }
+
+void CudaBackend::do_linear_to_channels(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias,
+                                        const Tensor& res) {
+  const OpSync op_sync{this};
+  if (x.rows() >= (int64_t{1} << 31)) throw std::invalid_argument("linear_to_channels: more than 2^31 tokens");
+  cuda::tc_linear_to_channels(tc_ctx(), y, x, w, bias, res);
+}
+
 void CudaBackend::do_linear_n(Tensor* const* ys, const Tensor& x, const Tensor* const* ws, int n) {
   if (tc_gemm_ && n > 1 && cuda::tc_linear_n_fits(x, ws, n)) {
     const OpSync op_sync{this};

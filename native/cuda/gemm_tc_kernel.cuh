@@ -31,18 +31,24 @@ __device__ __forceinline__ void store16(__half* dst, const float (&v)[16]) {
 }
 
 // Weight rows stacked from up to three tensors of `part` rows each (tc_linear_n: q, k and v as one
-// GEMM); part 0: one tensor at the loader's base. row(): the start of stacked row r, rows of
-// `stride` elements of T.
+// GEMM); part 0: one tensor at the loader's base. Or, with geglu_f = F > 0, the rows of one [2F, K]
+// GEGLU weight ([a | gate]) interleaved by 8: row 16 g + j is a's row 8 g + j for j < 8, the gate's
+// row 8 g + j - 8 after, so each 8-column mma fragment of a's results sits in the same thread as the
+// fragment of their gates (GegluOut). row(): the start of stacked row r, rows of `stride` elements.
 template <class T>
 struct Stack {
   const T* more[2] = {nullptr, nullptr};  // the second and third tensors
   int64_t part = 0;
+  int64_t geglu_f = 0;
   __device__ const T* row(const T* base, int64_t r, int64_t stride) const {
+    if (geglu_f > 0) return base + (geglu_row(r) + ((r & 8) ? geglu_f : 0)) * stride;
     if (part == 0) return base + r * stride;
     const int64_t i = r / part;
     // Selects, not more[i - 1]: an indexed parameter array would be copied to local memory.
     return (i == 0 ? base : i == 1 ? more[0] : more[1]) + (r - i * part) * stride;
   }
+  // Interleaved row r's row within its half; also the output column of a GEGLU result.
+  __host__ __device__ static int64_t geglu_row(int64_t r) { return (r >> 4) * 8 + (r & 7); }
 };
 
 // Loader protocol: init(row0, tid) picks this thread's share of the 128 x 32 tiles whose first row is
@@ -411,20 +417,40 @@ struct SplitCols {
   }
 };
 
+// GEGLU's output y[M, F] = a * gelu(gate) (Backend::linear_geglu), for the GEMM over a [2F, K]
+// weight whose rows Stack::geglu_f interleaves: WarpTile::store pairs each fragment of a's results
+// with the fragment of their gates and stores through pair(); the split-K reduction (which sees
+// the interleaved columns) through operator(). F % 8 == 0.
+template <class T = float>
+struct GegluOut {
+  static constexpr bool kGeglu = true;
+  T* y;
+  int64_t F;
+  __device__ void operator()(int64_t m, int64_t c, float v) const { y[m * F + c] = from_f32<T>(v); }
+  __device__ void pair(int64_t m, int64_t c, float v0, float v1) const { DenseOut<T>{y, F}.pair(m, c, v0, v1, F); }
+};
+template <class S, class = void>
+struct IsGeglu : std::false_type {};
+template <class S>
+struct IsGeglu<S, std::void_t<decltype(S::kGeglu)>> : std::integral_constant<bool, S::kGeglu> {};
+
 // NCHW output; m < 2^31 (tc_conv2d_fits): 32-bit division, a fraction of a 64-bit one's cost.
+// res: added to each result (an NCHW tensor of y's shape, which may be y; tc_linear_to_channels).
 template <class T = float>
 struct ConvOut {
   T* y;
   int64_t co, plane;
-  __device__ T* at(int64_t m, int64_t n) const {
+  const T* res = nullptr;
+  __device__ int64_t at(int64_t m, int64_t n) const {
     const int img = static_cast<int>(m) / static_cast<int>(plane);
-    return y + (img * co + n) * plane + (m - img * plane);
+    return (img * co + n) * plane + (m - img * plane);
   }
-  __device__ void operator()(int64_t m, int64_t n, float v) const { *at(m, n) = from_f32<T>(v); }
+  __device__ void put(int64_t i, float v) const { y[i] = from_f32<T>(res ? v + to_f32(res[i]) : v); }
+  __device__ void operator()(int64_t m, int64_t n, float v) const { put(at(m, n), v); }
   __device__ void pair(int64_t m, int64_t n, float v0, float v1, int64_t N) const {
-    T* p = at(m, n);
-    p[0] = from_f32<T>(v0);
-    if (n + 1 < N) p[plane] = from_f32<T>(v1);
+    const int64_t i = at(m, n);
+    put(i, v0);
+    if (n + 1 < N) put(i + plane, v1);
   }
 };
 
@@ -513,6 +539,19 @@ __global__ void splitk_reduce_kernel(const float* ws, int splits, SplitOut layou
   }
 }
 
+// The same for GegluOut: partials in the interleaved column order (Stack::geglu_f), layout.N = 2F.
+template <class Store, class I = int64_t>
+__global__ void splitk_geglu_reduce_kernel(const float* ws, int splits, SplitOut layout, const float* bias, Store st) {
+  cuda::pdl_entry();
+  const I M = static_cast<I>(layout.M), N = static_cast<I>(layout.N), F = N / 2, plane = M * N, total = M * F;
+  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < total; i += static_cast<I>(gridDim.x) * blockDim.x) {
+    const I m = i / F, c = i - m * F, p = m * N + (c >> 3) * 16 + (c & 7);
+    float a = bias ? bias[c] : 0.f, g = bias ? bias[F + c] : 0.f;
+    for (int z = 0; z < splits; ++z) a += ws[z * plane + p], g += ws[z * plane + p + 8];
+    st(m, c, a * gelu_erf(g));
+  }
+}
+
 // Two resident blocks per SM (so at most 128 registers a thread) where shared memory holds two
 // (sm_80+: 2 x 41 KB): every instantiation fits without spilling on sm_90. Turing's 64 KB holds
 // one, and there the cap would only cause spills.
@@ -556,6 +595,11 @@ struct WarpTile {
   // The bias once per column (the stores could alias it, so the compiler would reload it per store).
   template <class Store>
   __device__ void store(int64_t M, int64_t N, int64_t m0, int64_t n0, const float* bias, const Store& st) const {
+    if constexpr (IsGeglu<Store>::value) store_geglu(M, m0, n0, bias, st);
+    else store_pairs(M, N, m0, n0, bias, st);
+  }
+  template <class Store>
+  __device__ void store_pairs(int64_t M, int64_t N, int64_t m0, int64_t n0, const float* bias, const Store& st) const {
     const int g = lane >> 2, t4 = lane & 3;
     float bv[4][2];
 #pragma unroll
@@ -575,6 +619,30 @@ struct WarpTile {
           const int64_t n = n0 + wn * 32 + ni * 8 + t4 * 2;
           if (m < M && n < N) st.pair(m, n, acc[mi][ni][2 * r] + bv[ni][0], acc[mi][ni][2 * r + 1] + bv[ni][1], N);
         }
+  }
+  // GegluOut: fragments 2h hold a's results for the 8 outputs whose gates fragments 2h + 1 hold, at
+  // the same lanes (Stack::geglu_f); the bias is in the weight's own [a | gate] order.
+  template <class Store>
+  __device__ void store_geglu(int64_t M, int64_t m0, int64_t n0, const float* bias, const Store& st) const {
+    const int g = lane >> 2, t4 = lane & 3;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int64_t c = (n0 + wn * 32 + h * 16) / 2 + t4 * 2;  // F % 8 == 0: c + 1 < F with c
+      if (c >= st.F) continue;
+      float ba[2] = {0.f, 0.f}, bg[2] = {0.f, 0.f};
+      if (bias)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) ba[e] = bias[c + e], bg[e] = bias[st.F + c + e];
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int64_t m = m0 + wm * 64 + mi * 16 + g + r * 8;
+          const float* a = acc[mi][2 * h] + 2 * r;
+          const float* gt = acc[mi][2 * h + 1] + 2 * r;
+          if (m < M) st.pair(m, c, (a[0] + ba[0]) * gelu_erf(gt[0] + bg[0]), (a[1] + ba[1]) * gelu_erf(gt[1] + bg[1]));
+        }
+    }
   }
 };
 

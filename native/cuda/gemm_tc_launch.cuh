@@ -59,7 +59,11 @@ void launch_w(const TcCtx& c, int64_t M, int64_t N, int64_t K, const ALoad& al, 
   const dim3 sgrid(grid.x, grid.y, static_cast<unsigned>(sk.splits));
   launch_kernel(c, sgrid, M, N, K, al, wl, nullptr, part, sk.tiles_per_split);
   SD_CUDA_LAUNCHED("tc gemm (split-K)");
-  if (static_cast<int64_t>(sk.splits) * M * N <= 0x7fffffff)
+  if constexpr (IsGeglu<Store>::value) {
+    const bool narrow = static_cast<int64_t>(sk.splits) * M * N <= 0x7fffffff;
+    cuda::enqueue(narrow ? splitk_geglu_reduce_kernel<Store, int> : splitk_geglu_reduce_kernel<Store, int64_t>,
+                  blocks_for(M * N / 2), 256, 0, c.stream, ws, sk.splits, part, b, st);
+  } else if (static_cast<int64_t>(sk.splits) * M * N <= 0x7fffffff)
     cuda::enqueue(splitk_reduce_kernel<Store, int>, blocks_for(M * N), 256, 0, c.stream, ws, sk.splits, part, b, st);
   else
     cuda::enqueue(splitk_reduce_kernel<Store, int64_t>, blocks_for(M * N), 256, 0, c.stream, ws, sk.splits, part, b, st);

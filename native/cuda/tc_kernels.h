@@ -28,6 +28,10 @@ size_t tc_gemm_async_smem_bytes();
 // y[M, N] = x[M, K] . w[N, K]^T + bias[N]: any M, N, K (tails are masked).
 // accumulate: y += that instead (the residual added in the epilogue: Backend::linear_add).
 void tc_linear(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, bool accumulate = false);
+// Backend::linear_to_channels: y [B, C, H, W] = res + (x [B, H * W, K] . w^T + bias), stored NCHW by
+// the epilogue; B * H * W < 2^31 (tc_conv2d_fits' bound on the output).
+void tc_linear_to_channels(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias,
+                           const Tensor& res);
 // Implicit-GEMM conv2d (no im2col buffer), 1x1 and 3x3, stride 1 or 2, padding as v0; up = 1 reads
 // x as if upsampled 2x (nearest), for conv2d_upsampled.
 void tc_conv2d(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
@@ -43,6 +47,10 @@ inline bool tc_conv2d_fits(const Tensor& x, const Tensor& y) {
 // with an even row count (tc_linear_n_fits).
 bool tc_linear_n_fits(const Tensor& x, const Tensor* const* ws, int n);
 void tc_linear_n(const TcCtx& c, Tensor* const* ys, const Tensor& x, const Tensor* const* ws, int n);
+// Backend::linear_geglu as one GEMM whose epilogue applies the GEGLU (gemm_tc_kernel.cuh GegluOut),
+// for f16 activations and f16, q8_0 or q4_0 weights of 2F rows, F % 8 == 0 (tc_linear_geglu_fits).
+bool tc_linear_geglu_fits(const Tensor& x, const Tensor& w);
+void tc_linear_geglu(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
 // The NHWC conv path (gemm_tc_conv.cu; 3x3 with f16 weights, 1x1): whether it takes w, x and y; the
 // one-time in-place reorder of 3x3 weights to [co][ky][kx][ci] it needs (the caller keeps track);
 // the conv, which takes a scratch copy of x from c.workspace (x.numel() halves, with any split-K

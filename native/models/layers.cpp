@@ -65,6 +65,32 @@ void Net::linear_into(Tensor& y, const Tensor& x, const std::string& p, bool bia
   be.linear(y, x, wt, bias ? &w.get(p + ".bias") : nullptr);
 }
 
+Tensor Net::linear_geglu(const Tensor& x, const std::string& p) {
+  const Tensor& wt = matrix(w, p);
+  const Tensor& b = w.get(p + ".bias");
+  if (!be.fuses_linear_geglu(x, wt)) {
+    Tensor pr = linear(x, p);
+    Tensor g = pr;
+    g.shape[g.ndim - 1] /= 2;
+    g = like(g);
+    be.geglu(g, pr);
+    return g;
+  }
+  Tensor g = x;
+  g.shape[g.ndim - 1] = wt.shape[0] / 2;
+  g = like(g);
+  be.linear_geglu(g, x, wt, &b);
+  return g;
+}
+
+void Net::linear_to_channels(Tensor& y, const Tensor& x, const std::string& p, const Tensor& res) {
+  const Tensor& wt = matrix(w, p);
+  const Tensor& b = w.get(p + ".bias");
+  if (be.fuses_linear_to_channels()) return be.linear_to_channels(y, x, wt, &b, res);
+  Tensor back = transpose12(linear(x, p));                      // [B, C, H * W]
+  be.add(y, back.reshaped({y.shape[0], y.shape[1], y.shape[2], y.shape[3]}), res);
+}
+
 void Net::linear_add_into(Tensor& y, const Tensor& x, const std::string& p, bool bias) {
   if (!be.fuses_linear_add()) return add_inplace(y, linear(x, p, bias));
   const Tensor& wt = matrix(w, p);

@@ -31,6 +31,12 @@ struct Net {
   // Bias-free projections of one input into caller-allocated ys (attention's q, k, v): one
   // Backend::linear_n, which a GPU runs as one GEMM.
   void linear_n_into(std::initializer_list<Tensor*> ys, const Tensor& x, std::initializer_list<std::string> ps);
+  // GEGLU: a * gelu(gate) for [a | gate] = linear(x) (`p.weight` [2F, K]) -> [..., F]; one fused
+  // GEMM where the backend has it (Backend::linear_geglu), else a linear and a geglu.
+  Tensor linear_geglu(const Tensor& x, const std::string& p);
+  // y [B, C, H, W] = res + linear(x) transposed, for tokens x [B, H * W, K]: one GEMM where the
+  // backend fuses it (Backend::linear_to_channels), else a linear, a transpose12 and an add.
+  void linear_to_channels(Tensor& y, const Tensor& x, const std::string& p, const Tensor& res);
   Tensor group_norm(const Tensor& x, const std::string& p, float eps, bool silu, int groups = 32);
   Tensor layer_norm(const Tensor& x, const std::string& p, float eps = 1e-5f);
   // y = a + b (b broadcast as in ops.h), into a new tensor or in place into a.

@@ -86,9 +86,7 @@ void basic_block(Net& n, Tensor& x, const Tensor& k, const Tensor& v, const std:
     const int64_t nr = std::min(chunk, rows - r0);
     Tensor xr(x.type, {nr, C}, x.data ? static_cast<uint8_t*>(x.data) + dtype_row_bytes(x.type, r0 * C) : nullptr);
     Tensor h = n.layer_norm(xr, p + "norm3");
-    Tensor pr = n.linear(h, p + "ff.net.0.proj");               // [nr, 2F]
-    Tensor g = n.act({nr, pr.shape[1] / 2});
-    n.be.geglu(g, pr);                                          // a * gelu(gate)
+    Tensor g = n.linear_geglu(h, p + "ff.net.0.proj");          // [nr, F]: a * gelu(gate)
     n.linear_add_into(xr, g, p + "ff.net.2");
     n.be.rewind(m);
   }
@@ -114,9 +112,7 @@ void spatial_transformer(Net& n, Tensor& out, const Tensor& x, const UnetConfig&
     const size_t i = cross_index(c, pb);
     basic_block(n, t, kv.k[i], kv.v[i], pb, c.heads);
   }
-  t = n.linear(t, p + "proj_out");                              // [B, HW, C]
-  Tensor back = n.transpose12(t);                               // [B, C, HW]
-  n.be.add(out, back.reshaped({B, C, x.shape[2], x.shape[3]}), x);
+  n.linear_to_channels(out, t, p + "proj_out", x);             // x + proj_out(t), back to [B, C, H, W]
   n.be.rewind(m);
 }
 

@@ -140,6 +140,29 @@ SD_TEST(backend_linear_n_matches_linear_and_checks_shapes) {
   SD_CHECK(named) << "a weight of another K must be refused by linear_n";
 }
 
+// linear_geglu is called only where the backend fuses it (a GPU's GEMM epilogue; Net::linear_geglu
+// asks first): the CPU does not, so it refuses by name, after the shape checks, which name theirs.
+SD_TEST(backend_linear_geglu_checks_shapes_and_needs_a_fusing_backend) {
+  auto be = sd::make_cpu_backend(1);
+  be->reserve_activations(1 << 20);
+  std::vector<float> wd(16 * 32, 0.01f);
+  sd::Tensor w = be->upload_weight(sd::Tensor(sd::DType::F32, {16, 32}, wd.data()), sd::DType::F32);
+  sd::Tensor x = be->alloc(sd::DType::F32, {3, 32});
+  sd::Tensor y = be->alloc(sd::DType::F32, {3, 8}), wrong = be->alloc(sd::DType::F32, {3, 16});
+  SD_CHECK(!be->fuses_linear_geglu(x, w));
+  auto why = [&](sd::Tensor& out) {
+    try {
+      be->linear_geglu(out, x, w, nullptr);
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string shape = why(wrong), fused = why(y);
+  SD_CHECK(shape.find("linear_geglu") != std::string::npos && shape.find("must be [3, 8]") != std::string::npos) << shape;
+  SD_CHECK(fused.find("not fused") != std::string::npos) << fused;
+}
+
 SD_TEST(backend_profile_by_shape_names_each_layer) {
   auto be = sd::make_cpu_backend(1);
   be->reserve_activations(1 << 20);

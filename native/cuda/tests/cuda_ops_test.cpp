@@ -103,6 +103,29 @@ void run_matmul_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng, double mm) {
           return e.get(yt);
         });
       }
+    // linear_to_channels (proj_out stored NCHW onto the residual, in place, where the backend fuses
+    // it; a linear, a transpose and an add elsewhere, as on the CPU side): images straddling tiles,
+    // N tails, split-K (16 tokens x 1280).
+    if (!q)
+      for (auto [B, P, C, K] : {std::array<int64_t, 4>{2, 70, 136, 96}, {2, 64, 320, 320}, {1, 16, 1280, 1280}}) {
+        const auto x = rng.gauss(B * P * K), w = rng.vec(C * K, 0.1f), b = rng.vec(C), r = rng.gauss(B * C * P);
+        auto wc = weight(cpu, w, {C, K}, t), wg = weight(gpu, w, {C, K}, t);
+        const std::string name = std::string("linear_to_channels ") + sd::dtype_name(t) + " " + shape3(B, P, K) + ">" +
+                                 std::to_string(C);
+        compare(cpu, gpu, name, mm, [&](Env& e) {
+          auto xt = e.act({B, P, K}, &x), bt = e.param({C}, &b), yt = e.act({B, C, P, 1}, &r);
+          const sd::Tensor& wt = e.be == &cpu ? wc : wg;
+          if (e.be->fuses_linear_to_channels()) {
+            e.be->linear_to_channels(yt, xt, wt, &bt, yt);
+          } else {
+            auto tmp = e.act({B, P, C}), back = e.act({B, C, P});
+            e.be->linear(tmp, xt, wt, &bt);
+            e.be->transpose12(back, tmp);
+            e.be->add(yt, yt, back.reshaped({B, C, P, 1}));
+          }
+          return e.get(yt);
+        });
+      }
     // linear_n (attention's q/k/v as one GEMM with f16 activations; a loop of linears otherwise):
     // each output against the reference on the values the kernels see (as for quantized linear
     // above). Parts of 130 rows: tiles straddle two weights; 2 rows: many weights in one tile.
@@ -141,6 +164,45 @@ void run_matmul_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng, double mm) {
           worst = std::max(worst, err_stat(eg.get(yt[i]), ref, mm).err);
         }
         report(name, worst, mm);
+      } catch (const std::exception& ex) {
+        report_exception(name, ex.what());
+      }
+    }
+    // linear_geglu (the GEGLU in the GEMM's epilogue where the backend fuses it, a linear and a
+    // geglu elsewhere): against a * gelu(gate) from the reference GEMM on the values the kernels see.
+    // F 72: a last N tile of one 16-row group; 2 rows with K 1280: split-K.
+    for (auto [M, F, K] : {std::array<int64_t, 3>{150, 72, 96}, {77, 1280, 320}, {2, 640, 1280}, {513, 8, 64}}) {
+      std::string name = std::string("linear_geglu ") + sd::dtype_name(t) + " " + shape3(M, F, K);
+      try {
+        const int64_t N = 2 * F;
+        const auto x = rng.gauss(M * K), w = rng.vec(N * K, 0.1f), b = rng.vec(N);
+        const sd::Tensor wg = weight(gpu, w, {N, K}, t);
+        gpu.rewind(0);
+        Env eg{&gpu};
+        auto xt = eg.act({M, K}, &x), bt = eg.param({N}, &b), yt = eg.act({M, F});
+        if (gpu.fuses_linear_geglu(xt, wg)) {
+          name += " (fused)";
+          gpu.linear_geglu(yt, xt, wg, &bt);
+        } else {
+          auto tmp = eg.act({M, N});
+          gpu.linear(tmp, xt, wg, &bt);
+          gpu.geglu(yt, tmp);
+        }
+        std::vector<uint8_t> blk(sd::dtype_row_bytes(t, K));
+        std::vector<float> wd(static_cast<size_t>(N * K)), both(static_cast<size_t>(M * N)), ref(static_cast<size_t>(M * F));
+        for (int64_t r = 0; r < N; ++r) {
+          sd::from_f32_row(t, w.data() + r * K, blk.data(), K);
+          sd::to_f32_row(t, blk.data(), wd.data() + r * K, K);
+        }
+        const auto xr = gpu.f16_compute() ? round_f16(x) : x;
+        const auto wr = gpu.f16_compute() ? round_f16(wd) : wd;
+        sd::gemm_reference(M, N, K, xr.data(), K, wr.data(), sd::DType::F32, b.data(), both.data(), N);
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t c = 0; c < F; ++c) {
+            const double g = both[m * N + F + c];
+            ref[m * F + c] = static_cast<float>(both[m * N + c] * 0.5 * g * (1.0 + std::erf(g / std::sqrt(2.0))));
+          }
+        report(name, eg.get(yt), ref, mm, std::to_string(M) + "x" + std::to_string(F));
       } catch (const std::exception& ex) {
         report_exception(name, ex.what());
       }

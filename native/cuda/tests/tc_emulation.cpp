@@ -215,6 +215,15 @@ void test_linear(sd::DType t, int64_t M, int64_t N, int64_t K, bool half = false
         y, ref, half ? kHalfOut : 1e-5);
 }
 
+// f(wl): the loader of weights that take a Stack row map (f16, q8_0, q4_0), N rows of K.
+template <class F>
+void with_stack_loader(const W& w, int64_t N, int64_t K, F&& f) {
+  if (w.t == sd::DType::F16) return f(F16Rows{reinterpret_cast<const __half*>(w.bytes.data()), N, K, K % 8 == 0});
+  const int64_t rb = static_cast<int64_t>(sd::dtype_row_bytes(w.t, K));
+  if (w.t == sd::DType::Q8_0) return f(QRows<false>{w.bytes.data(), N, K, rb});
+  f(QRows<true>{w.bytes.data(), N, K, rb});
+}
+
 // linear_n (tc_linear_n): n weights stacked by rows through Stack, the columns stored to n outputs
 // by SplitCols; f16 activations.
 void test_linear_n(sd::DType t, int64_t M, int64_t part, int64_t K, int n) {
@@ -232,9 +241,7 @@ void test_linear_n(sd::DType t, int64_t M, int64_t part, int64_t K, int n) {
     run_grid(static_cast<unsigned>((M + BM - 1) / BM), static_cast<unsigned>((N + BN - 1) / BN), THREADS,
              [&] { gemm_kernel(M, N, K, a, wl, nullptr, st, static_cast<int>((K + BK - 1) / BK)); });
   };
-  if (t == sd::DType::F16) run(F16Rows{reinterpret_cast<const __half*>(ws[0].bytes.data()), N, K, K % 8 == 0});
-  else if (t == sd::DType::Q8_0) run(QRows<false>{ws[0].bytes.data(), N, K, static_cast<int64_t>(sd::dtype_row_bytes(t, K))});
-  else run(QRows<true>{ws[0].bytes.data(), N, K, static_cast<int64_t>(sd::dtype_row_bytes(t, K))});
+  with_stack_loader(ws[0], N, K, run);
   std::vector<float> y;
   std::vector<double> ref;
   for (int i = 0; i < n; ++i) {
@@ -250,6 +257,74 @@ void test_linear_n(sd::DType t, int64_t M, int64_t part, int64_t K, int n) {
   check(std::string("linear_n ") + sd::dtype_name(t) + " " + std::to_string(M) + "x" + std::to_string(part) + "x" +
             std::to_string(K) + " x" + std::to_string(n) + " f16-act",
         y, ref, kHalfOut);
+}
+
+// linear_geglu (tc_linear_geglu): the [2F, K] weight's rows interleaved by Stack::geglu_f, the
+// epilogue (or, split, the reduction) pairing each result with its gate: y = a * gelu(gate), f16.
+void test_linear_geglu(sd::DType t, int64_t M, int64_t F, int64_t K) {
+  const int64_t N = 2 * F;
+  const W w = make_weights(t, N, K);
+  const auto x = randn(M * K), b = randn(N);
+  const auto xh = to_half(x);
+  std::vector<__half> yh(M * F, __float2half(NAN));
+  const GegluOut<__half> st{yh.data(), F};
+  const F16Rows a{xh.data(), M, K, K % 8 == 0};
+  const unsigned gx = static_cast<unsigned>((M + BM - 1) / BM), gy = static_cast<unsigned>((N + BN - 1) / BN);
+  const int tiles = static_cast<int>((K + BK - 1) / BK);
+  with_stack_loader(w, N, K, [&](auto wl) {
+    wl.stack.geglu_f = F;
+    if (g_splits <= 1) return run_grid(gx, gy, THREADS, [&] { gemm_kernel(M, N, K, a, wl, b.data(), st, tiles); });
+    const int tps = (tiles + g_splits - 1) / g_splits, splits = (tiles + tps - 1) / tps;
+    std::vector<float> ws(static_cast<size_t>(splits) * M * N, NAN);
+    const SplitOut part{ws.data(), M, N, false};
+    run_grid(gx, gy, THREADS, [&] { gemm_kernel(M, N, K, a, wl, nullptr, part, tps); }, static_cast<unsigned>(splits));
+    run_grid(3, 1, 64, [&] { splitk_geglu_reduce_kernel<GegluOut<__half>, int>(ws.data(), splits, part, b.data(), st); });
+  });
+  std::vector<double> ref(M * F);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t c = 0; c < F; ++c) {
+      double av = b[c], gv = b[F + c];
+      for (int64_t k = 0; k < K; ++k) {
+        av += static_cast<double>(h(x[m * K + k])) * w.deq[c * K + k];
+        gv += static_cast<double>(h(x[m * K + k])) * w.deq[(F + c) * K + k];
+      }
+      ref[m * F + c] = av * 0.5 * gv * (1.0 + std::erf(gv / std::sqrt(2.0)));
+    }
+  check(std::string("linear_geglu ") + sd::dtype_name(t) + " " + std::to_string(M) + "x" + std::to_string(F) +
+            " (2F) x" + std::to_string(K) + " f16-act" + (g_splits > 1 ? " split-K" : "") +
+            (g_stages != 4 ? " 2-stage" : ""),
+        from_half(yh), ref, kHalfOut);
+}
+
+// linear_to_channels (tc_linear_to_channels): tokens [B, P, K] through the row loaders, the results
+// stored NCHW onto a residual by ConvOut's res, here y itself (in place, as a caller may).
+void test_linear_to_channels(sd::DType t, int64_t B, int64_t P, int64_t C, int64_t K, bool half) {
+  const W w = make_weights(t, C, K);
+  const int64_t M = B * P;
+  const auto x = randn(M * K), b = randn(C), r = randn(B * C * P);
+  std::vector<float> y = r;
+  if (half) {
+    const auto xh = to_half(x);
+    std::vector<__half> yh = to_half(r);
+    run_gemm(M, C, K, F16Rows{xh.data(), M, K, K % 8 == 0}, w, b.data(), ConvOut<__half>{yh.data(), C, P, yh.data()},
+             true);
+    y = from_half(yh);
+  } else {
+    run_gemm(M, C, K, F32Rows{x.data(), M, K, K, K % 4 == 0}, w, b.data(), ConvOut<float>{y.data(), C, P, y.data()},
+             true);
+  }
+  std::vector<double> ref(B * C * P);
+  for (int64_t bi = 0; bi < B; ++bi)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t p = 0; p < P; ++p) {
+        const int64_t i = (bi * C + c) * P + p;
+        double s = (half ? h(r[i]) : r[i]) + b[c];
+        for (int64_t k = 0; k < K; ++k) s += static_cast<double>(h(x[(bi * P + p) * K + k])) * w.deq[c * K + k];
+        ref[i] = s;
+      }
+  check(std::string("linear_to_channels ") + sd::dtype_name(t) + " " + std::to_string(B) + "x" + std::to_string(P) +
+            "x" + std::to_string(K) + ">" + std::to_string(C) + act_name(half) + (g_splits > 1 ? " split-K" : ""),
+        y, ref, half ? kHalfOut : 1e-5);
 }
 
 // up = 1: the conv of a 2x nearest upsample of x (conv2d_upsampled); the reference upsamples.
@@ -616,6 +691,26 @@ int main() {
   test_linear_n(sd::DType::F16, 150, 130, 80, 3);  // tiles straddle the stacked weights
   test_linear_n(sd::DType::Q4_0, 70, 66, 64, 2);
   test_linear_n(sd::DType::Q8_0, 40, 2, 96, 3);   // several weights in one tile
+  // GEGLU in the epilogue: M tails, a last N tile of one 16-row group (F 72), F = 8 (most warps past
+  // N), both kernels, and through the split-K reduction.
+  test_linear_geglu(sd::DType::F16, 150, 72, 80);
+  test_linear_geglu(sd::DType::Q8_0, 70, 136, 96);
+  test_linear_geglu(sd::DType::Q4_0, 40, 8, 64);
+  g_splits = 4;
+  test_linear_geglu(sd::DType::F16, 70, 72, 288);
+  test_linear_geglu(sd::DType::Q4_0, 40, 136, 288);
+  g_splits = 1;
+  g_stages = 2;
+  test_linear_geglu(sd::DType::F16, 150, 72, 80);
+  g_stages = 4;
+  // proj_out stored NCHW onto the residual: images straddling M tiles, N tails, f32 and f16
+  // activations, quantized weights, and through the split-K reduction (partials by channel).
+  test_linear_to_channels(sd::DType::F16, 2, 70, 136, 96, true);
+  test_linear_to_channels(sd::DType::Q8_0, 1, 150, 40, 64, true);
+  test_linear_to_channels(sd::DType::F32, 2, 33, 20, 36, false);
+  g_splits = 4;
+  test_linear_to_channels(sd::DType::F16, 2, 40, 130, 288, true);
+  g_splits = 1;
   // 1x1 through NHWC, any weight type (quantized: the double-buffered kernel with a cp.async A).
   test_conv(sd::DType::F16, 2, 40, 130, 5, 6, 1, 1, 0, 0, true, true);
   test_conv(sd::DType::Q4_0, 2, 64, 20, 5, 6, 1, 1, 0, 0, true, true);
