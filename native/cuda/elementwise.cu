@@ -6,6 +6,7 @@
 
 #include "cuda/act.cuh"
 #include "cuda/common.cuh"
+#include "cuda/conv_nhwc_kernel.cuh"
 #include "cuda/cuda_backend.h"
 
 namespace sd {
@@ -169,25 +170,6 @@ __global__ void concat_kernel(const T* a, const T* b, T* y, int64_t n, I ca, I c
     } else {
       y[j] = *src;
     }
-  }
-}
-
-// y[b, c, a] = x[b, a, c] through a 32x32 shared tile, so that both the reads and the writes are
-// coalesced (a plain one-thread-per-element transpose strides one side by A or C elements).
-template <class T>
-__global__ void transpose12_kernel(const T* x, T* y, int A, int C) {
-  cuda::pdl_entry();
-  __shared__ T tile[32][33];
-  const int64_t b = blockIdx.z;
-  const int c0 = blockIdx.x * 32, a0 = blockIdx.y * 32, tx = threadIdx.x;
-  for (int r = threadIdx.y; r < 32; r += blockDim.y) {
-    const int a = a0 + r, c = c0 + tx;
-    if (a < A && c < C) tile[r][tx] = x[(b * A + a) * C + c];
-  }
-  __syncthreads();
-  for (int r = threadIdx.y; r < 32; r += blockDim.y) {
-    const int c = c0 + r, a = a0 + tx;
-    if (a < A && c < C) y[(b * C + c) * A + a] = tile[tx][r];
   }
 }
 
@@ -400,7 +382,8 @@ void CudaBackend::do_transpose12(Tensor& y, const Tensor& x) {
     for (int64_t b0 = 0; b0 < B; b0 += 65535) {  // grid.z holds at most 65535 batches per launch
       const dim3 grid(static_cast<unsigned>((C + 31) / 32), static_cast<unsigned>((A + 31) / 32),
                       static_cast<unsigned>(std::min<int64_t>(B - b0, 65535)));
-      cuda::enqueue(transpose12_kernel<T>, grid, dim3(32, 8), 0, stream(), x.as<T>() + b0 * plane,
+      // [b][a][c] -> [b][c][a]: the NHWC copy's transpose with a as its channels, c its pixels.
+      cuda::enqueue(cuda::nhwc::transpose_kernel<T, T>, grid, cuda::nhwc::THREADS, 0, stream(), x.as<T>() + b0 * plane,
                     y.as<T>() + b0 * plane, static_cast<int>(A), static_cast<int>(C));
     }
   });

@@ -77,7 +77,7 @@ void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w,
       const dim3 grid(static_cast<unsigned>((P + 31) / 32), static_cast<unsigned>((C + 31) / 32),
                       static_cast<unsigned>(std::min(images - i0, 65535)));
       const int64_t off = static_cast<int64_t>(i0) * C * P;
-      cuda::enqueue(nhwc::to_nhwc_kernel<T>, grid, nhwc::THREADS, 0, c.stream, x.as<T>() + off, xh + off, C, P);
+      cuda::enqueue(nhwc::transpose_kernel<T>, grid, nhwc::THREADS, 0, c.stream, x.as<T>() + off, xh + off, C, P);
     }
     SD_CUDA_LAUNCHED("conv input to NHWC");
     const ConvOut<T> st{y.as<T>(), N, static_cast<int64_t>(ho) * wo};

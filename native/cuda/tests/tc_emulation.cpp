@@ -327,6 +327,29 @@ void test_linear_to_channels(sd::DType t, int64_t B, int64_t P, int64_t C, int64
         y, ref, half ? kHalfOut : 1e-5);
 }
 
+// Backend::transpose12 ([B, A, C] -> [B, C, A]) through the NHWC copy's kernel with Out = T:
+// tails on both tile dims, several batches.
+template <class T>
+void test_transpose12(int B, int A, int C) {
+  const auto x = randn(static_cast<size_t>(B) * A * C);
+  std::vector<T> xt(x.size()), y(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xt[i] = static_cast<T>(x[i]);
+  run_grid(static_cast<unsigned>((C + 31) / 32), static_cast<unsigned>((A + 31) / 32), sd::cuda::nhwc::THREADS,
+           [&] { sd::cuda::nhwc::transpose_kernel<T, T>(xt.data(), y.data(), A, C); }, static_cast<unsigned>(B));
+  std::vector<float> got(y.size());
+  std::vector<double> ref(y.size());
+  for (int b = 0; b < B; ++b)
+    for (int a = 0; a < A; ++a)
+      for (int c = 0; c < C; ++c) {
+        const size_t to = (static_cast<size_t>(b) * C + c) * A + a, from = (static_cast<size_t>(b) * A + a) * C + c;
+        got[to] = static_cast<float>(y[to]);
+        ref[to] = static_cast<float>(xt[from]);
+      }
+  check(std::string("transpose12 ") + std::to_string(B) + "x" + std::to_string(A) + "x" + std::to_string(C) +
+            (sizeof(T) == 2 ? " f16" : " f32"),
+        got, ref, 0);
+}
+
 // up = 1: the conv of a 2x nearest upsample of x (conv2d_upsampled); the reference upsamples.
 // The NHWC path (gemm_tc_conv.cu): x copied channels-last as f16 by its kernel, 3x3 weights
 // reordered tap-major in place by theirs, then the GEMM with NhwcConvRows.
@@ -338,7 +361,7 @@ void run_conv_nhwc(const std::vector<T>& x, int n, int ci, int hh, int ww, const
   const int64_t M = static_cast<int64_t>(n) * ho * wo, K = static_cast<int64_t>(ci) * ks * ks;
   std::vector<__half> xh(x.size(), __float2half(NAN));
   run_grid(static_cast<unsigned>((P + 31) / 32), static_cast<unsigned>((ci + 31) / 32), nh::THREADS,
-           [&] { nh::to_nhwc_kernel<T>(x.data(), xh.data(), ci, P); }, static_cast<unsigned>(n));
+           [&] { nh::transpose_kernel<T>(x.data(), xh.data(), ci, P); }, static_cast<unsigned>(n));
   const ConvOut<T> st{y.data(), co, static_cast<int64_t>(ho) * wo};
   if (ks == 1) return run_gemm(M, co, K, NhwcConvRows<1>{xh.data(), M, ci, hh, ww, ho, wo, stride, pad, up}, w, bias, st, true);
   W wt = w;
@@ -711,6 +734,8 @@ int main() {
   g_splits = 4;
   test_linear_to_channels(sd::DType::F16, 2, 40, 130, 288, true);
   g_splits = 1;
+  test_transpose12<float>(2, 70, 33);
+  test_transpose12<__half>(3, 40, 65);
   // 1x1 through NHWC, any weight type (quantized: the double-buffered kernel with a cp.async A).
   test_conv(sd::DType::F16, 2, 40, 130, 5, 6, 1, 1, 0, 0, true, true);
   test_conv(sd::DType::Q4_0, 2, 64, 20, 5, 6, 1, 1, 0, 0, true, true);
