@@ -252,6 +252,33 @@ void Backend::conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* 
   do_conv2d(y, x, w, bias, stride, pad);
 }
 
+void Backend::conv2d_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
+                         const Tensor* chan, const Tensor* res) {
+  const char* op = "conv2d_add";
+  check_conv(op, y, x, x.ndim == 4 ? x.shape[2] : 0, x.ndim == 4 ? x.shape[3] : 0, w, bias, stride, pad,
+             activation_type());
+  if (chan) {
+    need_act(op, "chan", *chan, activation_type());
+    if (chan->numel() != y.shape[0] * y.shape[1] || chan->row_len() != y.shape[1])
+      fail(op, "chan " + chan->shape_str() + " must be [" + std::to_string(y.shape[0]) + ", " +
+                   std::to_string(y.shape[1]) + "]");
+  }
+  if (res) {
+    need_act(op, "res", *res, activation_type());
+    need_same(op, "y", y, "res", *res);
+    const uint8_t *rb = static_cast<const uint8_t*>(res->data), *yb = static_cast<const uint8_t*>(y.data);
+    if (rb && yb && rb < yb + y.nbytes() && yb < rb + res->nbytes()) fail(op, "res overlaps y");
+  }
+  const uint8_t *xb = static_cast<const uint8_t*>(x.data), *yb = static_cast<const uint8_t*>(y.data);
+  if (xb && yb && xb < yb + y.nbytes() && yb < xb + x.nbytes()) fail(op, "y overlaps x");
+  if (planning_) return;
+  const int64_t k = w.shape[2];
+  const double flops = 2.0 * static_cast<double>(y.numel()) * static_cast<double>(x.shape[1] * k * k);
+  OpTimer timer(this, k == 3 ? "conv 3x3" : "conv 1x1", flops,
+                profile_detail_ ? conv_detail(x, x.shape[2], x.shape[3], w, stride) + " +add" : std::string());
+  do_conv2d_add(y, x, w, bias, stride, pad, chan, res);
+}
+
 void Backend::conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
   const char* op = "conv2d_upsampled";
   const int64_t H = x.ndim == 4 ? 2 * x.shape[2] : 0, W = x.ndim == 4 ? 2 * x.shape[3] : 0;

@@ -90,6 +90,12 @@ class Backend {
   virtual bool fuses_linear_to_channels() const { return false; }
   // y[N, Co, Ho, Wo] = conv(x[N, Ci, H, W], w[Co, Ci, k, k]) + bias[Co]; k in {1, 3}, square kernel.
   void conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad);
+  // conv2d + chan[N, Co] (broadcast over Ho, Wo) + res (y's shape; not y, not x), either optional:
+  // a ResBlock's timestep embedding and its skip, which a backend may add in the conv's epilogue.
+  // The default: the conv, then the adds in that order (so a backend that does not fuse them gives
+  // the same bits as conv2d and add).
+  void conv2d_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
+                  const Tensor* chan, const Tensor* res);
   // Per (sample, group) normalisation over C/groups * H * W, then per-channel affine; optional SiLU.
   // y may be x (in place): every backend reads a group's statistics before writing it.
   void group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
@@ -172,6 +178,12 @@ class Backend {
   }
   virtual void do_linear_geglu(Tensor&, const Tensor&, const Tensor&, const Tensor*) {
     throw std::logic_error("linear_geglu: this backend does not fuse it (see fuses_linear_geglu)");
+  }
+  virtual void do_conv2d_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
+                             const Tensor* chan, const Tensor* res) {
+    do_conv2d(y, x, w, bias, stride, pad);
+    if (chan) do_add(y, y, chan->reshaped({y.shape[0], y.shape[1], 1, 1}));
+    if (res) do_add(y, y, *res);
   }
   virtual void do_linear_to_channels(Tensor&, const Tensor&, const Tensor&, const Tensor*, const Tensor&) {
     throw std::logic_error("linear_to_channels: this backend does not fuse it (see fuses_linear_to_channels)");

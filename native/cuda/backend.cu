@@ -56,10 +56,14 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   nhwc_1x1_ = nhwc_ && !(nh && std::string(nh) == "3x3");
   const char* pdl = std::getenv("SDNODE_CUDA_PDL");
   pdl_ = major >= 9 && pdl && std::string(pdl) == "1";
-  const char* geglu = std::getenv("SDNODE_CUDA_GEGLU");
-  geglu_ = geglu && std::string(geglu) == "1";
-  const char* proj = std::getenv("SDNODE_CUDA_PROJ_OUT");
-  proj_out_ = proj && std::string(proj) == "1";
+  const char* fuse = std::getenv("SDNODE_CUDA_FUSE");
+  const std::string fl = fuse ? fuse : "";
+  auto fused = [&](const char* part) {
+    return fl == "1" || ("," + fl + ",").find(std::string(",") + part + ",") != std::string::npos;
+  };
+  geglu_ = fused("geglu");
+  proj_out_ = fused("proj_out");
+  conv_add_ = fused("conv_add");
   SD_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 }
 

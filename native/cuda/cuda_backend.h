@@ -117,6 +117,8 @@ class CudaBackend final : public Backend {
   void do_copy(Tensor& y, const Tensor& x) override;
   void do_upsample_nearest(Tensor& y, const Tensor& x) override;
   void do_conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;
+  void do_conv2d_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
+                     const Tensor* chan, const Tensor* res) override;
   void do_concat_channels(Tensor& y, const Tensor& a, const Tensor& b) override;
   void do_transpose12(Tensor& y, const Tensor& x) override;
   void do_timestep_embedding(Tensor& y, const Tensor& t, float max_period) override;
@@ -160,7 +162,9 @@ class CudaBackend final : public Backend {
   // The tensor-core GEMMs' view of this backend (stream, SM count, scratch for split-K).
   cuda::TcCtx tc_ctx();
   // conv2d and conv2d_upsampled (up = 1: x is read at half resolution).
-  void conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, int up);
+  // chan, res: Backend::conv2d_add's, added in the epilogue (after the v0 kernel, by adds).
+  void conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, int up,
+            const Tensor* chan = nullptr, const Tensor* res = nullptr);
   // add (mul = false) and mul, with a's shape and b broadcast to it.
   void binary(Tensor& y, const Tensor& a, const Tensor& b, bool mul);
 
@@ -194,14 +198,13 @@ class CudaBackend final : public Backend {
   // Programmatic dependent launch of every kernel (launch.h, pdl.cuh): sm_90+ with
   // SDNODE_CUDA_PDL=1. Off by default until a GPU run has measured it (written without one).
   bool pdl_ = false;
-  // The feed-forward's GEGLU in its first GEMM's epilogue (fuses_linear_geglu): SDNODE_CUDA_GEGLU=1.
-  // Off by default until a GPU run has measured it (written without one; the host emulation checks
-  // the kernel).
-  bool geglu_ = false;
-  // The spatial transformer's proj_out, transpose back and skip add as one GEMM with an NCHW,
-  // residual-adding epilogue (fuses_linear_to_channels): SDNODE_CUDA_PROJ_OUT=1. Off by default
-  // until a GPU run has measured it.
-  bool proj_out_ = false;
+  // Epilogue fusions, SDNODE_CUDA_FUSE=1 (or a comma list of their names); off by default until a
+  // GPU run has measured them (written without one; the host emulation checks the kernels).
+  // geglu: the feed-forward's GEGLU in its first GEMM (fuses_linear_geglu); proj_out: the spatial
+  // transformer's proj_out, transpose back and skip add as one GEMM with an NCHW residual store
+  // (fuses_linear_to_channels); conv_add: a ResBlock's timestep embedding and skip added by its
+  // convs (do_conv2d_add).
+  bool geglu_ = false, proj_out_ = false, conv_add_ = false;
   // 3x3 f16 conv weights reordered in place to [co][ky][kx][ci] for the NHWC conv (gemm.cu).
   std::unordered_set<const void*> tap_major_;
   bool graphs_on_ = false;  // SDNODE_CUDA_GRAPH=1

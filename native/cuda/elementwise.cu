@@ -6,8 +6,8 @@
 
 #include "cuda/act.cuh"
 #include "cuda/common.cuh"
-#include "cuda/conv_nhwc_kernel.cuh"
 #include "cuda/cuda_backend.h"
+#include "cuda/transpose_kernel.cuh"
 
 namespace sd {
 namespace {
@@ -383,8 +383,8 @@ void CudaBackend::do_transpose12(Tensor& y, const Tensor& x) {
       const dim3 grid(static_cast<unsigned>((C + 31) / 32), static_cast<unsigned>((A + 31) / 32),
                       static_cast<unsigned>(std::min<int64_t>(B - b0, 65535)));
       // [b][a][c] -> [b][c][a]: the NHWC copy's transpose with a as its channels, c its pixels.
-      cuda::enqueue(cuda::nhwc::transpose_kernel<T, T>, grid, cuda::nhwc::THREADS, 0, stream(), x.as<T>() + b0 * plane,
-                    y.as<T>() + b0 * plane, static_cast<int>(A), static_cast<int>(C));
+      cuda::enqueue(cuda::transpose_kernel<T, T>, grid, cuda::kTransposeThreads, 0, stream(),
+                    x.as<T>() + b0 * plane, y.as<T>() + b0 * plane, static_cast<int>(A), static_cast<int>(C));
     }
   });
   SD_CUDA_LAUNCHED("transpose12");

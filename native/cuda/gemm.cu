@@ -167,11 +167,18 @@ void CudaBackend::do_conv2d(Tensor& y, const Tensor& x, const Tensor& w, const T
   conv(y, x, w, bias, stride, pad, 0);
 }
 
+void CudaBackend::do_conv2d_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
+                                const Tensor* chan, const Tensor* res) {
+  if (!conv_add_) return Backend::do_conv2d_add(y, x, w, bias, stride, pad, chan, res);
+  conv(y, x, w, bias, stride, pad, 0, chan, res);
+}
+
 void CudaBackend::do_conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
   conv(y, x, w, bias, 1, 1, 1);
 }
 
-void CudaBackend::conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, int up) {
+void CudaBackend::conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, int up,
+                       const Tensor* chan, const Tensor* res) {
   const OpSync op_sync{this};
   const int ks = static_cast<int>(w.shape[2]);
   const bool tap_major = tap_major_.count(w.data) != 0;
@@ -183,7 +190,7 @@ void CudaBackend::conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor
       cuda::tc_reorder_conv_weight(stream_, w);
       tap_major_.insert(w.data);
     }
-    return cuda::tc_conv2d_nhwc(tc_ctx(), y, x, w, bias, stride, pad, up);
+    return cuda::tc_conv2d_nhwc(tc_ctx(), y, x, w, bias, stride, pad, up, chan, res);
   }
   if (tap_major)
     throw std::invalid_argument("conv2d: input " + x.shape_str() + " is too large for the NHWC conv that weight " +
@@ -191,7 +198,7 @@ void CudaBackend::conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor
   // The TC conv is instantiated for the 1x1 and 3x3 kernels SD uses; other sizes (and images too
   // large for its int offsets) take the v0 kernel.
   if (tc_gemm_ && (ks == 1 || ks == 3) && cuda::tc_conv2d_fits(x, y))
-    return cuda::tc_conv2d(tc_ctx(), y, x, w, bias, stride, pad, up);
+    return cuda::tc_conv2d(tc_ctx(), y, x, w, bias, stride, pad, up, chan, res);
   const int64_t M = y.shape[0] * y.shape[2] * y.shape[3], N = w.shape[0], K = w.shape[1] * ks * ks;
   cuda::with_act(x.type, [&](auto tag) {
     using T = decltype(tag);
@@ -200,6 +207,9 @@ void CudaBackend::conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor
     ConvStore<T> sc{y.as<T>(), static_cast<int>(N), static_cast<int>(y.shape[2] * y.shape[3])};
     launch(stream_, M, N, K, la, w, bias, sc);
   });
+  // The v0 kernel has no such epilogue: the adds after it, as Backend::do_conv2d_add does.
+  if (chan) binary(y, y, chan->reshaped({y.shape[0], y.shape[1], 1, 1}), false);
+  if (res) binary(y, y, *res, false);
 }
 
 }  // namespace sd

@@ -17,15 +17,23 @@ namespace cuda {
 
 using namespace tc_gemm;
 
+namespace {
+template <class T>
+ConvOut<T> conv_out(Tensor& y, const Tensor* chan, const Tensor* res) {
+  return ConvOut<T>{y.as<T>(), y.shape[1], y.shape[2] * y.shape[3], res ? res->as<T>() : nullptr,
+                    chan ? chan->as<T>() : nullptr};
+}
+}  // namespace
+
 void tc_conv2d(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
-               int up) {
+               int up, const Tensor* chan, const Tensor* res) {
   const int ks = static_cast<int>(w.shape[2]);
   const int64_t M = y.shape[0] * y.shape[2] * y.shape[3], N = w.shape[0], K = w.shape[1] * ks * ks;
   const int h = static_cast<int>(x.shape[2]), wd = static_cast<int>(x.shape[3]);
   const int ho = static_cast<int>(y.shape[2]), wo = static_cast<int>(y.shape[3]);
   with_act(x.type, [&](auto tag) {
     using T = decltype(tag);
-    const ConvOut<T> st{y.as<T>(), N, static_cast<int64_t>(ho) * wo};
+    const ConvOut<T> st = conv_out<T>(y, chan, res);
     if (ks == 3)
       launch(c, M, N, K, ConvRows<3, T>{x.as<T>(), M, K, h, wd, ho, wo, stride, pad, up}, w, bias, st, true);
     else
@@ -58,7 +66,7 @@ void tc_reorder_conv_weight(cudaStream_t s, const Tensor& w) {
 }
 
 void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
-                    int pad, int up) {
+                    int pad, int up, const Tensor* chan, const Tensor* res) {
   const int ks = static_cast<int>(w.shape[2]);
   const int64_t M = y.shape[0] * y.shape[2] * y.shape[3], N = w.shape[0], K = w.shape[1] * ks * ks;
   const int C = static_cast<int>(x.shape[1]), h = static_cast<int>(x.shape[2]), wd = static_cast<int>(x.shape[3]);
@@ -77,10 +85,10 @@ void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w,
       const dim3 grid(static_cast<unsigned>((P + 31) / 32), static_cast<unsigned>((C + 31) / 32),
                       static_cast<unsigned>(std::min(images - i0, 65535)));
       const int64_t off = static_cast<int64_t>(i0) * C * P;
-      cuda::enqueue(nhwc::transpose_kernel<T>, grid, nhwc::THREADS, 0, c.stream, x.as<T>() + off, xh + off, C, P);
+      cuda::enqueue(transpose_kernel<T>, grid, kTransposeThreads, 0, c.stream, x.as<T>() + off, xh + off, C, P);
     }
     SD_CUDA_LAUNCHED("conv input to NHWC");
-    const ConvOut<T> st{y.as<T>(), N, static_cast<int64_t>(ho) * wo};
+    const ConvOut<T> st = conv_out<T>(y, chan, res);
     if (ks == 1) return launch(after, M, N, K, NhwcConvRows<1>{xh, M, C, h, wd, ho, wo, stride, pad, up}, w, bias, st, true);
     const __half* wp = w.as<__half>();
     launch_w(after, M, N, K, NhwcConvRows<3>{xh, M, C, h, wd, ho, wo, stride, pad, up},

@@ -435,22 +435,34 @@ template <class S>
 struct IsGeglu<S, std::void_t<decltype(S::kGeglu)>> : std::integral_constant<bool, S::kGeglu> {};
 
 // NCHW output; m < 2^31 (tc_conv2d_fits): 32-bit division, a fraction of a 64-bit one's cost.
-// res: added to each result (an NCHW tensor of y's shape, which may be y; tc_linear_to_channels).
+// Added to each result, in this order, where given: chan [images, co] (broadcast over the plane: a
+// ResBlock's timestep embedding) and res (an NCHW tensor of y's shape, which may be y: a skip).
 template <class T = float>
 struct ConvOut {
   T* y;
   int64_t co, plane;
   const T* res = nullptr;
-  __device__ int64_t at(int64_t m, int64_t n) const {
-    const int img = static_cast<int>(m) / static_cast<int>(plane);
-    return (img * co + n) * plane + (m - img * plane);
+  const T* chan = nullptr;
+  __device__ void put(int64_t i, int64_t c, float v) const {
+    if (chan) v += to_f32(chan[c]);
+    if (res) v += to_f32(res[i]);
+    y[i] = from_f32<T>(v);
   }
-  __device__ void put(int64_t i, float v) const { y[i] = from_f32<T>(res ? v + to_f32(res[i]) : v); }
-  __device__ void operator()(int64_t m, int64_t n, float v) const { put(at(m, n), v); }
+  __device__ void at(int64_t m, int64_t n, int64_t& i, int64_t& c) const {
+    const int img = static_cast<int>(m) / static_cast<int>(plane);
+    c = img * co + n;
+    i = c * plane + (m - img * plane);
+  }
+  __device__ void operator()(int64_t m, int64_t n, float v) const {
+    int64_t i, c;
+    at(m, n, i, c);
+    put(i, c, v);
+  }
   __device__ void pair(int64_t m, int64_t n, float v0, float v1, int64_t N) const {
-    const int64_t i = at(m, n);
-    put(i, v0);
-    if (n + 1 < N) put(i + plane, v1);
+    int64_t i, c;
+    at(m, n, i, c);
+    put(i, c, v0);
+    if (n + 1 < N) put(i + plane, c + 1, v1);
   }
 };
 

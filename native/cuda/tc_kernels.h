@@ -33,9 +33,10 @@ void tc_linear(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, cons
 void tc_linear_to_channels(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias,
                            const Tensor& res);
 // Implicit-GEMM conv2d (no im2col buffer), 1x1 and 3x3, stride 1 or 2, padding as v0; up = 1 reads
-// x as if upsampled 2x (nearest), for conv2d_upsampled.
+// x as if upsampled 2x (nearest), for conv2d_upsampled. chan [N, Co] and res (y's shape), where
+// given, are added in the epilogue (Backend::conv2d_add).
 void tc_conv2d(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
-               int up = 0);
+               int up = 0, const Tensor* chan = nullptr, const Tensor* res = nullptr);
 // Whether tc_conv2d takes input x and output y: its gather indexes one image with int offsets, and
 // its stores find an output pixel's image with an int division.
 inline bool tc_conv2d_fits(const Tensor& x, const Tensor& y) {
@@ -58,7 +59,7 @@ void tc_linear_geglu(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w
 bool tc_conv2d_nhwc_fits(const Tensor& x, const Tensor& y, const Tensor& w);
 void tc_reorder_conv_weight(cudaStream_t s, const Tensor& w);
 void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
-                    int pad, int up);
+                    int pad, int up, const Tensor* chan = nullptr, const Tensor* res = nullptr);
 // Flash attention for head dims up to 160; returns false (nothing launched) for larger heads.
 // `scratch`: device memory of tc_attention_scratch() bytes (f16 copies of K and V), stream-ordered.
 size_t tc_attention_scratch(const Tensor& q, const Tensor& k, int heads);  // 0: head dim not handled

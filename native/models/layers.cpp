@@ -27,6 +27,27 @@ Tensor Net::conv(const Tensor& x, const std::string& p, int stride, int pad) {
   return y;  // [N, Co, Ho, Wo]
 }
 
+namespace {
+// `p.weight`, which must be a conv kernel ([Co, Ci, k, k]).
+const Tensor& kernel(const Weights& w, const std::string& p) {
+  const Tensor& wt = w.get(p + ".weight");
+  if (wt.ndim != 4) throw std::runtime_error("weight '" + p + ".weight' " + wt.shape_str() + " is not a conv kernel");
+  return wt;
+}
+}  // namespace
+
+Tensor Net::conv_add(const Tensor& x, const std::string& p, const Tensor* chan, const Tensor* res) {
+  const Tensor& wt = kernel(w, p);
+  Tensor y = act({x.shape[0], wt.shape[0], x.shape[2], x.shape[3]});
+  conv_add_into(y, x, p, chan, res);
+  return y;
+}
+
+void Net::conv_add_into(Tensor& y, const Tensor& x, const std::string& p, const Tensor* chan, const Tensor* res) {
+  const Tensor& wt = kernel(w, p);
+  be.conv2d_add(y, x, wt, w.find(p + ".bias"), 1, static_cast<int>(wt.shape[2] / 2), chan, res);
+}
+
 Tensor Net::conv1x1(const Tensor& x, const std::string& p) {
   const Tensor& wt = w.get(p + ".weight");
   const Tensor* b = w.find(p + ".bias");

@@ -20,6 +20,10 @@ struct Net {
 
   // [N, Ci, H, W] -> [N, Co, Ho, Wo]; `p.weight` [Co, Ci, k, k], `p.bias` [Co]. Pad k/2 unless given.
   Tensor conv(const Tensor& x, const std::string& p, int stride = 1, int pad = -1);
+  // conv(x) (padded k/2, stride 1) + chan[N, Co] broadcast over H, W + res, either optional, in one
+  // Backend::conv2d_add (a backend may add them in the conv's epilogue); into a new tensor or y.
+  Tensor conv_add(const Tensor& x, const std::string& p, const Tensor* chan, const Tensor* res);
+  void conv_add_into(Tensor& y, const Tensor& x, const std::string& p, const Tensor* chan, const Tensor* res);
   // 1x1 conv over channels of [N, Ci, H, W] with a weight stored as [Co, Ci] (any dtype).
   Tensor conv1x1(const Tensor& x, const std::string& p);
   // [..., K] -> [..., N]; `p.weight` [N, K], `p.bias` [N] when bias.

@@ -163,6 +163,46 @@ SD_TEST(backend_linear_geglu_checks_shapes_and_needs_a_fusing_backend) {
   SD_CHECK(fused.find("not fused") != std::string::npos) << fused;
 }
 
+// conv2d_add is conv2d, then + chan (per image and channel), then + res, in that order: the same
+// bits as the three ops on a backend that does not fuse them (the CPU); a res that overlaps y, or a
+// chan of another shape, is refused by name.
+SD_TEST(backend_conv2d_add_is_conv_then_adds_and_checks_operands) {
+  auto be = sd::make_cpu_backend(1);
+  be->reserve_activations(1 << 20);
+  std::vector<float> wd(4 * 3 * 9), xd(2 * 3 * 5 * 6), cd(2 * 4), rd(2 * 4 * 5 * 6);
+  for (size_t i = 0; i < wd.size(); ++i) wd[i] = 0.05f * static_cast<float>(i % 11) - 0.2f;
+  for (size_t i = 0; i < xd.size(); ++i) xd[i] = 0.1f * static_cast<float>(i % 7) - 0.3f;
+  for (size_t i = 0; i < cd.size(); ++i) cd[i] = 0.7f * static_cast<float>(i) - 2.f;
+  for (size_t i = 0; i < rd.size(); ++i) rd[i] = 0.01f * static_cast<float>(i % 13);
+  sd::Tensor w = be->upload_weight(sd::Tensor(sd::DType::F32, {4, 3, 3, 3}, wd.data()), sd::DType::F32);
+  sd::Tensor x = be->alloc(sd::DType::F32, {2, 3, 5, 6}), c = be->alloc(sd::DType::F32, {2, 4});
+  sd::Tensor r = be->alloc(sd::DType::F32, {2, 4, 5, 6});
+  be->upload(x, xd.data());
+  be->upload(c, cd.data());
+  be->upload(r, rd.data());
+  sd::Tensor y = be->alloc(sd::DType::F32, {2, 4, 5, 6}), ref = be->alloc(sd::DType::F32, {2, 4, 5, 6});
+  be->conv2d_add(y, x, w, nullptr, 1, 1, &c, &r);
+  be->conv2d(ref, x, w, nullptr, 1, 1);
+  be->add(ref, ref, c.reshaped({2, 4, 1, 1}));
+  be->add(ref, ref, r);
+  std::vector<float> got(rd.size()), want(rd.size());
+  be->download(got.data(), y);
+  be->download(want.data(), ref);
+  SD_CHECK(got == want) << "conv2d_add differs from conv2d, add, add";
+  auto why = [&](sd::Tensor& out, const sd::Tensor* chan, const sd::Tensor* res) {
+    try {
+      be->conv2d_add(out, x, w, nullptr, 1, 1, chan, res);
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  sd::Tensor c3 = be->alloc(sd::DType::F32, {2, 3});
+  const std::string overlap = why(y, nullptr, &y), chan = why(y, &c3, nullptr);
+  SD_CHECK(overlap.find("conv2d_add") != std::string::npos && overlap.find("res overlaps y") != std::string::npos) << overlap;
+  SD_CHECK(chan.find("chan [2, 3] must be [2, 4]") != std::string::npos) << chan;
+}
+
 SD_TEST(backend_profile_by_shape_names_each_layer) {
   auto be = sd::make_cpu_backend(1);
   be->reserve_activations(1 << 20);

@@ -241,6 +241,16 @@ void run_matmul_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng, double mm) {
         else e.be->conv2d(yt, xt, e.be == &cpu ? wc : wg, &bt, static_cast<int>(c.s), static_cast<int>(c.p));
         return e.get(yt);
       });
+      // conv2d_add: + a [N, Co] term per image and channel + a residual (the epilogue where the
+      // backend fuses them; the CPU adds after its conv).
+      if (c.up) continue;
+      const auto chan = rng.gauss(c.n * c.co), res = rng.gauss(c.n * c.co * ho * wo);
+      compare(cpu, gpu, "conv2d_add" + name.substr(6) + (q ? " vs dequantized" : ""), mm, [&](Env& e) {
+        auto xt = e.act({c.n, c.ci, c.h, c.w}, &x), bt = e.param({c.co}, &b), yt = e.act({c.n, c.co, ho, wo});
+        auto ct = e.act({c.n, c.co}, &chan), rt = e.act({c.n, c.co, ho, wo}, &res);
+        e.be->conv2d_add(yt, xt, e.be == &cpu ? wc : wg, &bt, static_cast<int>(c.s), static_cast<int>(c.p), &ct, &rt);
+        return e.get(yt);
+      });
     }
     if (t == sd::DType::F32) {  // SD 1.x has only 1x1 and 3x3 convs: others are refused by name
       bool named = false;

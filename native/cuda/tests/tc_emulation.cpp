@@ -334,8 +334,9 @@ void test_transpose12(int B, int A, int C) {
   const auto x = randn(static_cast<size_t>(B) * A * C);
   std::vector<T> xt(x.size()), y(x.size());
   for (size_t i = 0; i < x.size(); ++i) xt[i] = static_cast<T>(x[i]);
-  run_grid(static_cast<unsigned>((C + 31) / 32), static_cast<unsigned>((A + 31) / 32), sd::cuda::nhwc::THREADS,
-           [&] { sd::cuda::nhwc::transpose_kernel<T, T>(xt.data(), y.data(), A, C); }, static_cast<unsigned>(B));
+  const unsigned gx = static_cast<unsigned>((C + 31) / 32), gy = static_cast<unsigned>((A + 31) / 32);
+  run_grid(gx, gy, sd::cuda::kTransposeThreads, [&] { sd::cuda::transpose_kernel<T, T>(xt.data(), y.data(), A, C); },
+           static_cast<unsigned>(B));
   std::vector<float> got(y.size());
   std::vector<double> ref(y.size());
   for (int b = 0; b < B; ++b)
@@ -355,14 +356,16 @@ void test_transpose12(int B, int A, int C) {
 // reordered tap-major in place by theirs, then the GEMM with NhwcConvRows.
 template <class T>
 void run_conv_nhwc(const std::vector<T>& x, int n, int ci, int hh, int ww, const W& w, int co, int ho, int wo, int ks,
-                   int stride, int pad, int up, const float* bias, std::vector<T>& y) {
+                   int stride, int pad, int up, const float* bias, std::vector<T>& y, const T* res = nullptr,
+                   const T* chan = nullptr) {
   namespace nh = sd::cuda::nhwc;
   const int P = hh * ww;
   const int64_t M = static_cast<int64_t>(n) * ho * wo, K = static_cast<int64_t>(ci) * ks * ks;
   std::vector<__half> xh(x.size(), __float2half(NAN));
-  run_grid(static_cast<unsigned>((P + 31) / 32), static_cast<unsigned>((ci + 31) / 32), nh::THREADS,
-           [&] { nh::transpose_kernel<T>(x.data(), xh.data(), ci, P); }, static_cast<unsigned>(n));
-  const ConvOut<T> st{y.data(), co, static_cast<int64_t>(ho) * wo};
+  const unsigned gx = static_cast<unsigned>((P + 31) / 32), gy = static_cast<unsigned>((ci + 31) / 32);
+  run_grid(gx, gy, sd::cuda::kTransposeThreads, [&] { sd::cuda::transpose_kernel<T>(x.data(), xh.data(), ci, P); },
+           static_cast<unsigned>(n));
+  const ConvOut<T> st{y.data(), co, static_cast<int64_t>(ho) * wo, res, chan};
   if (ks == 1) return run_gemm(M, co, K, NhwcConvRows<1>{xh.data(), M, ci, hh, ww, ho, wo, stride, pad, up}, w, bias, st, true);
   W wt = w;
   run_grid(static_cast<unsigned>(co), 1, nh::THREADS,
@@ -370,6 +373,8 @@ void run_conv_nhwc(const std::vector<T>& x, int n, int ci, int hh, int ww, const
   run_gemm(M, co, K, NhwcConvRows<3>{xh.data(), M, ci, hh, ww, ho, wo, stride, pad, up}, wt, bias, st, true);
 }
 
+// g_conv_add: the epilogue also adds chan [n, co] and res (y's shape), as Backend::conv2d_add.
+bool g_conv_add = false;
 void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int stride, int pad, int up = 0,
                bool half = false, bool nhwc = false) {
   const int64_t K = static_cast<int64_t>(ci) * ks * ks;
@@ -379,20 +384,27 @@ void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int s
   const W w = make_weights(t, co, K);
   const auto x = randn(static_cast<size_t>(n) * ci * hh * ww), b = randn(co);
   std::vector<float> y(M * co, NAN);
+  const auto chan = g_conv_add ? randn(static_cast<size_t>(n) * co) : std::vector<float>();
+  const auto res = g_conv_add ? randn(y.size()) : std::vector<float>();
+  const auto chan_h = to_half(chan), res_h = to_half(res);
   if (half) {
     const auto xh = to_half(x);
     std::vector<__half> yh(y.size(), __float2half(NAN));
-    const ConvOut<__half> st{yh.data(), co, static_cast<int64_t>(ho) * wo};
+    const __half* rp = g_conv_add ? res_h.data() : nullptr;
+    const __half* cp = g_conv_add ? chan_h.data() : nullptr;
+    const ConvOut<__half> st{yh.data(), co, static_cast<int64_t>(ho) * wo, rp, cp};
     if (nhwc)
-      run_conv_nhwc(xh, n, ci, hh, ww, w, co, ho, wo, ks, stride, pad, up, b.data(), yh);
+      run_conv_nhwc(xh, n, ci, hh, ww, w, co, ho, wo, ks, stride, pad, up, b.data(), yh, rp, cp);
     else if (ks == 3)
       run_gemm(M, co, K, ConvRows<3, __half>{xh.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
     else
       run_gemm(M, co, K, ConvRows<1, __half>{xh.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
     y = from_half(yh);
   } else {
-    const ConvOut<float> st{y.data(), co, static_cast<int64_t>(ho) * wo};
-    if (nhwc) run_conv_nhwc(x, n, ci, hh, ww, w, co, ho, wo, ks, stride, pad, up, b.data(), y);
+    const float* rp = g_conv_add ? res.data() : nullptr;
+    const float* cp = g_conv_add ? chan.data() : nullptr;
+    const ConvOut<float> st{y.data(), co, static_cast<int64_t>(ho) * wo, rp, cp};
+    if (nhwc) run_conv_nhwc(x, n, ci, hh, ww, w, co, ho, wo, ks, stride, pad, up, b.data(), y, rp, cp);
     else if (ks == 3) run_gemm(M, co, K, ConvRows<3>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
     else run_gemm(M, co, K, ConvRows<1>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
   }
@@ -411,11 +423,14 @@ void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int s
                 s += static_cast<double>(h(x[((static_cast<int64_t>(img) * ci + c) * hh + sy) * ww + sx])) *
                      w.deq[o * K + (c * ks + ky) * ks + kx];
               }
-          ref[((static_cast<int64_t>(img) * co + o) * ho + oy) * wo + ox] = s;
+          const int64_t i = ((static_cast<int64_t>(img) * co + o) * ho + oy) * wo + ox;
+          if (g_conv_add) s += half ? h(chan[img * co + o]) + h(res[i]) : chan[img * co + o] + res[i];
+          ref[i] = s;
         }
   check(std::string("conv ") + sd::dtype_name(t) + " k" + std::to_string(ks) + " s" + std::to_string(stride) + " p" +
             std::to_string(pad) + " " + std::to_string(ci) + "->" + std::to_string(co) + " " + std::to_string(hh) + "x" +
             std::to_string(ww) + (up ? " upsampled 2x" : "") + act_name(half) + (nhwc ? " nhwc" : "") +
+            (g_conv_add ? " +chan +res" : "") +
             (g_splits > 1 ? " split-K" : "") +
             (g_stages != 4 ? " 2-stage" : ""),
         y, ref, half ? kHalfOut : 1e-5);
@@ -734,6 +749,17 @@ int main() {
   g_splits = 4;
   test_linear_to_channels(sd::DType::F16, 2, 40, 130, 288, true);
   g_splits = 1;
+  // conv2d_add's epilogue (timestep embedding per image and channel, then the skip): both gathers,
+  // f16 and f32, quantized weights, and through the split-K reduction.
+  g_conv_add = true;
+  test_conv(sd::DType::F16, 2, 40, 20, 9, 7, 3, 1, 1, 0, true, true);
+  test_conv(sd::DType::Q8_0, 2, 32, 20, 9, 7, 3, 1, 1, 0, true);
+  test_conv(sd::DType::F32, 2, 8, 20, 9, 9, 3, 1, 1);
+  g_splits = 4;
+  test_conv(sd::DType::Q4_0, 1, 32, 40, 5, 7, 3, 1, 1, 0, true);
+  test_conv(sd::DType::F16, 2, 40, 130, 5, 6, 3, 1, 1, 0, true, true);
+  g_splits = 1;
+  g_conv_add = false;
   test_transpose12<float>(2, 70, 33);
   test_transpose12<__half>(3, 40, 65);
   // 1x1 through NHWC, any weight type (quantized: the double-buffered kernel with a cp.async A).
