@@ -13,6 +13,18 @@ Tensor Net::like(const Tensor& x) {
   }
 }
 
+namespace {
+// `p.weight`, which must have `ndim` dims (`what` names such a weight in the error).
+const Tensor& weight_of(const Weights& w, const std::string& p, int ndim, const char* what) {
+  const Tensor& wt = w.get(p + ".weight");
+  if (wt.ndim != ndim) throw std::runtime_error("weight '" + p + ".weight' " + wt.shape_str() + " is not " + what);
+  return wt;
+}
+// The weight of a linear ([N, K]) and of a conv ([Co, Ci, k, k]).
+const Tensor& matrix(const Weights& w, const std::string& p) { return weight_of(w, p, 2, "a matrix"); }
+const Tensor& kernel(const Weights& w, const std::string& p) { return weight_of(w, p, 4, "a conv kernel"); }
+}  // namespace
+
 Tensor Net::conv(const Tensor& x, const std::string& p, int stride, int pad) {
   const Tensor& wt = w.get(p + ".weight");
   if (wt.ndim == 2) {  // stored as a matrix: a 1x1 conv
@@ -26,15 +38,6 @@ Tensor Net::conv(const Tensor& x, const std::string& p, int stride, int pad) {
   be.conv2d(y, x, wt, w.find(p + ".bias"), stride, pad);
   return y;  // [N, Co, Ho, Wo]
 }
-
-namespace {
-// `p.weight`, which must be a conv kernel ([Co, Ci, k, k]).
-const Tensor& kernel(const Weights& w, const std::string& p) {
-  const Tensor& wt = w.get(p + ".weight");
-  if (wt.ndim != 4) throw std::runtime_error("weight '" + p + ".weight' " + wt.shape_str() + " is not a conv kernel");
-  return wt;
-}
-}  // namespace
 
 Tensor Net::conv_add(const Tensor& x, const std::string& p, const Tensor* chan, const Tensor* res) {
   const Tensor& wt = kernel(w, p);
@@ -61,15 +64,6 @@ Tensor Net::conv1x1(const Tensor& x, const std::string& p) {
   be.conv2d(y, x, w4, b, 1, 0);
   return y;
 }
-
-namespace {
-// `p.weight`, which must be a matrix ([N, K]): the weight of a linear.
-const Tensor& matrix(const Weights& w, const std::string& p) {
-  const Tensor& wt = w.get(p + ".weight");
-  if (wt.ndim != 2) throw std::runtime_error("weight '" + p + ".weight' " + wt.shape_str() + " is not a matrix");
-  return wt;
-}
-}  // namespace
 
 Tensor Net::linear(const Tensor& x, const std::string& p, bool bias) {
   const Tensor& wt = matrix(w, p);
