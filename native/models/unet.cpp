@@ -52,7 +52,8 @@ size_t cross_index(const UnetConfig& c, const std::string& p) {
   return static_cast<size_t>(it - c.cross_blocks.begin());
 }
 
-void basic_block(Net& n, Tensor& x, const Tensor& k, const Tensor& v, const std::string& p, int heads) {
+// ck, cv: the block's cross-attention keys and values (CrossKV).
+void basic_block(Net& n, Tensor& x, const Tensor& ck, const Tensor& cv, const std::string& p, int heads) {
   const size_t m = n.be.mark();
   {  // self-attention; q, k, v first so the norm's output can be rewound before attention
     Tensor q = n.like(x), k = n.like(x), v = n.like(x);         // [B, HW, C]
@@ -72,7 +73,7 @@ void basic_block(Net& n, Tensor& x, const Tensor& k, const Tensor& v, const std:
     n.linear_into(q, h, p + "attn2.to_q", false);
     n.be.rewind(mh);
     Tensor a = n.like(q);
-    n.be.attention(a, q, k, v, heads, false);
+    n.be.attention(a, q, ck, cv, heads, false);
     n.linear_add_into(x, a, p + "attn2.to_out.0");
     n.be.rewind(m);
   }
