@@ -16,6 +16,9 @@
 
 #undef __shared__
 #define __shared__ static
+// Kernels defined in headers are included by more than one of the emulation's translation units.
+#undef __global__
+#define __global__ inline
 #undef __launch_bounds__
 #define __launch_bounds__(...)
 
