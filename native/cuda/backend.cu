@@ -54,6 +54,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   const char* nh = std::getenv("SDNODE_CUDA_NHWC");
   nhwc_ = !(nh && std::string(nh) == "0");
   nhwc_1x1_ = nhwc_ && !(nh && std::string(nh) == "3x3");
+  const char* qt = std::getenv("SDNODE_CUDA_QTAPS");
+  q_taps_ = nhwc_ && qt && std::string(qt) == "1";
   const char* pdl = std::getenv("SDNODE_CUDA_PDL");
   pdl_ = major >= 9 && pdl && std::string(pdl) == "1";
   const char* fuse = std::getenv("SDNODE_CUDA_FUSE");

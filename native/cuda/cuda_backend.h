@@ -195,6 +195,10 @@ class CudaBackend final : public Backend {
   int stages_ = 2;  // TcCtx::stages
   bool nhwc_ = true;  // the NHWC conv path (SDNODE_CUDA_NHWC=0: off, to measure what it gives)
   bool nhwc_1x1_ = true;  // ... for 1x1 convs too (SDNODE_CUDA_NHWC=3x3: 3x3 only)
+  // ... for 3x3 convs with q8_0/q4_0 weights too, repacked tap-major on first use (SDNODE_CUDA_QTAPS=1).
+  // Off by default until a GPU run has measured it (written without one; the host emulation checks
+  // the kernels).
+  bool q_taps_ = false;
   // Programmatic dependent launch of every kernel (launch.h, pdl.cuh): sm_90+ with
   // SDNODE_CUDA_PDL=1. Off by default until a GPU run has measured it (written without one).
   bool pdl_ = false;
@@ -205,7 +209,8 @@ class CudaBackend final : public Backend {
   // (fuses_linear_to_channels); conv_add: a ResBlock's timestep embedding and skip added by its
   // convs (do_conv2d_add).
   bool geglu_ = false, proj_out_ = false, conv_add_ = false;
-  // 3x3 f16 conv weights reordered in place to [co][ky][kx][ci] for the NHWC conv (gemm.cu).
+  // 3x3 conv weights laid out tap-major in place (f16 reordered to [co][ky][kx][ci], q8_0/q4_0
+  // repacked) for the NHWC conv and ConvTapRows (gemm.cu).
   std::unordered_set<const void*> tap_major_;
   bool graphs_on_ = false;  // SDNODE_CUDA_GRAPH=1
   bool capturing_ = false;

@@ -182,19 +182,21 @@ void CudaBackend::conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor
   const OpSync op_sync{this};
   const int ks = static_cast<int>(w.shape[2]);
   const bool tap_major = tap_major_.count(w.data) != 0;
-  if (tc_gemm_ && nhwc_ && (ks == 3 || nhwc_1x1_) && cuda::tc_conv2d_nhwc_fits(x, y, w)) {
+  if (tc_gemm_ && nhwc_ && (ks == 3 || nhwc_1x1_) && cuda::tc_conv2d_nhwc_fits(x, y, w, q_taps_)) {
     if (ks == 3 && !tap_major) {
-      // Once per weight, in place: a capture would record the reorder into every replay, so a
-      // capture gives up here and the step runs op by op (graph.cu), which reorders.
+      // Once per weight, in place: a capture would record the layout change into every replay, so
+      // a capture gives up here and the step runs op by op (graph.cu), which lays it out.
       if (capturing_) throw std::runtime_error("conv2d: a weight's first use inside a CUDA graph capture");
-      cuda::tc_reorder_conv_weight(stream_, w);
+      cuda::tc_conv_weight_to_taps(tc_ctx(), w);
       tap_major_.insert(w.data);
     }
     return cuda::tc_conv2d_nhwc(tc_ctx(), y, x, w, bias, stride, pad, up, chan, res);
   }
-  if (tap_major)
-    throw std::invalid_argument("conv2d: input " + x.shape_str() + " is too large for the NHWC conv that weight " +
+  if (tap_major) {
+    if (cuda::tc_conv2d_taps_fits(x, y, w)) return cuda::tc_conv2d_taps(tc_ctx(), y, x, w, bias, stride, pad, up, chan, res);
+    throw std::invalid_argument("conv2d: input " + x.shape_str() + " is too large for the tap-major conv that weight " +
                                 w.shape_str() + " was laid out for");
+  }
   // The TC conv is instantiated for the 1x1 and 3x3 kernels SD uses; other sizes (and images too
   // large for its int offsets) take the v0 kernel.
   if (tc_gemm_ && (ks == 1 || ks == 3) && cuda::tc_conv2d_fits(x, y))

@@ -41,28 +41,49 @@ void tc_conv2d(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, cons
   });
 }
 
-constexpr int64_t kNhwc1x1MaxBytes = int64_t{32} << 20;
+// 1x1 convs over large inputs keep ConvRows: the VAE's (256 channels at 512x512) would add a 134 MB
+// copy to a q4_0 generation's peak VRAM (0.92 -> 1.01 GB on an H200) for a decode no faster (16.67
+// ms with 1x1 on ConvRows, 17.03 through NHWC, the same run); the UNet's copies are <= 5 MB at
+// 512x512. Quantized 3x3 convs take the same limit: where the copy would be larger, their
+// repacked weights are read with ConvTapRows (tc_conv2d_taps).
+constexpr int64_t kNhwcCopyMaxBytes = int64_t{32} << 20;
 
-bool tc_conv2d_nhwc_fits(const Tensor& x, const Tensor& y, const Tensor& w) {
+bool tc_conv2d_nhwc_fits(const Tensor& x, const Tensor& y, const Tensor& w, bool q_taps) {
   const int64_t ci = w.shape[1], ks = w.shape[2], limit = int64_t{1} << 31;
-  // 3x3: f16 weights, whose rows can be reordered tap-major (quantized blocks run along (ci, ky,
-  // kx) and cannot); 1x1 rows already are, in every weight type.
-  // 1x1 convs over large inputs keep ConvRows: the VAE's (256 channels at 512x512) would add a
-  // 134 MB copy to a q4_0 generation's peak VRAM (0.92 -> 1.01 GB on an H200) for a decode no faster
-  // (16.67 ms with 1x1 on ConvRows, 17.03 through NHWC, the same run); the UNet's copies are <= 5 MB.
-  const bool big_1x1 = ks == 1 && x.numel() * static_cast<int64_t>(sizeof(__half)) > kNhwc1x1MaxBytes;
-  const bool kernel_ok =
-      (ks == 1 && !big_1x1) || (ks == 3 && w.type == DType::F16 && ci * 9 * 2 <= nhwc::kMaxRowBytes);
+  const bool big = x.numel() * static_cast<int64_t>(sizeof(__half)) > kNhwcCopyMaxBytes;
+  // 3x3: f16 weights are reordered tap-major; q8_0/q4_0 ones repacked (q_taps: SDNODE_CUDA_QTAPS),
+  // which needs whole 32-channel blocks; 1x1 rows already are tap-major, in every weight type.
+  const bool q = w.type == DType::Q8_0 || w.type == DType::Q4_0;
+  const bool kernel_ok = ks == 1 ? !big
+                                 : ks == 3 && ((w.type == DType::F16 && ci * 9 * 2 <= nhwc::kMaxRowBytes) ||
+                                               (q && q_taps && ci % 32 == 0 && !big));
   return kernel_ok && w.ndim == 4 && w.shape[3] == ks && ci % 8 == 0 && x.shape[1] == ci &&
          x.shape[2] * x.shape[3] * 4 < limit && 9 * ci < limit && y.shape[0] * y.shape[2] * y.shape[3] < limit;
 }
 
-void tc_reorder_conv_weight(cudaStream_t s, const Tensor& w) {
+bool tc_conv2d_taps_fits(const Tensor& x, const Tensor& y, const Tensor& w) {
+  const int64_t ci = w.shape[1];
+  return w.ndim == 4 && w.shape[2] == 3 && w.shape[3] == 3 && x.shape[1] == ci && ci % 16 == 0 &&
+         9 * ci < (int64_t{1} << 31) && tc_conv2d_fits(x, y);
+}
+
+void tc_conv_weight_to_taps(const TcCtx& c, const Tensor& w) {
   const int ci = static_cast<int>(w.shape[1]), taps = static_cast<int>(w.shape[2] * w.shape[3]);
-  const size_t smem = static_cast<size_t>(ci) * taps * sizeof(__half);
-  cuda::enqueue(nhwc::reorder_taps_kernel, static_cast<unsigned>(w.shape[0]), nhwc::THREADS, smem, s,
-                w.as<__half>(), ci, taps);
-  SD_CUDA_LAUNCHED("conv weight reorder");
+  const auto rows = static_cast<unsigned>(w.shape[0]);
+  if (w.type == DType::F16) {
+    const size_t smem = static_cast<size_t>(ci) * taps * sizeof(__half);
+    cuda::enqueue(nhwc::reorder_taps_kernel, rows, nhwc::THREADS, smem, c.stream, w.as<__half>(), ci, taps);
+  } else {
+    void* copy = c.workspace(w.nbytes());
+    SD_CUDA(cudaMemcpyAsync(copy, w.data, w.nbytes(), cudaMemcpyDeviceToDevice, c.stream));
+    const auto* src = static_cast<const uint8_t*>(copy);
+    auto* dst = static_cast<uint8_t*>(w.data);
+    if (w.type == DType::Q4_0)
+      cuda::enqueue(nhwc::repack_q_taps_kernel<true>, rows, nhwc::THREADS, 0, c.stream, src, dst, ci);
+    else
+      cuda::enqueue(nhwc::repack_q_taps_kernel<false>, rows, nhwc::THREADS, 0, c.stream, src, dst, ci);
+  }
+  SD_CUDA_LAUNCHED("conv weight to tap-major");
 }
 
 void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
@@ -79,6 +100,7 @@ void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w,
   __half* xh = reinterpret_cast<__half*>(base);
   TcCtx after = c;
   after.workspace = [p = base + copy_bytes](size_t) -> void* { return p; };
+  const float* b = bias ? bias->f32() : nullptr;
   with_act(x.type, [&](auto tag) {
     using T = decltype(tag);
     for (int i0 = 0; i0 < images; i0 += 65535) {  // grid.z holds at most 65535 images a launch
@@ -90,9 +112,26 @@ void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w,
     SD_CUDA_LAUNCHED("conv input to NHWC");
     const ConvOut<T> st = conv_out<T>(y, chan, res);
     if (ks == 1) return launch(after, M, N, K, NhwcConvRows<1>{xh, M, C, h, wd, ho, wo, stride, pad, up}, w, bias, st, true);
-    const __half* wp = w.as<__half>();
-    launch_w(after, M, N, K, NhwcConvRows<3>{xh, M, C, h, wd, ho, wo, stride, pad, up},
-             F16Rows{wp, N, K, F16Rows::vec_ok(wp, K)}, bias ? bias->f32() : nullptr, st, true);
+    with_tap_weights(w.type, w.data, N, K, [&](auto wl, auto cb) {
+      launch_w(after, M, N, K, NhwcConvRows<3, decltype(cb)::value>{xh, M, C, h, wd, ho, wo, stride, pad, up}, wl, b,
+               st, true);
+    });
+  });
+}
+
+void tc_conv2d_taps(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
+                    int pad, int up, const Tensor* chan, const Tensor* res) {
+  const int64_t M = y.shape[0] * y.shape[2] * y.shape[3], N = w.shape[0], K = w.shape[1] * 9;
+  const int C = static_cast<int>(x.shape[1]), h = static_cast<int>(x.shape[2]), wd = static_cast<int>(x.shape[3]);
+  const int ho = static_cast<int>(y.shape[2]), wo = static_cast<int>(y.shape[3]);
+  const float* b = bias ? bias->f32() : nullptr;
+  with_act(x.type, [&](auto tag) {
+    using T = decltype(tag);
+    const ConvOut<T> st = conv_out<T>(y, chan, res);
+    with_tap_weights(w.type, w.data, N, K, [&](auto wl, auto cb) {
+      launch_w(c, M, N, K, ConvTapRows<decltype(cb)::value, T>{x.as<T>(), M, C, h, wd, ho, wo, stride, pad, up}, wl, b,
+               st, true);
+    });
   });
 }
 

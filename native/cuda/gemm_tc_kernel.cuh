@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <type_traits>
 
 #include "core/dtype.h"
@@ -129,6 +130,22 @@ void with_weights(DType t, const void* data, int64_t N, int64_t K, F&& f) {
     case DType::Q8_0: return f(QRows<false>{wp, N, K, static_cast<int64_t>(dtype_row_bytes(t, K))});
     case DType::Q4_0: return f(QRows<true>{wp, N, K, static_cast<int64_t>(dtype_row_bytes(t, K))});
   }
+}
+
+// Calls f(wl, cb) with the loader for 3x3 conv weights laid out tap-major (conv_nhwc_kernel.cuh) and
+// cb, an integral_constant: the channel block CB of their k order (TapOrder), which the A gather
+// must follow. Host code, shared by the launches and the emulation.
+template <class F>
+void with_tap_weights(DType t, const void* data, int64_t N, int64_t K, F&& f) {
+  const uint8_t* wp = static_cast<const uint8_t*>(data);
+  switch (t) {
+    case DType::F16:
+      return f(F16Rows{reinterpret_cast<const __half*>(wp), N, K, F16Rows::vec_ok(wp, K)}, std::integral_constant<int, 0>{});
+    case DType::Q8_0: return f(QTapRows<false>{wp, N, K}, std::integral_constant<int, 32>{});
+    case DType::Q4_0: return f(QTapRows<true>{wp, N, K}, std::integral_constant<int, 32>{});
+    case DType::F32: break;
+  }
+  throw std::logic_error("conv2d: f32 weights are never laid out tap-major");
 }
 
 // Split-K for a grid of `blocks` output tiles over K (`tiles` k-tiles) on `sms` SMs: splits (1:

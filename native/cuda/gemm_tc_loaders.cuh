@@ -52,6 +52,17 @@ struct Stack {
   __host__ __device__ static int64_t geglu_row(int64_t r) { return (r >> 4) * 8 + (r & 7); }
 };
 
+// A gathered 16-element chunk into its tile row: f32 values rounded, or f16 bit pairs (f16
+// activations go to shared memory as they are).
+__device__ __forceinline__ void store_chunk(__half* dst, const float (&r)[16]) { store16(dst, r); }
+__device__ __forceinline__ void store_chunk(__half* dst, const uint32_t (&r)[8]) {
+  uint4 lo, hi;
+  lo.x = r[0], lo.y = r[1], lo.z = r[2], lo.w = r[3];
+  hi.x = r[4], hi.y = r[5], hi.z = r[6], hi.w = r[7];
+  reinterpret_cast<uint4*>(dst)[0] = lo;
+  reinterpret_cast<uint4*>(dst)[1] = hi;
+}
+
 // Loader protocol: init(row0, tid) picks this thread's share of the 128 x 32 tiles whose first row is
 // row0; fetch(k0, tile) starts loading its share of the tile at k0 (copies into `tile` may be in
 // flight after it); stage(tile) writes what went through registers; complete() waits for the
@@ -190,18 +201,7 @@ struct ConvRows {
       }
     }
   }
-  __device__ void stage(__half* tile) const {
-    __half* dst = tile + soff;
-    if constexpr (F32) {
-      store16(dst, r);
-    } else {  // f16 activations go to shared memory as they are
-      uint4 lo, hi;
-      lo.x = r[0], lo.y = r[1], lo.z = r[2], lo.w = r[3];
-      hi.x = r[4], hi.y = r[5], hi.z = r[6], hi.w = r[7];
-      reinterpret_cast<uint4*>(dst)[0] = lo;
-      reinterpret_cast<uint4*>(dst)[1] = hi;
-    }
-  }
+  __device__ void stage(__half* tile) const { store_chunk(tile + soff, r); }
   __device__ void complete() const {}
 };
 
@@ -249,13 +249,33 @@ struct F16Rows {
   }
 };
 
+// The k order of a conv over tap-major weights: (channel block, ky, kx, ci within the block), CB
+// channels a block; CB = 0: one block of all C channels, (ky, kx, ci), as f16 weights are reordered
+// ([co][ky][kx][ci]). Quantized weights keep their 32-blocks, which run along (ci, ky, kx): 32
+// channels x KK taps are exactly KK blocks, so CB = 32 keeps each block's scale within one channel
+// block (conv_nhwc_kernel.cuh, repack_q_taps_kernel). Maps k to its tap and channel.
+template <int KK, int CB>
+struct TapOrder {
+  __device__ static void at(int k, int C, int& tap, int& ci) {
+    if constexpr (CB == 0) {
+      tap = k / C;
+      ci = k - tap * C;
+    } else {
+      const int g = k / (KK * CB), r = k - g * (KK * CB);
+      tap = r / CB;
+      ci = g * CB + r - tap * CB;
+    }
+  }
+};
+
 // Implicit-GEMM A for conv over a channels-last (NHWC) f16 copy of the input (conv_nhwc.cu makes
-// it), k ordered (ky, kx, ci) to match weights reordered to [co][ky][kx][ci]: the 8 channels of one
-// tap of one pixel are 16 contiguous bytes, so the gather is cp.async like F16Rows, with none of
-// ConvRows' per-element loads through registers. C % 8 == 0, so a chunk never straddles two taps
-// (and K = KS * KS * C is a whole number of chunks). Taps outside the image, chunks past K and rows
-// past M are written as zeros. Mapping: QuadSlot. up = 1: x is read as if upsampled 2x (nearest).
-template <int KS>
+// it), k in TapOrder<KS * KS, CB> to match the tap-major weights: the 8 channels of one tap of one
+// pixel are 16 contiguous bytes, so the gather is cp.async like F16Rows, with none of ConvRows'
+// per-element loads through registers. C % 8 == 0 (and C % CB == 0), so a chunk never straddles two
+// taps (and K = KS * KS * C is a whole number of chunks). Taps outside the image, chunks past K and
+// rows past M are written as zeros. Mapping: QuadSlot. up = 1: x is read as if upsampled 2x
+// (nearest).
+template <int KS, int CB = 0>
 struct NhwcConvRows {
   static constexpr bool kAsync = true;
   const __half* x;  // [n][h][w][C]
@@ -281,8 +301,8 @@ struct NhwcConvRows {
     }
   }
   __device__ void fetch(int64_t k0, __half* tile) {
-    const int k = static_cast<int>(k0) + koff;
-    const int tap = k / C, ci = k - tap * C;
+    int tap, ci;
+    TapOrder<KS * KS, CB>::at(static_cast<int>(k0) + koff, C, tap, ci);
     const int ky = tap / KS, kx = tap - ky * KS;
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
@@ -299,6 +319,55 @@ struct NhwcConvRows {
     cp_async_commit();
     cp_async_wait<0>();
   }
+};
+
+// Implicit-GEMM A for a 3x3 conv over tap-major weights from the NCHW input itself, for inputs whose
+// NHWC copy would be too large (tc_conv2d_nhwc_fits): k in TapOrder<9, CB>, so each 16-element chunk
+// is 16 consecutive channels of one tap (C % 16 == 0, CB % 16 == 0), read plane by plane through
+// registers. Mapping: ChunkSlot::columns, as ConvRows (32 adjacent pixels a warp). T: the
+// activations' element type; up = 1: x read as if upsampled 2x (nearest).
+template <int CB, class T = float>
+struct ConvTapRows {
+  static constexpr bool kAsync = false;
+  static constexpr bool F32 = sizeof(T) == 4;
+  const T* x;
+  int64_t M;
+  int C, h, w, ho, wo, stride, pad, up;
+  const T* img = nullptr;  // this row's image; null past M
+  int iy0 = 0, ix0 = 0;
+  int koff = 0, soff = 0;
+  std::conditional_t<F32, float, uint32_t> r[F32 ? 16 : 8];
+  __device__ void init(int64_t row0, int tid) {
+    const ChunkSlot c = ChunkSlot::columns(tid);
+    const int64_t m = row0 + c.row;
+    koff = c.k, soff = c.soff;
+    if (m >= M) return;
+    const int plane = ho * wo;
+    const int n = static_cast<int>(m / plane), p = static_cast<int>(m - static_cast<int64_t>(n) * plane);
+    const int oy = p / wo, ox = p - oy * wo;
+    img = x + static_cast<int64_t>(n) * C * h * w;
+    iy0 = oy * stride - pad;
+    ix0 = ox * stride - pad;
+  }
+  __device__ void fetch(int64_t k0, __half*) {
+    int tap, ci;
+    TapOrder<9, CB>::at(static_cast<int>(k0) + koff, C, tap, ci);
+    const int iy = iy0 + tap / 3, ix = ix0 + tap % 3;
+    const bool in = img && tap < 9 && iy >= 0 && iy < (h << up) && ix >= 0 && ix < (w << up);
+    const int hw = h * w;
+    const T* src = in ? img + static_cast<int64_t>(ci) * hw + (iy >> up) * w + (ix >> up) : img;
+    if constexpr (F32) {
+#pragma unroll
+      for (int i = 0; i < 16; ++i) r[i] = in ? src[i * hw] : 0.f;
+    } else {
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+        r[i] = in ? __half_as_ushort(src[2 * i * hw]) | static_cast<uint32_t>(__half_as_ushort(src[(2 * i + 1) * hw])) << 16
+                  : 0u;
+    }
+  }
+  __device__ void stage(__half* tile) const { store_chunk(tile + soff, r); }
+  __device__ void complete() const {}
 };
 
 // q8_0 (34-byte blocks) and q4_0 (18-byte blocks): K % 32 == 0 (enforced at upload), so a k-tile
@@ -357,6 +426,85 @@ struct QRows {
         const uint32_t w = q[j][i];
         const uint32_t x = (w & 0xFFu) | (w & 0xFF00u) << 8;  // bytes 2i, 2i + 1 -> the two halves
         const uint32_t v = Q4 ? ((hi ? x >> 4 : x) & 0x000F000Fu) | 0x64006400u : (x ^ 0x00800080u) | 0x64006400u;
+        u[i] = half2_as_u32(__hmul2(__hsub2(u32_as_half2(v), bias), dd));
+      }
+      uint4 o;
+      o.x = u[0], o.y = u[1], o.z = u[2], o.w = u[3];
+      *reinterpret_cast<uint4*>(tile + soff + j * QuadSlot::kSecond) = o;
+    }
+  }
+  __device__ void complete() const {}
+};
+
+// q8_0 / q4_0 3x3 conv weights repacked tap-major (conv_nhwc_kernel.cuh, repack_q_taps_kernel):
+// the same bytes, as quants [N][K] (q8_0) or [N][K / 2] (q4_0) in TapOrder<9, 32>, then the blocks'
+// scales [N][K / 32] in their own order. k-tile kt = (channel block g, tap t) holds channels 32 g +
+// c, c < 32, whose quants are contiguous (q4_0 as within a block: byte b holds c = b, high nibble
+// c = b + 16) and whose scale is block 9 g + (9 c + t) / 32 of the row: a lane's 8 channels span
+// at most three blocks. The dequantization is QRows' with a scale per element, so the values are the
+// same bits. Mapping: QuadSlot; C % 32 == 0, so K % 288 == 0 and the quant loads are 8-byte aligned.
+template <bool Q4>
+struct QTapRows {
+  static constexpr bool kAsync = false;
+  const uint8_t* base;  // the repacked tensor
+  int64_t rows, K;
+  // Row j of this thread is row0 + j * BM / 2 of the tile's first (live > j): its quants and scales
+  // lie j * BM / 2 rows after q and sc (one pointer each: registers are what this kernel lacks).
+  const uint8_t* q = nullptr;
+  const unsigned short* sc = nullptr;
+  int live = 0, sub = 0, soff = 0;
+  uint2 raw[2];
+  uint32_t d[3];       // the scales of up to three blocks: row j's in bits 16 j ..
+  uint32_t pick = 0;  // 2 bits per element: which of d scales it
+  __device__ void init(int64_t row0, int tid) {
+    const QuadSlot c = QuadSlot::of(tid);
+    sub = c.sub;
+    soff = c.soff;
+    const int64_t qbytes = Q4 ? K / 2 : K;
+    const unsigned short* scales = reinterpret_cast<const unsigned short*>(base + rows * qbytes);
+    const int64_t row = row0 + c.row;
+    live = row >= rows ? 0 : row + BM / 2 >= rows ? 1 : 2;
+    q = base + row * qbytes + (Q4 ? 8 * (sub & 1) : 8 * sub);
+    sc = scales + row * (K / 32);
+  }
+  __device__ void fetch(int64_t k0, __half*) {
+    const int kt = static_cast<int>(k0 >> 5), g = kt / 9, t = kt - g * 9;
+    const int c0 = 8 * sub, b0 = (9 * c0 + t) >> 5;
+    pick = 0;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) pick |= static_cast<uint32_t>(((9 * (c0 + i) + t) >> 5) - b0) << (2 * i);
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      if (j == 0) d[0] = d[1] = d[2] = 0u;
+      if (j >= live || k0 >= K) {
+        raw[j] = make_uint2(0u, 0u);
+        continue;
+      }
+      const int64_t qrow = j * (BM / 2) * (Q4 ? K / 2 : K), srow = j * (BM / 2) * (K / 32);
+      raw[j] = *reinterpret_cast<const uint2*>(q + qrow + (Q4 ? k0 / 2 : k0));
+#pragma unroll
+      for (int i = 0; i < 3; ++i) d[i] |= static_cast<uint32_t>(sc[srow + 9 * g + min(b0 + i, 8)]) << (16 * j);
+    }
+  }
+  // Selects, not d[b]: a runtime index would put d in local memory.
+  __device__ unsigned short scale(int j, uint32_t b) const {
+    return static_cast<unsigned short>((b == 0 ? d[0] : b == 1 ? d[1] : d[2]) >> (16 * j));
+  }
+  // As QRows::stage, with the two elements of a pair scaled by their own blocks' scales.
+  __device__ void stage(__half* tile) const {
+    const __half2 bias = u32_as_half2(Q4 ? 0x64086408u : 0x64806480u);
+    const bool hi = Q4 && sub >= 2;
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      uint32_t u[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const uint32_t word = i < 2 ? raw[j].x : raw[j].y;
+        const uint32_t w = (word >> (16 * (i & 1))) & 0xFFFFu;
+        const uint32_t x = (w & 0xFFu) | (w & 0xFF00u) << 8;
+        const uint32_t v = Q4 ? ((hi ? x >> 4 : x) & 0x000F000Fu) | 0x64006400u : (x ^ 0x00800080u) | 0x64006400u;
+        const unsigned short s0 = scale(j, (pick >> (4 * i)) & 3u), s1 = scale(j, (pick >> (4 * i + 2)) & 3u);
+        const __half2 dd = __halves2half2(__ushort_as_half(s0), __ushort_as_half(s1));
         u[i] = half2_as_u32(__hmul2(__hsub2(u32_as_half2(v), bias), dd));
       }
       uint4 o;

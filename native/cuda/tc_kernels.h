@@ -52,13 +52,18 @@ void tc_linear_n(const TcCtx& c, Tensor* const* ys, const Tensor& x, const Tenso
 // for f16 activations and f16, q8_0 or q4_0 weights of 2F rows, F % 8 == 0 (tc_linear_geglu_fits).
 bool tc_linear_geglu_fits(const Tensor& x, const Tensor& w);
 void tc_linear_geglu(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
-// The NHWC conv path (gemm_tc_conv.cu; 3x3 with f16 weights, 1x1): whether it takes w, x and y; the
-// one-time in-place reorder of 3x3 weights to [co][ky][kx][ci] it needs (the caller keeps track);
-// the conv, which takes a scratch copy of x from c.workspace (x.numel() halves, with any split-K
-// partials).
-bool tc_conv2d_nhwc_fits(const Tensor& x, const Tensor& y, const Tensor& w);
-void tc_reorder_conv_weight(cudaStream_t s, const Tensor& w);
+// The NHWC conv path (gemm_tc_conv.cu; 3x3 with f16 weights or, q_taps, q8_0/q4_0 ones; 1x1):
+// whether it takes w, x and y; the one-time in-place layout of 3x3 weights it needs, tap-major
+// (the caller keeps track; quantized ones take a copy of their bytes from c.workspace); the conv,
+// which takes a scratch copy of x from c.workspace (x.numel() halves, with any split-K partials).
+bool tc_conv2d_nhwc_fits(const Tensor& x, const Tensor& y, const Tensor& w, bool q_taps);
+void tc_conv_weight_to_taps(const TcCtx& c, const Tensor& w);
 void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
+                    int pad, int up, const Tensor* chan = nullptr, const Tensor* res = nullptr);
+// A 3x3 conv whose weights were laid out tap-major, over an input the NHWC path does not take (its
+// copy would be too large): the gather reads the NCHW input in the weights' k order.
+bool tc_conv2d_taps_fits(const Tensor& x, const Tensor& y, const Tensor& w);
+void tc_conv2d_taps(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
                     int pad, int up, const Tensor* chan = nullptr, const Tensor* res = nullptr);
 // Flash attention for head dims up to 160; returns false (nothing launched) for larger heads.
 // `scratch`: device memory of tc_attention_scratch() bytes (f16 copies of K and V), stream-ordered.

@@ -252,6 +252,32 @@ void run_matmul_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng, double mm) {
         return e.get(yt);
       });
     }
+    // A 3x3 weight laid out tap-major by its first use, on a small input (f16 weights; q8_0/q4_0
+    // with SDNODE_CUDA_QTAPS=1), then over an input whose NHWC copy would pass 32 MB: for quantized
+    // weights the NCHW gather in the weights' k order (tc_conv2d_taps).
+    if (t != sd::DType::F32) {
+      const int64_t ci = 32, co = 16, h = 1030, wd = 520, kdim = ci * 9;
+      const auto xs = rng.gauss(ci * 9 * 9), x = rng.gauss(ci * h * wd), w = rng.vec(co * kdim, 0.1f), b = rng.vec(co);
+      std::vector<float> wq = w;
+      if (q) {
+        std::vector<uint8_t> blk(sd::dtype_row_bytes(t, kdim));
+        for (int64_t r = 0; r < co; ++r) {
+          sd::from_f32_row(t, w.data() + r * kdim, blk.data(), kdim);
+          sd::to_f32_row(t, blk.data(), wq.data() + r * kdim, kdim);
+        }
+      }
+      auto wc = weight(cpu, wq, {co, kdim}, q ? sd::DType::F32 : t).reshaped({co, ci, 3, 3});
+      auto wg = weight(gpu, w, {co, kdim}, t).reshaped({co, ci, 3, 3});
+      compare(cpu, gpu, std::string("conv2d ") + sd::dtype_name(t) + " k3 32->16 1030x520 after a 9x9 first use", mm,
+              [&](Env& e) {
+                const sd::Tensor& wt = e.be == &cpu ? wc : wg;
+                auto small = e.act({1, ci, 9, 9}, &xs), ys = e.act({1, co, 9, 9}), bt = e.param({co}, &b);
+                e.be->conv2d(ys, small, wt, &bt, 1, 1);
+                auto xt = e.act({1, ci, h, wd}, &x), yt = e.act({1, co, h, wd});
+                e.be->conv2d(yt, xt, wt, &bt, 1, 1);
+                return e.get(yt);
+              });
+    }
     if (t == sd::DType::F32) {  // SD 1.x has only 1x1 and 3x3 convs: others are refused by name
       bool named = false;
       try {

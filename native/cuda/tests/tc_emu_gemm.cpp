@@ -173,32 +173,61 @@ void test_linear_to_channels(sd::DType t, int64_t B, int64_t P, int64_t C, int64
 }
 
 
-// up = 1: the conv of a 2x nearest upsample of x (conv2d_upsampled); the reference upsamples.
-// The NHWC path (gemm_tc_conv.cu): x copied channels-last as f16 by its kernel, 3x3 weights
-// reordered tap-major in place by theirs, then the GEMM with NhwcConvRows.
-template <class T>
-void run_conv_nhwc(const std::vector<T>& x, int n, int ci, int hh, int ww, const W& w, int co, int ho, int wo, int ks,
-                   int stride, int pad, int up, const float* bias, std::vector<T>& y, const T* res = nullptr,
-                   const T* chan = nullptr) {
+// 3x3 weights laid out tap-major in place by their kernel, as gemm_tc_conv.cu's
+// tc_conv_weight_to_taps: f16 reordered, q8_0/q4_0 repacked from a copy of their bytes.
+W to_taps(const W& w, int co, int ci) {
   namespace nh = sd::cuda::nhwc;
+  W wt = w;
+  if (w.t == sd::DType::F16) {
+    run_grid(static_cast<unsigned>(co), 1, nh::THREADS,
+             [&] { nh::reorder_taps_kernel(reinterpret_cast<__half*>(wt.bytes.data()), ci, 9); });
+  } else {
+    std::fill(wt.bytes.begin(), wt.bytes.end(), 0xA5);  // every byte must be written
+    run_grid(static_cast<unsigned>(co), 1, nh::THREADS, [&] {
+      if (w.t == sd::DType::Q4_0) nh::repack_q_taps_kernel<true>(w.bytes.data(), wt.bytes.data(), ci);
+      else nh::repack_q_taps_kernel<false>(w.bytes.data(), wt.bytes.data(), ci);
+    });
+  }
+  return wt;
+}
+
+// How test_conv gathers A: ConvRows (NCHW, the weights' own k order), the NHWC copy
+// (NhwcConvRows: 1x1, or 3x3 over tap-major weights) or ConvTapRows (NCHW, tap-major weights).
+enum Gather { kRows = 0, kNhwc = 1, kTaps = 2 };
+
+// up = 1: the conv of a 2x nearest upsample of x (conv2d_upsampled); the reference upsamples.
+// The NHWC path (gemm_tc_conv.cu): x copied channels-last as f16 by its kernel, 3x3 weights laid
+// out tap-major, then the GEMM with NhwcConvRows; kTaps: the same weights, ConvTapRows over x.
+template <class T>
+void run_conv_taps(int gather, const std::vector<T>& x, int n, int ci, int hh, int ww, const W& w, int co, int ho,
+                   int wo, int ks, int stride, int pad, int up, const float* bias, std::vector<T>& y,
+                   const T* res = nullptr, const T* chan = nullptr) {
   const int P = hh * ww;
   const int64_t M = static_cast<int64_t>(n) * ho * wo, K = static_cast<int64_t>(ci) * ks * ks;
+  const ConvOut<T> st{y.data(), co, static_cast<int64_t>(ho) * wo, res, chan};
+  const W wt = ks == 3 ? to_taps(w, co, ci) : w;
+  if (gather == kTaps) {
+    with_tap_weights(wt.t, wt.bytes.data(), co, K, [&](auto wl, auto cb) {
+      run_gemm_w(M, co, K, ConvTapRows<decltype(cb)::value, T>{x.data(), M, ci, hh, ww, ho, wo, stride, pad, up}, wl,
+                 bias, st, true);
+    });
+    return;
+  }
   std::vector<__half> xh(x.size(), __float2half(NAN));
   const unsigned gx = static_cast<unsigned>((P + 31) / 32), gy = static_cast<unsigned>((ci + 31) / 32);
   run_grid(gx, gy, sd::cuda::kTransposeThreads, [&] { sd::cuda::transpose_kernel<T>(x.data(), xh.data(), ci, P); },
            static_cast<unsigned>(n));
-  const ConvOut<T> st{y.data(), co, static_cast<int64_t>(ho) * wo, res, chan};
   if (ks == 1) return run_gemm(M, co, K, NhwcConvRows<1>{xh.data(), M, ci, hh, ww, ho, wo, stride, pad, up}, w, bias, st, true);
-  W wt = w;
-  run_grid(static_cast<unsigned>(co), 1, nh::THREADS,
-           [&] { nh::reorder_taps_kernel(reinterpret_cast<__half*>(wt.bytes.data()), ci, 9); });
-  run_gemm(M, co, K, NhwcConvRows<3>{xh.data(), M, ci, hh, ww, ho, wo, stride, pad, up}, wt, bias, st, true);
+  with_tap_weights(wt.t, wt.bytes.data(), co, K, [&](auto wl, auto cb) {
+    run_gemm_w(M, co, K, NhwcConvRows<3, decltype(cb)::value>{xh.data(), M, ci, hh, ww, ho, wo, stride, pad, up}, wl,
+               bias, st, true);
+  });
 }
 
 // g_conv_add: the epilogue also adds chan [n, co] and res (y's shape), as Backend::conv2d_add.
 bool g_conv_add = false;
 void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int stride, int pad, int up = 0,
-               bool half = false, bool nhwc = false) {
+               bool half = false, int gather = kRows) {
   const int64_t K = static_cast<int64_t>(ci) * ks * ks;
   const int he = hh << up, we = ww << up;  // the input as the conv sees it
   const int ho = (he + 2 * pad - ks) / stride + 1, wo = (we + 2 * pad - ks) / stride + 1;
@@ -215,8 +244,8 @@ void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int s
     const __half* rp = g_conv_add ? res_h.data() : nullptr;
     const __half* cp = g_conv_add ? chan_h.data() : nullptr;
     const ConvOut<__half> st{yh.data(), co, static_cast<int64_t>(ho) * wo, rp, cp};
-    if (nhwc)
-      run_conv_nhwc(xh, n, ci, hh, ww, w, co, ho, wo, ks, stride, pad, up, b.data(), yh, rp, cp);
+    if (gather != kRows)
+      run_conv_taps(gather, xh, n, ci, hh, ww, w, co, ho, wo, ks, stride, pad, up, b.data(), yh, rp, cp);
     else if (ks == 3)
       run_gemm(M, co, K, ConvRows<3, __half>{xh.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
     else
@@ -226,7 +255,7 @@ void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int s
     const float* rp = g_conv_add ? res.data() : nullptr;
     const float* cp = g_conv_add ? chan.data() : nullptr;
     const ConvOut<float> st{y.data(), co, static_cast<int64_t>(ho) * wo, rp, cp};
-    if (nhwc) run_conv_nhwc(x, n, ci, hh, ww, w, co, ho, wo, ks, stride, pad, up, b.data(), y, rp, cp);
+    if (gather != kRows) run_conv_taps(gather, x, n, ci, hh, ww, w, co, ho, wo, ks, stride, pad, up, b.data(), y, rp, cp);
     else if (ks == 3) run_gemm(M, co, K, ConvRows<3>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
     else run_gemm(M, co, K, ConvRows<1>{x.data(), M, K, hh, ww, ho, wo, stride, pad, up}, w, b.data(), st, true);
   }
@@ -251,7 +280,7 @@ void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int s
         }
   check(std::string("conv ") + sd::dtype_name(t) + " k" + std::to_string(ks) + " s" + std::to_string(stride) + " p" +
             std::to_string(pad) + " " + std::to_string(ci) + "->" + std::to_string(co) + " " + std::to_string(hh) + "x" +
-            std::to_string(ww) + (up ? " upsampled 2x" : "") + act_name(half) + (nhwc ? " nhwc" : "") +
+            std::to_string(ww) + (up ? " upsampled 2x" : "") + act_name(half) + (gather == kNhwc ? " nhwc" : gather == kTaps ? " taps" : "") +
             (g_conv_add ? " +chan +res" : "") +
             (g_splits > 1 ? " split-K" : "") +
             (g_stages != 4 ? " 2-stage" : ""),
@@ -303,11 +332,29 @@ void run_gemm_tests() {
   // and without padding, the upsampled read, chunks straddling taps (C = 40: 32-wide k-tiles cross
   // taps), M and N tails, several images, f16 and f32 activations; with split-K and with the
   // double-buffered kernel too.
-  test_conv(sd::DType::F16, 2, 40, 20, 9, 7, 3, 1, 1, 0, true, true);
-  test_conv(sd::DType::F16, 1, 32, 9, 11, 9, 3, 2, 0, 0, true, true);
-  test_conv(sd::DType::F16, 1, 16, 9, 10, 7, 3, 2, 1, 0, true, true);
-  test_conv(sd::DType::F16, 2, 8, 20, 5, 7, 3, 1, 1, 1, true, true);
-  test_conv(sd::DType::F16, 2, 24, 130, 13, 17, 3, 1, 1, 0, false, true);
+  test_conv(sd::DType::F16, 2, 40, 20, 9, 7, 3, 1, 1, 0, true, kNhwc);
+  test_conv(sd::DType::F16, 1, 32, 9, 11, 9, 3, 2, 0, 0, true, kNhwc);
+  test_conv(sd::DType::F16, 1, 16, 9, 10, 7, 3, 2, 1, 0, true, kNhwc);
+  test_conv(sd::DType::F16, 2, 8, 20, 5, 7, 3, 1, 1, 1, true, kNhwc);
+  test_conv(sd::DType::F16, 2, 24, 130, 13, 17, 3, 1, 1, 0, false, kNhwc);
+  // Quantized 3x3 weights repacked tap-major (SDNODE_CUDA_QTAPS): channel blocks of 32 in the k
+  // order (C = 64: two), each k-tile one tap, a lane's scales from up to three blocks; with the
+  // NHWC gather (taps past the image, stride 2, the upsampled read, M and N tails, f16 and f32
+  // activations) and with ConvTapRows over the NCHW input, for inputs whose copy would be too large
+  // (f16 weights too: chunks of 16 channels, k-tiles across taps at C = 48).
+  test_conv(sd::DType::Q8_0, 2, 64, 20, 9, 9, 3, 1, 1, 0, true, kNhwc);
+  test_conv(sd::DType::Q4_0, 2, 64, 20, 9, 7, 3, 1, 1, 0, true, kNhwc);
+  test_conv(sd::DType::Q4_0, 1, 32, 9, 11, 9, 3, 2, 0, 0, false, kNhwc);
+  test_conv(sd::DType::Q8_0, 1, 32, 130, 5, 7, 3, 1, 1, 1, true, kNhwc);
+  test_conv(sd::DType::Q8_0, 2, 64, 20, 9, 9, 3, 1, 1, 0, true, kTaps);
+  test_conv(sd::DType::Q4_0, 1, 32, 9, 10, 7, 3, 2, 1, 0, false, kTaps);
+  test_conv(sd::DType::Q4_0, 2, 32, 20, 5, 7, 3, 1, 1, 1, true, kTaps);
+  test_conv(sd::DType::F16, 2, 48, 20, 9, 7, 3, 1, 1, 0, true, kTaps);
+  test_conv(sd::DType::F16, 1, 16, 9, 11, 9, 3, 2, 0, 0, false, kTaps);
+  g_splits = 4;
+  test_conv(sd::DType::Q4_0, 1, 64, 40, 5, 7, 3, 1, 1, 0, true, kNhwc);
+  test_conv(sd::DType::Q8_0, 1, 32, 40, 5, 7, 3, 1, 1, 1, false, kTaps);
+  g_splits = 1;
   test_linear(sd::DType::F16, 150, 137, 80, true, true);  // linear_add: odd N (scalar) and pairs
   test_linear(sd::DType::Q4_0, 70, 130, 96, false, true);
   test_linear_n(sd::DType::F16, 150, 130, 80, 3);  // tiles straddle the stacked weights
@@ -336,24 +383,26 @@ void run_gemm_tests() {
   // conv2d_add's epilogue (timestep embedding per image and channel, then the skip): both gathers,
   // f16 and f32, quantized weights, and through the split-K reduction.
   g_conv_add = true;
-  test_conv(sd::DType::F16, 2, 40, 20, 9, 7, 3, 1, 1, 0, true, true);
+  test_conv(sd::DType::F16, 2, 40, 20, 9, 7, 3, 1, 1, 0, true, kNhwc);
   test_conv(sd::DType::Q8_0, 2, 32, 20, 9, 7, 3, 1, 1, 0, true);
   test_conv(sd::DType::F32, 2, 8, 20, 9, 9, 3, 1, 1);
+  test_conv(sd::DType::Q4_0, 2, 32, 20, 9, 7, 3, 1, 1, 0, true, kNhwc);
+  test_conv(sd::DType::Q8_0, 1, 32, 20, 9, 7, 3, 1, 1, 0, false, kTaps);
   g_splits = 4;
   test_conv(sd::DType::Q4_0, 1, 32, 40, 5, 7, 3, 1, 1, 0, true);
-  test_conv(sd::DType::F16, 2, 40, 130, 5, 6, 3, 1, 1, 0, true, true);
+  test_conv(sd::DType::F16, 2, 40, 130, 5, 6, 3, 1, 1, 0, true, kNhwc);
   g_splits = 1;
   g_conv_add = false;
   // 1x1 through NHWC, any weight type (quantized: the double-buffered kernel with a cp.async A).
-  test_conv(sd::DType::F16, 2, 40, 130, 5, 6, 1, 1, 0, 0, true, true);
-  test_conv(sd::DType::Q4_0, 2, 64, 20, 5, 6, 1, 1, 0, 0, true, true);
-  test_conv(sd::DType::Q8_0, 1, 96, 24, 7, 5, 1, 1, 0, 0, false, true);
+  test_conv(sd::DType::F16, 2, 40, 130, 5, 6, 1, 1, 0, 0, true, kNhwc);
+  test_conv(sd::DType::Q4_0, 2, 64, 20, 5, 6, 1, 1, 0, 0, true, kNhwc);
+  test_conv(sd::DType::Q8_0, 1, 96, 24, 7, 5, 1, 1, 0, 0, false, kNhwc);
   g_splits = 4;
   test_linear(sd::DType::F16, 70, 130, 288, true, true);  // linear_add through the split-K reduction
-  test_conv(sd::DType::F16, 1, 40, 40, 5, 7, 3, 1, 1, 1, true, true);
+  test_conv(sd::DType::F16, 1, 40, 40, 5, 7, 3, 1, 1, 1, true, kNhwc);
   g_splits = 1;
   g_stages = 2;
-  test_conv(sd::DType::F16, 2, 40, 20, 9, 7, 3, 1, 1, 0, true, true);
+  test_conv(sd::DType::F16, 2, 40, 20, 9, 7, 3, 1, 1, 0, true, kNhwc);
   test_linear(sd::DType::F16, 150, 137, 80, true);
   g_stages = 4;
 }

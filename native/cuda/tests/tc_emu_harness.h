@@ -161,25 +161,26 @@ void gemm_kernel(int64_t M, int64_t N, int64_t K, const ALoad& al, const WLoad& 
 // the workspace by channel when n_major (as for a conv's NCHW output).
 inline int g_splits = 1;
 
-template <class ALoad, class Store>
-void run_gemm(int64_t M, int64_t N, int64_t K, const ALoad& al, const W& w, const float* bias, const Store& st,
-              bool n_major = false) {
+template <class ALoad, class WLoad, class Store>
+void run_gemm_w(int64_t M, int64_t N, int64_t K, const ALoad& al, const WLoad& wl, const float* bias, const Store& st,
+                bool n_major = false) {
   const unsigned gx = static_cast<unsigned>((M + BM - 1) / BM), gy = static_cast<unsigned>((N + BN - 1) / BN);
   const int tiles = static_cast<int>((K + BK - 1) / BK);
   if (g_splits <= 1) {
-    with_weights(w.t, w.bytes.data(), N, K, [&](auto wl) {
-      run_grid(gx, gy, THREADS, [&] { gemm_kernel(M, N, K, al, wl, bias, st, tiles); });
-    });
+    run_grid(gx, gy, THREADS, [&] { gemm_kernel(M, N, K, al, wl, bias, st, tiles); });
     return;
   }
   const int tps = (tiles + g_splits - 1) / g_splits, splits = (tiles + tps - 1) / tps;
   std::vector<float> ws(static_cast<size_t>(splits) * M * N, NAN);
   const SplitOut part{ws.data(), M, N, n_major};
-  with_weights(w.t, w.bytes.data(), N, K, [&](auto wl) {
-    run_grid(gx, gy, THREADS, [&] { gemm_kernel(M, N, K, al, wl, nullptr, part, tps); }, static_cast<unsigned>(splits));
-  });
+  run_grid(gx, gy, THREADS, [&] { gemm_kernel(M, N, K, al, wl, nullptr, part, tps); }, static_cast<unsigned>(splits));
   run_grid(3, 1, 64, [&] { splitk_reduce_kernel<Store, int>(ws.data(), splits, part, bias, st); });  // as launched here
 }
 
+template <class ALoad, class Store>
+void run_gemm(int64_t M, int64_t N, int64_t K, const ALoad& al, const W& w, const float* bias, const Store& st,
+              bool n_major = false) {
+  with_weights(w.t, w.bytes.data(), N, K, [&](auto wl) { run_gemm_w(M, N, K, al, wl, bias, st, n_major); });
+}
 
 }  // namespace emu_test
