@@ -2,7 +2,7 @@
 # Runs the tensor-core CUDA kernels on the host with the warp-level ops (ldmatrix, mma.sync,
 # shuffles) emulated from the PTX ISA's fragment layouts (native/cuda/tests/tc_emulation.cpp and the
 # tc_emu_*.cpp it runs): checks their tiling, fragment and masking arithmetic without a GPU. Needs g++ and the CUDA
-# headers (cuda_fp16.h); a few minutes (two builds, each emulating every CUDA thread as a std::thread).
+# headers (cuda_fp16.h); about a minute (two builds, each running every CUDA thread of a block as a fiber).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 inc="${CUDA_HOME:-/usr/local/cuda}/include"

@@ -9,7 +9,6 @@
 #include <functional>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "emu/cuda/tc_common.cuh"
@@ -25,20 +24,13 @@ inline std::atomic<bool> g_leftover{false};  // a thread ended with cp.async cop
 inline void run_grid(unsigned gx, unsigned gy, int threads, const std::function<void()>& body, unsigned gz = 1) {
   emu::block_barrier().n = threads;
   for (int w = 0; w < threads / 32; ++w) emu::warps()[w].bar.n = 32;
+  blockDim = make_uint3(threads, 1, 1);
+  gridDim = make_uint3(gx, gy, gz);
   for (unsigned bz = 0; bz < gz; ++bz)
     for (unsigned by = 0; by < gy; ++by)
       for (unsigned bx = 0; bx < gx; ++bx) {
-        std::vector<std::thread> ts;
-        for (int t = 0; t < threads; ++t)
-          ts.emplace_back([&, t] {
-            threadIdx = make_uint3(t, 0, 0);
-            blockIdx = make_uint3(bx, by, bz);
-            blockDim = make_uint3(threads, 1, 1);
-            gridDim = make_uint3(gx, gy, gz);
-            body();
-            if (sd::cuda::cp_async_leftover()) g_leftover = true;
-          });
-        for (auto& t : ts) t.join();
+        blockIdx = make_uint3(bx, by, bz);
+        if (emu::run_block(threads, body)) g_leftover = true;
       }
 }
 

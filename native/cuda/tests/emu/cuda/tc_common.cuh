@@ -1,17 +1,22 @@
 // Host emulation of native/cuda/tc_common.cuh for tests/tc_emulation.cpp: every CUDA thread of a
-// block is a std::thread; warp-level ops (ldmatrix, mma, shuffles) rendezvous the 32 lanes of a warp
-// and compute each lane's registers from the PTX ISA's fragment layouts, written out independently
-// of the kernels' own index arithmetic. Lets a machine without a GPU check the kernels' indexing.
+// block is a fiber (run_block); warp-level ops (ldmatrix, mma, shuffles) rendezvous the 32 lanes of
+// a warp and compute each lane's registers from the PTX ISA's fragment layouts, written out
+// independently of the kernels' own index arithmetic. Lets a machine without a GPU check the
+// kernels' indexing.
 #pragma once
 #include <cuda_fp16.h>
 #include <vector_types.h>
 
 #include <algorithm>
 #include <cmath>
-#include <condition_variable>
+#include <ucontext.h>
+
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <mutex>
+#include <functional>
+#include <memory>
 #include <vector>
 
 #undef __shared__
@@ -24,21 +29,25 @@
 
 namespace emu {
 
+void yield();
+inline unsigned& releases() {  // barriers released so far: the scheduler's measure of progress
+  static unsigned r = 0;
+  return r;
+}
+
+// The fibers switch only here, so everything between two barriers runs as one piece.
 struct Barrier {
-  std::mutex mu;
-  std::condition_variable cv;
   int n = 0, waiting = 0;
   unsigned gen = 0;
   void wait() {
-    std::unique_lock<std::mutex> lk(mu);
     const unsigned g = gen;
     if (++waiting == n) {
       waiting = 0;
       ++gen;
-      cv.notify_all();
-    } else {
-      cv.wait(lk, [&] { return gen != g; });
+      ++releases();
+      return;
     }
+    while (gen == g) yield();
   }
 };
 
@@ -62,10 +71,11 @@ inline unsigned char* dyn_smem() {
 
 }  // namespace emu
 
-inline thread_local uint3 threadIdx;
-inline thread_local uint3 blockIdx;
-inline thread_local uint3 blockDim;
-inline thread_local uint3 gridDim;
+// Set by run_block as it switches fibers (threadIdx) and blocks (the rest).
+inline uint3 threadIdx;
+inline uint3 blockIdx;
+inline uint3 blockDim;
+inline uint3 gridDim;
 
 inline void __syncthreads() { emu::block_barrier().wait(); }
 
@@ -104,9 +114,7 @@ inline double __shfl_down_sync(unsigned, double v, int delta) {
   return r;
 }
 
-inline double atomicAdd(double* p, double v) {
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lk(mu);
+inline double atomicAdd(double* p, double v) {  // fibers switch only at barriers: atomic as it is
   const double old = *p;
   *p = old + v;
   return old;
@@ -203,8 +211,9 @@ struct PendingCopy {
   void* dst;
   const void* src;
 };
-inline thread_local std::vector<std::vector<PendingCopy>> t_groups;
-inline thread_local std::vector<PendingCopy> t_open;
+// The running fiber's groups (run_block swaps each fiber's in and out).
+inline std::vector<std::vector<PendingCopy>> t_groups;
+inline std::vector<PendingCopy> t_open;
 inline void cp_async16(void* smem, const void* gmem) {
   std::memset(smem, 0xFF, 16);
   t_open.push_back({smem, gmem});
@@ -245,3 +254,82 @@ inline uint32_t pack_half2(float lo, float hi) {
 
 }  // namespace cuda
 }  // namespace sd
+
+namespace emu {
+
+// The threads of one block as fibers (ucontext) on the calling thread, run round-robin, each until
+// it waits at a barrier. (As std::threads with condition-variable barriers, the emulation spent
+// most of its time in the kernel's scheduler: an mma is two warp rendezvous.)
+struct Fiber {
+  ucontext_t ctx;
+  bool done = false;
+  std::vector<std::vector<sd::cuda::PendingCopy>> groups;
+  std::vector<sd::cuda::PendingCopy> open;
+};
+struct Scheduler {
+  ucontext_t main;
+  std::vector<Fiber> fibers;
+  std::vector<std::unique_ptr<char[]>> stacks;  // kept across blocks
+  int cur = 0;
+  const std::function<void()>* body = nullptr;
+  size_t leftover = 0;
+};
+constexpr size_t kStackBytes = 256 * 1024;
+inline Scheduler& scheduler() {
+  static Scheduler s;
+  return s;
+}
+inline void yield() {
+  Scheduler& s = scheduler();
+  swapcontext(&s.fibers[s.cur].ctx, &s.main);
+}
+inline void fiber_main() {
+  Scheduler& s = scheduler();
+  (*s.body)();
+  s.leftover += sd::cuda::cp_async_leftover();
+  s.fibers[s.cur].done = true;
+}  // returns to uc_link: the scheduler
+
+// Runs body as threads 0 .. threads - 1 of the block blockIdx; returns the cp.async copies the
+// threads left pending (0 for a correct kernel). Aborts if every live thread waits and none can
+// go on (a kernel whose threads reach different barriers).
+inline size_t run_block(int threads, const std::function<void()>& body) {
+  Scheduler& s = scheduler();
+  s.fibers.assign(static_cast<size_t>(threads), Fiber{});
+  while (s.stacks.size() < s.fibers.size()) s.stacks.emplace_back(new char[kStackBytes]);
+  s.body = &body;
+  s.leftover = 0;
+  for (int i = 0; i < threads; ++i) {
+    Fiber& f = s.fibers[i];
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = s.stacks[i].get();
+    f.ctx.uc_stack.ss_size = kStackBytes;
+    f.ctx.uc_link = &s.main;
+    makecontext(&f.ctx, fiber_main, 0);
+  }
+  int alive = threads, idle_passes = 0;
+  while (alive > 0) {
+    const unsigned before = releases();
+    const int alive_before = alive;
+    for (int i = 0; i < threads; ++i) {
+      Fiber& f = s.fibers[i];
+      if (f.done) continue;
+      s.cur = i;
+      threadIdx = make_uint3(static_cast<unsigned>(i), 0, 0);
+      std::swap(sd::cuda::t_groups, f.groups);
+      std::swap(sd::cuda::t_open, f.open);
+      swapcontext(&s.main, &f.ctx);
+      std::swap(sd::cuda::t_groups, f.groups);
+      std::swap(sd::cuda::t_open, f.open);
+      if (f.done) --alive;
+    }
+    idle_passes = releases() == before && alive == alive_before ? idle_passes + 1 : 0;
+    if (idle_passes >= 2) {
+      std::fprintf(stderr, "emulation: the block's threads wait at barriers no thread can release\n");
+      std::abort();
+    }
+  }
+  return s.leftover;
+}
+
+}  // namespace emu
