@@ -142,24 +142,26 @@ case " $steps " in *" splitk "*)  # what each GEMM default gives, TC=1 with grap
 esac
 case " $steps " in *" pending "*)
   # Defaults-to-be, off until measured here: programmatic dependent launch (launch.h), the
-  # epilogue fusions (SDNODE_CUDA_FUSE: Backend::linear_geglu, linear_to_channels, conv2d_add) and
-  # quantized 3x3 convs through the NHWC gather over weights repacked tap-major (SDNODE_CUDA_QTAPS).
-  all="SDNODE_CUDA_PDL=1 SDNODE_CUDA_FUSE=1 SDNODE_CUDA_QTAPS=1"
-  step "op tests + goldens, TC=1, PDL, FUSE and QTAPS on" 120 \
+  # epilogue fusions (SDNODE_CUDA_FUSE: Backend::linear_geglu, linear_to_channels, conv2d_add),
+  # quantized 3x3 convs through the NHWC gather over weights repacked tap-major (SDNODE_CUDA_QTAPS)
+  # and the multi-stage GEMM pipeline for quantized weights (SDNODE_CUDA_QPIPE).
+  all="SDNODE_CUDA_PDL=1 SDNODE_CUDA_FUSE=1 SDNODE_CUDA_QTAPS=1 SDNODE_CUDA_QPIPE=1"
+  step "op tests + goldens, TC=1, PDL, FUSE, QTAPS and QPIPE on" 120 \
     env $all SDNODE_CUDA_TEST_TC=1 ./build-gpu/native/cuda/sdcuda_tests
-  step "sdcore_tests models_ on cuda, TC=1, PDL, FUSE and QTAPS on" 200 \
+  step "sdcore_tests models_ on cuda, TC=1, PDL, FUSE, QTAPS and QPIPE on" 200 \
     env $all SDNODE_TEST_BACKEND=cuda ./build-gpu/sdcore_tests models_
   for knobs in "SDNODE_CUDA_PDL=1" "SDNODE_CUDA_FUSE=geglu" "SDNODE_CUDA_FUSE=proj_out" "SDNODE_CUDA_FUSE=conv_add" \
       "$all"; do
     step "full-size bench f16, TC=1, graphs, $knobs" 200 \
       env $knobs SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only
   done
-  for knobs in "SDNODE_CUDA_QTAPS=0" "SDNODE_CUDA_QTAPS=1"; do
+  for knobs in "SDNODE_CUDA_QTAPS=0" "SDNODE_CUDA_QTAPS=1" "SDNODE_CUDA_QPIPE=1" \
+      "SDNODE_CUDA_QTAPS=1 SDNODE_CUDA_QPIPE=1"; do
     step "full-size bench q8_0, TC=1, graphs, $knobs" 200 \
       env $knobs SDNODE_BENCH_DTYPE=q8_0 SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=512 \
       ./build-gpu/native/cuda/sdcuda_tests --bench-model-only
   done
-  step "whole 512 generations, graphs, PDL, FUSE and QTAPS on" 200 \
+  step "whole 512 generations, graphs, PDL, FUSE, QTAPS and QPIPE on" 200 \
     env $all SDNODE_CUDA_TEST_TC=1 ./build-gpu/native/cuda/sdcuda_tests --bench-gen ;;
 esac
 case " $steps " in *" torch "*)  # PyTorch's figures on this card (the issue's are an H200's)

@@ -51,6 +51,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   const char* st = std::getenv("SDNODE_CUDA_STAGES");
   const bool deep = major >= 8 && static_cast<size_t>(smem_sm) >= 2 * (cuda::tc_gemm_async_smem_bytes() + 1024);
   stages_ = deep && !(st && std::string(st) == "2") ? 4 : 2;
+  const char* qp = std::getenv("SDNODE_CUDA_QPIPE");
+  q_pipe_ = stages_ == 4 && qp && std::string(qp) == "1";
   const char* nh = std::getenv("SDNODE_CUDA_NHWC");
   nhwc_ = !(nh && std::string(nh) == "0");
   nhwc_1x1_ = nhwc_ && !(nh && std::string(nh) == "3x3");

@@ -193,6 +193,9 @@ class CudaBackend final : public Backend {
   // one, as before). The small-grid convs had run one 8-warp block per SM (ncu: 12.5 % occupancy).
   int split_slots_ = 1;
   int stages_ = 2;  // TcCtx::stages
+  // TcCtx::mixed_pipe: the multi-stage kernel for quantized weights too (SDNODE_CUDA_QPIPE=1, with
+  // stages_ 4). Off by default until a GPU run has measured it (written without one).
+  bool q_pipe_ = false;
   bool nhwc_ = true;  // the NHWC conv path (SDNODE_CUDA_NHWC=0: off, to measure what it gives)
   bool nhwc_1x1_ = true;  // ... for 1x1 convs too (SDNODE_CUDA_NHWC=3x3: 3x3 only)
   // ... for 3x3 convs with q8_0/q4_0 weights too, repacked tap-major on first use (SDNODE_CUDA_QTAPS=1).

@@ -119,7 +119,7 @@ void launch(cudaStream_t s, int64_t M, int64_t N, int64_t K, LoadA la, const Ten
 }  // namespace
 
 cuda::TcCtx CudaBackend::tc_ctx() {
-  return cuda::TcCtx{stream_, sms_ * split_slots_, split_k_, stages_, [this](size_t bytes) { return scratch(bytes); }};
+  return cuda::TcCtx{stream_, sms_ * split_slots_, split_k_, stages_, q_pipe_, [this](size_t bytes) { return scratch(bytes); }};
 }
 
 void CudaBackend::do_linear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {

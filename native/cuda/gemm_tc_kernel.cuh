@@ -374,21 +374,24 @@ __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS)
   wt.store(M, N, m0, n0, bias, st);
 }
 
-// The multi-stage pipeline for loaders that copy with cp.async alone (kAsync: f16 rows, the NHWC
+// The multi-stage pipeline for A loaders that copy with cp.async alone (kAsync: f16 rows, the NHWC
 // conv gather): STAGES tiles in flight, so a tile's loads have STAGES - 1 tiles of mma to land in
 // (with two, a load issued at the start of a tile had one tile's mma, about as long as an H100's
-// global latency under load, and the barrier then waited for the slowest). Tiles in dynamic shared
-// memory: tc_gemm_async_smem() bytes.
-template <int STAGES>
+// global latency under load, and the barrier then waited for the slowest). W tiles: the same with
+// an async W loader (f16 weights); a W loader that stages through registers (quantized weights:
+// SDNODE_CUDA_QPIPE) keeps two buffers, fetched a tile ahead and staged after the mma, as in
+// tc_gemm_kernel. Tiles in dynamic shared memory: tc_gemm_async_smem() bytes.
+template <int STAGES, bool W_ASYNC = true>
 constexpr size_t tc_gemm_async_smem() {
-  return static_cast<size_t>(STAGES) * (BM + BN) * BKP * sizeof(__half);
+  return (static_cast<size_t>(STAGES) * BM + static_cast<size_t>(W_ASYNC ? STAGES : 2) * BN) * BKP * sizeof(__half);
 }
 template <int STAGES, class ALoad, class WLoad, class Store>
 __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS)
     tc_gemm_async_kernel(int64_t M, int64_t N, int64_t K, ALoad al, WLoad wl, const float* bias, Store st,
                          int tiles_per_split) {
   cuda::pdl_entry();
-  static_assert(ALoad::kAsync && WLoad::kAsync, "loaders that stage through registers take tc_gemm_kernel");
+  static_assert(ALoad::kAsync, "A loaders that stage through registers take tc_gemm_kernel");
+  constexpr bool WA = WLoad::kAsync;
   __half* As = reinterpret_cast<__half*>(dynamic_smem());  // [STAGES][BM * BKP], then W's
   __half* Bs = As + STAGES * BM * BKP;
   const int tid = threadIdx.x;
@@ -403,9 +406,15 @@ __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS)
   for (int s = 0; s < STAGES - 1; ++s) {
     if (t0 + s < t1) {
       al.fetch(static_cast<int64_t>(t0 + s) * BK, As + s * BM * BKP);
-      wl.fetch(static_cast<int64_t>(t0 + s) * BK, Bs + s * BN * BKP);
+      if constexpr (WA) wl.fetch(static_cast<int64_t>(t0 + s) * BK, Bs + s * BN * BKP);
     }
     cp_async_commit();
+  }
+  if constexpr (!WA) {  // the first W tile, visible after the loop's first barrier
+    if (t0 < t1) {
+      wl.fetch(static_cast<int64_t>(t0) * BK, Bs);
+      wl.stage(Bs);
+    }
   }
   WarpTile wt(tid);
   const bool live = m0 + wt.wm * 64 < M && n0 + wt.wn * 32 < N;  // as in tc_gemm_kernel
@@ -413,14 +422,21 @@ __global__ void __launch_bounds__(THREADS, SD_TC_GEMM_MIN_BLOCKS)
   for (int t = t0; t < t1; ++t) {
     cp_async_wait<STAGES - 2>();
     // Tile t is in shared memory for every thread, and every warp is done with tile t - 1, whose
-    // buffer the fetch below refills.
+    // buffer the fetch below refills (W staged through registers: the stage after the mma).
     __syncthreads();
     if (t + STAGES - 1 < t1) {
       al.fetch(static_cast<int64_t>(t + STAGES - 1) * BK, As + nxt * BM * BKP);
-      wl.fetch(static_cast<int64_t>(t + STAGES - 1) * BK, Bs + nxt * BN * BKP);
+      if constexpr (WA) wl.fetch(static_cast<int64_t>(t + STAGES - 1) * BK, Bs + nxt * BN * BKP);
     }
     cp_async_commit();
-    if (live) wt.mma(As + cur * BM * BKP, Bs + cur * BN * BKP);
+    const int wcur = WA ? cur : (t - t0) & 1;
+    if constexpr (!WA) {
+      if (t + 1 < t1) wl.fetch(static_cast<int64_t>(t + 1) * BK, nullptr);
+    }
+    if (live) wt.mma(As + cur * BM * BKP, Bs + wcur * BN * BKP);
+    if constexpr (!WA) {
+      if (t + 1 < t1) wl.stage(Bs + (wcur ^ 1) * BN * BKP);
+    }
     cur = cur + 1 == STAGES ? 0 : cur + 1;
     nxt = nxt + 1 == STAGES ? 0 : nxt + 1;
   }

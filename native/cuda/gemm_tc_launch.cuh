@@ -14,14 +14,15 @@ namespace sd {
 namespace cuda {
 namespace tc_gemm {
 
-// One GEMM kernel launch: the multi-stage kernel where both loaders copy with cp.async and the
-// device holds two of its blocks per SM (c.stages), the double-buffered one otherwise.
+// One GEMM kernel launch: the multi-stage kernel where the A loader copies with cp.async and the
+// device holds two of its blocks per SM (c.stages), if the W loader does too or c.mixed_pipe; the
+// double-buffered one otherwise.
 template <class ALoad, class WLoad, class Store>
 void launch_kernel(const TcCtx& c, dim3 grid, int64_t M, int64_t N, int64_t K, const ALoad& al, const WLoad& wl,
                    const float* b, const Store& st, int tiles_per_split) {
-  if constexpr (ALoad::kAsync && WLoad::kAsync) {
-    if (c.stages == 4) {
-      constexpr size_t smem = tc_gemm_async_smem<4>();
+  if constexpr (ALoad::kAsync) {
+    if (c.stages == 4 && (WLoad::kAsync || c.mixed_pipe)) {
+      constexpr size_t smem = tc_gemm_async_smem<4, WLoad::kAsync>();
       auto* k = &tc_gemm_async_kernel<4, ALoad, WLoad, Store>;
       // Above 48 KB of dynamic shared memory a kernel must opt in, once per device (the eager
       // first run of a step, before any graph capture).

@@ -21,6 +21,8 @@ struct TcCtx {
   bool split_k;  // SDNODE_CUDA_SPLITK=0 turns split-K off (to measure what it gives)
   int stages;    // 4: the multi-stage GEMM pipeline for cp.async loaders (sm_80+ with room for two
                  // blocks per SM); 2: the double-buffered kernel for all (SDNODE_CUDA_STAGES=2)
+  bool mixed_pipe = false;  // the multi-stage pipeline for a cp.async A with register-staged
+                            // (quantized) weights too (SDNODE_CUDA_QPIPE=1)
   std::function<void*(size_t)> workspace;
 };
 // The shared memory of one multi-stage GEMM block (TcCtx::stages = 4).

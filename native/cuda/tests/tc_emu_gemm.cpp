@@ -355,6 +355,22 @@ void run_gemm_tests() {
   test_conv(sd::DType::Q4_0, 1, 64, 40, 5, 7, 3, 1, 1, 0, true, kNhwc);
   test_conv(sd::DType::Q8_0, 1, 32, 40, 5, 7, 3, 1, 1, 1, false, kTaps);
   g_splits = 1;
+  // The multi-stage pipeline with register-staged (quantized) weights (SDNODE_CUDA_QPIPE): linears
+  // with f16 activations (one and several k-tiles, M and N tails, stacked weights, GEGLU), 1x1 and
+  // repacked 3x3 convs through NHWC, split-K (a split of 3 k-tiles: fewer than the stages).
+  g_mixed_pipe = true;
+  test_linear(sd::DType::Q8_0, 150, 137, 96, true);
+  test_linear(sd::DType::Q4_0, 70, 130, 32, true);
+  test_linear_n(sd::DType::Q4_0, 70, 66, 64, 2);
+  test_linear_geglu(sd::DType::Q8_0, 70, 136, 96);
+  test_conv(sd::DType::Q4_0, 2, 64, 20, 5, 6, 1, 1, 0, 0, true, kNhwc);
+  test_conv(sd::DType::Q8_0, 2, 64, 20, 9, 9, 3, 1, 1, 0, true, kNhwc);
+  test_conv(sd::DType::Q4_0, 1, 32, 130, 5, 7, 3, 1, 1, 1, false, kNhwc);
+  g_splits = 4;
+  test_linear(sd::DType::Q8_0, 70, 200, 288, true);
+  test_conv(sd::DType::Q4_0, 1, 64, 40, 5, 7, 3, 1, 1, 0, true, kNhwc);
+  g_splits = 1;
+  g_mixed_pipe = false;
   test_linear(sd::DType::F16, 150, 137, 80, true, true);  // linear_add: odd N (scalar) and pairs
   test_linear(sd::DType::Q4_0, 70, 130, 96, false, true);
   test_linear_n(sd::DType::F16, 150, 130, 80, 3);  // tiles straddle the stacked weights

@@ -134,14 +134,16 @@ inline W make_weights(sd::DType t, int64_t N, int64_t K) {
   return w;
 }
 
-// The kernel the launch picks (gemm_tc_launch.cuh): the multi-stage one where both loaders copy
-// with cp.async and g_stages is 4 (the sm_80+ default), the double-buffered one otherwise.
+// The kernel the launch picks (gemm_tc_launch.cuh): the multi-stage one where the A loader copies
+// with cp.async, g_stages is 4 (the sm_80+ default) and the W loader does too or g_mixed_pipe
+// (SDNODE_CUDA_QPIPE), the double-buffered one otherwise.
 inline int g_stages = 4;
+inline bool g_mixed_pipe = false;
 template <class ALoad, class WLoad, class Store>
 void gemm_kernel(int64_t M, int64_t N, int64_t K, const ALoad& al, const WLoad& wl, const float* bias,
                  const Store& st, int tiles_per_split) {
-  if constexpr (ALoad::kAsync && WLoad::kAsync) {
-    if (g_stages == 4) {
+  if constexpr (ALoad::kAsync) {
+    if (g_stages == 4 && (WLoad::kAsync || g_mixed_pipe)) {
       static_assert(tc_gemm_async_smem<4>() <= 96 * 1024, "the emulator's dynamic shared memory");
       return tc_gemm_async_kernel<4>(M, N, K, al, wl, bias, st, tiles_per_split);
     }
