@@ -252,31 +252,69 @@ void Backend::conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* 
   do_conv2d(y, x, w, bias, stride, pad);
 }
 
-void Backend::conv2d_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
-                         const Tensor* chan, const Tensor* res) {
-  const char* op = "conv2d_add";
-  check_conv(op, y, x, x.ndim == 4 ? x.shape[2] : 0, x.ndim == 4 ? x.shape[3] : 0, w, bias, stride, pad,
-             activation_type());
+namespace {
+// conv2d_add's operands beyond check_conv's: chan, res, and y clear of x and res.
+void check_conv_adds(const char* op, const Tensor& y, const Tensor& x, const Tensor* chan, const Tensor* res, DType act) {
   if (chan) {
-    need_act(op, "chan", *chan, activation_type());
+    need_act(op, "chan", *chan, act);
     if (chan->numel() != y.shape[0] * y.shape[1] || chan->row_len() != y.shape[1])
       fail(op, "chan " + chan->shape_str() + " must be [" + std::to_string(y.shape[0]) + ", " +
                    std::to_string(y.shape[1]) + "]");
   }
   if (res) {
-    need_act(op, "res", *res, activation_type());
+    need_act(op, "res", *res, act);
     need_same(op, "y", y, "res", *res);
     const uint8_t *rb = static_cast<const uint8_t*>(res->data), *yb = static_cast<const uint8_t*>(y.data);
     if (rb && yb && rb < yb + y.nbytes() && yb < rb + res->nbytes()) fail(op, "res overlaps y");
   }
   const uint8_t *xb = static_cast<const uint8_t*>(x.data), *yb = static_cast<const uint8_t*>(y.data);
   if (xb && yb && xb < yb + y.nbytes() && yb < xb + x.nbytes()) fail(op, "y overlaps x");
+}
+
+void check_group_norm(const char* op, const Tensor& y, const Tensor& x, int groups, const Tensor& gamma,
+                      const Tensor& beta, DType act) {
+  need_act(op, "x", x, act);
+  need_act(op, "y", y, act);
+  need_same(op, "y", y, "x", x);
+  if (x.ndim < 2) fail(op, "x must be [N, C, ...], got " + x.shape_str());
+  const int64_t C = x.shape[1];
+  if (groups < 1 || C % groups != 0) fail(op, "channels " + std::to_string(C) + " not divisible by groups " + std::to_string(groups));
+  need_numel(op, "gamma", gamma, C);
+  need_numel(op, "beta", beta, C);
+  need_f32(op, "gamma", gamma);
+  need_f32(op, "beta", beta);
+}
+}  // namespace
+
+void Backend::conv2d_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
+                         const Tensor* chan, const Tensor* res) {
+  const char* op = "conv2d_add";
+  check_conv(op, y, x, x.ndim == 4 ? x.shape[2] : 0, x.ndim == 4 ? x.shape[3] : 0, w, bias, stride, pad,
+             activation_type());
+  check_conv_adds(op, y, x, chan, res, activation_type());
   if (planning_) return;
   const int64_t k = w.shape[2];
   const double flops = 2.0 * static_cast<double>(y.numel()) * static_cast<double>(x.shape[1] * k * k);
   OpTimer timer(this, k == 3 ? "conv 3x3" : "conv 1x1", flops,
                 profile_detail_ ? conv_detail(x, x.shape[2], x.shape[3], w, stride) + " +add" : std::string());
   do_conv2d_add(y, x, w, bias, stride, pad, chan, res);
+}
+
+void Backend::norm_conv2d(Tensor& y, Tensor& t, const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
+                          float eps, bool silu, const Tensor& w, const Tensor* bias, int stride, int pad,
+                          const Tensor* chan, const Tensor* res) {
+  const char* op = "norm_conv2d";
+  check_group_norm(op, t, x, groups, gamma, beta, activation_type());
+  check_conv(op, y, t, t.ndim == 4 ? t.shape[2] : 0, t.ndim == 4 ? t.shape[3] : 0, w, bias, stride, pad,
+             activation_type());
+  check_conv_adds(op, y, t, chan, res, activation_type());
+  check_conv_adds(op, y, x, nullptr, nullptr, activation_type());
+  if (planning_) return;
+  const int64_t k = w.shape[2];
+  const double flops = 2.0 * static_cast<double>(y.numel()) * static_cast<double>(x.shape[1] * k * k);
+  OpTimer timer(this, k == 3 ? "conv 3x3" : "conv 1x1", flops,
+                profile_detail_ ? conv_detail(x, x.shape[2], x.shape[3], w, stride) + " +norm" : std::string());
+  do_norm_conv2d(y, t, x, groups, gamma, beta, eps, silu, w, bias, stride, pad, chan, res);
 }
 
 void Backend::conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
@@ -292,17 +330,7 @@ void Backend::conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, cons
 
 void Backend::group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& gamma,
                          const Tensor& beta, float eps, bool silu) {
-  const char* op = "group_norm";
-  need_act(op, "x", x, activation_type());
-  need_act(op, "y", y, activation_type());
-  need_same(op, "y", y, "x", x);
-  if (x.ndim < 2) fail(op, "x must be [N, C, ...], got " + x.shape_str());
-  const int64_t C = x.shape[1];
-  if (groups < 1 || C % groups != 0) fail(op, "channels " + std::to_string(C) + " not divisible by groups " + std::to_string(groups));
-  need_numel(op, "gamma", gamma, C);
-  need_numel(op, "beta", beta, C);
-  need_f32(op, "gamma", gamma);
-  need_f32(op, "beta", beta);
+  check_group_norm("group_norm", y, x, groups, gamma, beta, activation_type());
   if (planning_) return;
   OpTimer timer(this, "norms", 0.0, silu ? "group_norm+silu" : "group_norm", x);
   do_group_norm(y, x, groups, gamma, beta, eps, silu);

@@ -96,6 +96,13 @@ class Backend {
   // the same bits as conv2d and add).
   void conv2d_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
                   const Tensor* chan, const Tensor* res);
+  // group_norm(t, x, ...), then conv2d_add(y, t, ...): a ResBlock's GroupNorm -> SiLU -> conv. t
+  // (x's shape; may be x) is the normalised input's room; a backend that normalises x while it lays
+  // it out for the conv (CUDA's NHWC path) does not write it, so t's contents are unspecified after
+  // the call. The default runs the two ops (the same bits as calling them).
+  void norm_conv2d(Tensor& y, Tensor& t, const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
+                   float eps, bool silu, const Tensor& w, const Tensor* bias, int stride, int pad, const Tensor* chan,
+                   const Tensor* res);
   // Per (sample, group) normalisation over C/groups * H * W, then per-channel affine; optional SiLU.
   // y may be x (in place): every backend reads a group's statistics before writing it.
   void group_norm(Tensor& y, const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
@@ -184,6 +191,12 @@ class Backend {
     do_conv2d(y, x, w, bias, stride, pad);
     if (chan) do_add(y, y, chan->reshaped({y.shape[0], y.shape[1], 1, 1}));
     if (res) do_add(y, y, *res);
+  }
+  virtual void do_norm_conv2d(Tensor& y, Tensor& t, const Tensor& x, int groups, const Tensor& gamma,
+                              const Tensor& beta, float eps, bool silu, const Tensor& w, const Tensor* bias, int stride,
+                              int pad, const Tensor* chan, const Tensor* res) {
+    do_group_norm(t, x, groups, gamma, beta, eps, silu);
+    do_conv2d_add(y, t, w, bias, stride, pad, chan, res);
   }
   virtual void do_linear_to_channels(Tensor&, const Tensor&, const Tensor&, const Tensor*, const Tensor&) {
     throw std::logic_error("linear_to_channels: this backend does not fuse it (see fuses_linear_to_channels)");

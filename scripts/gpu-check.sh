@@ -151,6 +151,7 @@ case " $steps " in *" pending "*)
   step "sdcore_tests models_ on cuda, TC=1, PDL, FUSE, QTAPS and QPIPE on" 200 \
     env $all SDNODE_TEST_BACKEND=cuda ./build-gpu/sdcore_tests models_
   for knobs in "SDNODE_CUDA_PDL=1" "SDNODE_CUDA_FUSE=geglu" "SDNODE_CUDA_FUSE=proj_out" "SDNODE_CUDA_FUSE=conv_add" \
+      "SDNODE_CUDA_FUSE=norm_conv" \
       "$all"; do
     step "full-size bench f16, TC=1, graphs, $knobs" 200 \
       env $knobs SDNODE_CUDA_TEST_TC=1 SDNODE_BENCH_SIZES=256,512 ./build-gpu/native/cuda/sdcuda_tests --bench-model-only

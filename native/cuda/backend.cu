@@ -68,6 +68,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   geglu_ = fused("geglu");
   proj_out_ = fused("proj_out");
   conv_add_ = fused("conv_add");
+  norm_conv_ = fused("norm_conv");
   SD_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 }
 

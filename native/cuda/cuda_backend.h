@@ -119,6 +119,9 @@ class CudaBackend final : public Backend {
   void do_conv2d_upsampled(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;
   void do_conv2d_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad,
                      const Tensor* chan, const Tensor* res) override;
+  void do_norm_conv2d(Tensor& y, Tensor& t, const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
+                      float eps, bool silu, const Tensor& w, const Tensor* bias, int stride, int pad, const Tensor* chan,
+                      const Tensor* res) override;
   void do_concat_channels(Tensor& y, const Tensor& a, const Tensor& b) override;
   void do_transpose12(Tensor& y, const Tensor& x) override;
   void do_timestep_embedding(Tensor& y, const Tensor& t, float max_period) override;
@@ -165,6 +168,11 @@ class CudaBackend final : public Backend {
   // chan, res: Backend::conv2d_add's, added in the epilogue (after the v0 kernel, by adds).
   void conv(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, int up,
             const Tensor* chan = nullptr, const Tensor* res = nullptr);
+  // Whether the NHWC conv path takes this conv; the conv through it (laying a 3x3 weight out
+  // tap-major on its first use), with gn: x normalised by its input copy (do_norm_conv2d).
+  bool nhwc_takes(const Tensor& y, const Tensor& x, const Tensor& w) const;
+  void conv_nhwc(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, int up,
+                 const Tensor* chan, const Tensor* res, const cuda::TcGroupNorm* gn = nullptr);
   // add (mul = false) and mul, with a's shape and b broadcast to it.
   void binary(Tensor& y, const Tensor& a, const Tensor& b, bool mul);
 
@@ -210,8 +218,9 @@ class CudaBackend final : public Backend {
   // geglu: the feed-forward's GEGLU in its first GEMM (fuses_linear_geglu); proj_out: the spatial
   // transformer's proj_out, transpose back and skip add as one GEMM with an NCHW residual store
   // (fuses_linear_to_channels); conv_add: a ResBlock's timestep embedding and skip added by its
-  // convs (do_conv2d_add).
-  bool geglu_ = false, proj_out_ = false, conv_add_ = false;
+  // convs (do_conv2d_add); norm_conv: a ResBlock's GroupNorm + SiLU applied by its conv's NHWC input
+  // copy (do_norm_conv2d), the normalised tensor never stored.
+  bool geglu_ = false, proj_out_ = false, conv_add_ = false, norm_conv_ = false;
   // 3x3 conv weights laid out tap-major in place (f16 reordered to [co][ky][kx][ci], q8_0/q4_0
   // repacked) for the NHWC conv and ConvTapRows (gemm.cu).
   std::unordered_set<const void*> tap_major_;

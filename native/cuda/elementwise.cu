@@ -383,8 +383,9 @@ void CudaBackend::do_transpose12(Tensor& y, const Tensor& x) {
       const dim3 grid(static_cast<unsigned>((C + 31) / 32), static_cast<unsigned>((A + 31) / 32),
                       static_cast<unsigned>(std::min<int64_t>(B - b0, 65535)));
       // [b][a][c] -> [b][c][a]: the NHWC copy's transpose with a as its channels, c its pixels.
-      cuda::enqueue(cuda::transpose_kernel<T, T>, grid, cuda::kTransposeThreads, 0, stream(),
-                    x.as<T>() + b0 * plane, y.as<T>() + b0 * plane, static_cast<int>(A), static_cast<int>(C));
+      cuda::enqueue(cuda::transpose_kernel<T, T, cuda::PlainMap>, grid, cuda::kTransposeThreads, 0, stream(),
+                    x.as<T>() + b0 * plane, y.as<T>() + b0 * plane, static_cast<int>(A), static_cast<int>(C),
+                    cuda::PlainMap{});
     }
   });
   SD_CUDA_LAUNCHED("transpose12");

@@ -11,6 +11,7 @@
 
 #include "cuda/conv_nhwc_kernel.cuh"
 #include "cuda/gemm_tc_launch.cuh"
+#include "cuda/norm_split_kernel.cuh"
 
 namespace sd {
 namespace cuda {
@@ -87,28 +88,42 @@ void tc_conv_weight_to_taps(const TcCtx& c, const Tensor& w) {
 }
 
 void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
-                    int pad, int up, const Tensor* chan, const Tensor* res) {
+                    int pad, int up, const Tensor* chan, const Tensor* res, const TcGroupNorm* gn) {
   const int ks = static_cast<int>(w.shape[2]);
   const int64_t M = y.shape[0] * y.shape[2] * y.shape[3], N = w.shape[0], K = w.shape[1] * ks * ks;
   const int C = static_cast<int>(x.shape[1]), h = static_cast<int>(x.shape[2]), wd = static_cast<int>(x.shape[3]);
   const int ho = static_cast<int>(y.shape[2]), wo = static_cast<int>(y.shape[3]);
   const int images = static_cast<int>(x.shape[0]), P = h * wd;
-  // One scratch request for the NHWC copy and the split-K partials after it.
-  const size_t copy_bytes = (static_cast<size_t>(x.numel()) * sizeof(__half) + 255) & ~size_t(255);
+  // One scratch request for the NHWC copy, any group_norm statistics and the split-K partials.
+  const auto round = [](size_t b) { return (b + 255) & ~size_t(255); };
+  const size_t copy_bytes = round(static_cast<size_t>(x.numel()) * sizeof(__half));
+  const size_t stats_bytes = gn ? round(group_norm_split_scratch(x, gn->groups)) : 0;
   const size_t split_bytes = splitk_workspace_bytes(split_plan(M, N, K, c.sms, c.split_k), M, N);
-  char* base = static_cast<char*>(c.workspace(copy_bytes + split_bytes));
+  char* base = static_cast<char*>(c.workspace(copy_bytes + stats_bytes + split_bytes));
   __half* xh = reinterpret_cast<__half*>(base);
+  auto* stats = reinterpret_cast<double*>(base + copy_bytes);
   TcCtx after = c;
-  after.workspace = [p = base + copy_bytes](size_t) -> void* { return p; };
+  after.workspace = [p = base + copy_bytes + stats_bytes](size_t) -> void* { return p; };
+  if (gn) group_norm_split_stats(c.stream, x, gn->groups, stats);
   const float* b = bias ? bias->f32() : nullptr;
   with_act(x.type, [&](auto tag) {
     using T = decltype(tag);
-    for (int i0 = 0; i0 < images; i0 += 65535) {  // grid.z holds at most 65535 images a launch
-      const dim3 grid(static_cast<unsigned>((P + 31) / 32), static_cast<unsigned>((C + 31) / 32),
-                      static_cast<unsigned>(std::min(images - i0, 65535)));
-      const int64_t off = static_cast<int64_t>(i0) * C * P;
-      cuda::enqueue(transpose_kernel<T>, grid, kTransposeThreads, 0, c.stream, x.as<T>() + off, xh + off, C, P);
-    }
+    const auto copy = [&](auto map) {
+      for (int i0 = 0; i0 < images; i0 += 65535) {  // grid.z holds at most 65535 images a launch
+        const dim3 grid(static_cast<unsigned>((P + 31) / 32), static_cast<unsigned>((C + 31) / 32),
+                        static_cast<unsigned>(std::min(images - i0, 65535)));
+        const int64_t off = static_cast<int64_t>(i0) * C * P;
+        auto m = map;
+        if constexpr (decltype(map)::kPrepare) m.stats += 2 * static_cast<int64_t>(i0) * m.groups;  // image i0's groups
+        cuda::enqueue(transpose_kernel<T, __half, decltype(map)>, grid, kTransposeThreads, 0, c.stream,
+                      x.as<T>() + off, xh + off, C, P, m);
+      }
+    };
+    if (gn)
+      copy(gn_split::GnMap{stats, gn->gamma->f32(), gn->beta->f32(), C / gn->groups, gn->groups,
+                           static_cast<int64_t>(C / gn->groups) * P, gn->eps, gn->silu});
+    else
+      copy(PlainMap{});
     SD_CUDA_LAUNCHED("conv input to NHWC");
     const ConvOut<T> st = conv_out<T>(y, chan, res);
     if (ks == 1) return launch(after, M, N, K, NhwcConvRows<1>{xh, M, C, h, wd, ho, wo, stride, pad, up}, w, bias, st, true);

@@ -49,6 +49,22 @@ __global__ void __launch_bounds__(THREADS) gn_stats_kernel(const T* x, int64_t l
   }
 }
 
+// A group's mean (as f32) and 1 / std from its statistics over len elements, and one normalised
+// value: shared by gn_apply_kernel and the NHWC conv's normalising copy (GnMap), so the two give the
+// same bits.
+__device__ __forceinline__ void gn_coeffs(const double* stats, int group, int64_t len, float eps, float& meanf,
+                                          float& rstd) {
+  const double mean = stats[2 * group] / len;
+  const double var = fmax(stats[2 * group + 1] / len - mean * mean, 0.0);
+  rstd = static_cast<float>(1.0 / sqrt(var + eps));
+  meanf = static_cast<float>(mean);
+}
+__device__ __forceinline__ float gn_value(float v, float meanf, float rstd, float ga, float be, bool silu) {
+  float o = (v - meanf) * rstd * ga + be;
+  if (silu) o = o / (1.f + expf(-o));
+  return o;
+}
+
 // blockIdx.y = sample * C + channel; x runs over the channel's plane. vec: plane % 4 == 0 and both
 // tensors 4-element aligned (aligned4), four elements per access.
 template <class T = float>
@@ -56,9 +72,8 @@ __global__ void gn_apply_kernel(const T* x, T* y, int C, int cg, int64_t plane, 
                                 int64_t len, const float* gamma, const float* beta, float eps, bool silu, bool vec) {
   cuda::pdl_entry();
   const int row = blockIdx.y, c = row % C, group = (row / C) * (C / cg) + c / cg;
-  const double mean = stats[2 * group] / len;
-  const double var = fmax(stats[2 * group + 1] / len - mean * mean, 0.0);
-  const float rstd = static_cast<float>(1.0 / sqrt(var + eps)), meanf = static_cast<float>(mean);
+  float meanf, rstd;
+  gn_coeffs(stats, group, len, eps, meanf, rstd);
   const float ga = gamma[c], be = beta[c];
   const T* xr = x + static_cast<int64_t>(row) * plane;
   T* yr = y + static_cast<int64_t>(row) * plane;
@@ -68,15 +83,37 @@ __global__ void gn_apply_kernel(const T* x, T* y, int C, int cg, int64_t plane, 
     float v[4];
     if (vec) load4(xr + i, v);
     else v[0] = to_f32(xr[i]);
-    for (int e = 0; e < w; ++e) {
-      float o = (v[e] - meanf) * rstd * ga + be;
-      if (silu) o = o / (1.f + expf(-o));
-      v[e] = o;
-    }
+    for (int e = 0; e < w; ++e) v[e] = gn_value(v[e], meanf, rstd, ga, be, silu);
     if (vec) store4(yr + i, v);
     else yr[i] = from_f32<T>(v[0]);
   }
 }
+
+// The group_norm (+SiLU) of x as a map for transpose_kernel (transpose_kernel.cuh): the NHWC conv's
+// input copy normalises as it goes (Backend::norm_conv2d), so the normalised NCHW tensor is never
+// stored. prepare() puts the tile's 32 channels' coefficients in shared memory.
+struct GnMap {
+  static constexpr bool kPrepare = true;
+  const double* stats;  // [images * groups][2], gn_stats_kernel's
+  const float *gamma, *beta;
+  int cg, groups;  // channels per group, groups per image
+  int64_t len;     // elements per group
+  float eps;
+  bool silu;
+  const float* coef = nullptr;  // [4][32]: mean, 1 / std, gamma, beta of the tile's channels
+  __device__ void prepare(int c0, int C, int img) {
+    __shared__ float k[4][32];
+    const int t = static_cast<int>(threadIdx.x);
+    if (t < 32 && c0 + t < C) {
+      const int c = c0 + t;
+      gn_coeffs(stats, img * groups + c / cg, len, eps, k[0][t], k[1][t]);
+      k[2][t] = gamma[c];
+      k[3][t] = beta[c];
+    }
+    coef = &k[0][0];
+  }
+  __device__ float operator()(float v, int r) const { return gn_value(v, coef[r], coef[32 + r], coef[64 + r], coef[96 + r], silu); }
+};
 
 }  // namespace gn_split
 }  // namespace cuda

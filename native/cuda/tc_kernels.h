@@ -60,8 +60,17 @@ void tc_linear_geglu(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w
 // which takes a scratch copy of x from c.workspace (x.numel() halves, with any split-K partials).
 bool tc_conv2d_nhwc_fits(const Tensor& x, const Tensor& y, const Tensor& w, bool q_taps);
 void tc_conv_weight_to_taps(const TcCtx& c, const Tensor& w);
+// Backend::norm_conv2d's group_norm, applied by tc_conv2d_nhwc's input copy (gn: x is then the
+// un-normalised input; its statistics take group_norm_split_scratch() more bytes of the workspace).
+struct TcGroupNorm {
+  int groups;
+  const Tensor *gamma, *beta;
+  float eps;
+  bool silu;
+};
 void tc_conv2d_nhwc(const TcCtx& c, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int stride,
-                    int pad, int up, const Tensor* chan = nullptr, const Tensor* res = nullptr);
+                    int pad, int up, const Tensor* chan = nullptr, const Tensor* res = nullptr,
+                    const TcGroupNorm* gn = nullptr);
 // A 3x3 conv whose weights were laid out tap-major, over an input the NHWC path does not take (its
 // copy would be too large): the gather reads the NCHW input in the weights' k order.
 bool tc_conv2d_taps_fits(const Tensor& x, const Tensor& y, const Tensor& w);
@@ -82,6 +91,8 @@ void tc_attention_wide(const TcCtx& c, Tensor& y, const Tensor& q, const Tensor&
 // group_norm (+SiLU) over many blocks per group; `stats` holds group_norm_split_scratch() bytes
 // (0: shape not handled, use the v0 kernel).
 size_t group_norm_split_scratch(const Tensor& x, int groups);
+// Its first half: the per-(sample, group) sums and sums of squares into `stats`.
+void group_norm_split_stats(cudaStream_t s, const Tensor& x, int groups, double* stats);
 void group_norm_split(cudaStream_t s, Tensor& y, const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
                       float eps, bool silu, double* stats);
 

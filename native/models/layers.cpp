@@ -51,6 +51,22 @@ void Net::conv_add_into(Tensor& y, const Tensor& x, const std::string& p, const 
   be.conv2d_add(y, x, wt, w.find(p + ".bias"), 1, static_cast<int>(wt.shape[2] / 2), chan, res);
 }
 
+Tensor Net::norm_conv_add(const Tensor& x, const std::string& norm, float eps, const std::string& p,
+                          const Tensor* chan, const Tensor* res) {
+  const Tensor& wt = kernel(w, p);
+  Tensor y = act({x.shape[0], wt.shape[0], x.shape[2], x.shape[3]});
+  norm_conv_add_into(y, x, norm, eps, p, chan, res);
+  return y;
+}
+
+void Net::norm_conv_add_into(Tensor& y, const Tensor& x, const std::string& norm, float eps, const std::string& p,
+                             const Tensor* chan, const Tensor* res) {
+  const Tensor& wt = kernel(w, p);
+  Tensor t = like(x);
+  be.norm_conv2d(y, t, x, 32, w.get(norm + ".weight"), w.get(norm + ".bias"), eps, true, wt, w.find(p + ".bias"), 1,
+                 static_cast<int>(wt.shape[2] / 2), chan, res);
+}
+
 Tensor Net::conv1x1(const Tensor& x, const std::string& p) {
   const Tensor& wt = w.get(p + ".weight");
   const Tensor* b = w.find(p + ".bias");

@@ -24,6 +24,12 @@ struct Net {
   // Backend::conv2d_add (a backend may add them in the conv's epilogue); into a new tensor or y.
   Tensor conv_add(const Tensor& x, const std::string& p, const Tensor* chan, const Tensor* res);
   void conv_add_into(Tensor& y, const Tensor& x, const std::string& p, const Tensor* chan, const Tensor* res);
+  // GroupNorm (32 groups, weights at `norm`) -> SiLU -> the 3x3 conv at `p` (padding 1) + chan + res,
+  // as Backend::norm_conv2d; the normalised input's room is allocated here (the planner sees it).
+  Tensor norm_conv_add(const Tensor& x, const std::string& norm, float eps, const std::string& p, const Tensor* chan,
+                       const Tensor* res);
+  void norm_conv_add_into(Tensor& y, const Tensor& x, const std::string& norm, float eps, const std::string& p,
+                          const Tensor* chan, const Tensor* res);
   // 1x1 conv over channels of [N, Ci, H, W] with a weight stored as [Co, Ci] (any dtype).
   Tensor conv1x1(const Tensor& x, const std::string& p);
   // [..., K] -> [..., N]; `p.weight` [N, K], `p.bias` [N] when bias.

@@ -23,17 +23,16 @@ int64_t ff_chunk(DType act) {
 
 std::string blk(const char* group, int64_t i) { return kRoot + group + "." + std::to_string(i) + "."; }
 
-// ResBlock: GN -> SiLU -> conv; + emb_layers(SiLU(emb)); GN -> SiLU -> conv; + skip. The two adds
-// go with the convs (Backend::conv2d_add: in their epilogues on a GPU; the same bits on the CPU).
+// ResBlock: GN -> SiLU -> conv; + emb_layers(SiLU(emb)); GN -> SiLU -> conv; + skip. Each norm goes
+// with its conv and the adds with the convs (Backend::norm_conv2d: on a GPU the norm in the conv's
+// input layout pass, the adds in its epilogue; the same bits as the separate ops on the CPU).
 // Writes into `out` [B, Co, H, W], which must not alias x.
 void res_block(Net& n, Tensor& out, const Tensor& x, const Tensor& emb_act, const std::string& p) {
   const size_t m = n.be.mark();
   Tensor e = n.linear(emb_act, p + "emb_layers.1");             // [B, Co]
-  Tensor h = n.group_norm(x, p + "in_layers.0", 1e-5f, true);
-  h = n.conv_add(h, p + "in_layers.2", &e, nullptr);           // [B, Co, H, W]
-  h = n.group_norm(h, p + "out_layers.0", 1e-5f, true);
+  Tensor h = n.norm_conv_add(x, p + "in_layers.0", 1e-5f, p + "in_layers.2", &e, nullptr);  // [B, Co, H, W]
   const Tensor skip = n.w.has(p + "skip_connection.weight") ? n.conv(x, p + "skip_connection") : x;
-  n.conv_add_into(out, h, p + "out_layers.3", nullptr, &skip);
+  n.norm_conv_add_into(out, h, p + "out_layers.0", 1e-5f, p + "out_layers.3", nullptr, &skip);
   n.be.rewind(m);
 }
 

@@ -251,6 +251,19 @@ void run_matmul_ops(sd::Backend& cpu, sd::Backend& gpu, Rng& rng, double mm) {
         e.be->conv2d_add(yt, xt, e.be == &cpu ? wc : wg, &bt, static_cast<int>(c.s), static_cast<int>(c.p), &ct, &rt);
         return e.get(yt);
       });
+      // norm_conv2d: GroupNorm (32 groups) + SiLU, then the conv with both adds (a ResBlock's; the
+      // CPU runs the ops one by one, CUDA with SDNODE_CUDA_FUSE=norm_conv normalises in the conv's
+      // NHWC input copy).
+      if (c.s != 1 || 2 * c.p + 1 != c.k || c.ci % 32 != 0) continue;
+      const auto gamma = rng.vec(c.ci), beta = rng.vec(c.ci);
+      compare(cpu, gpu, "norm_conv2d" + name.substr(6) + (q ? " vs dequantized" : ""), mm, [&](Env& e) {
+        auto xt = e.act({c.n, c.ci, c.h, c.w}, &x), bt = e.param({c.co}, &b), yt = e.act({c.n, c.co, ho, wo});
+        auto tt = e.act({c.n, c.ci, c.h, c.w}), gt = e.param({c.ci}, &gamma), et = e.param({c.ci}, &beta);
+        auto ct = e.act({c.n, c.co}, &chan), rt = e.act({c.n, c.co, ho, wo}, &res);
+        e.be->norm_conv2d(yt, tt, xt, 32, gt, et, 1e-5f, true, e.be == &cpu ? wc : wg, &bt, 1, static_cast<int>(c.p), &ct,
+                          &rt);
+        return e.get(yt);
+      });
     }
     // A 3x3 weight laid out tap-major by its first use, on a small input (f16 weights; q8_0/q4_0
     // with SDNODE_CUDA_QTAPS=1), then over an input whose NHWC copy would pass 32 MB: for quantized

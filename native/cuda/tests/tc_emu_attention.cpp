@@ -18,7 +18,7 @@ void test_transpose12(int B, int A, int C) {
   std::vector<T> xt(x.size()), y(x.size());
   for (size_t i = 0; i < x.size(); ++i) xt[i] = static_cast<T>(x[i]);
   const unsigned gx = static_cast<unsigned>((C + 31) / 32), gy = static_cast<unsigned>((A + 31) / 32);
-  run_grid(gx, gy, sd::cuda::kTransposeThreads, [&] { sd::cuda::transpose_kernel<T, T>(xt.data(), y.data(), A, C); },
+  run_grid(gx, gy, sd::cuda::kTransposeThreads, [&] { sd::cuda::transpose_kernel<T, T>(xt.data(), y.data(), A, C, sd::cuda::PlainMap{}); },
            static_cast<unsigned>(B));
   std::vector<float> got(y.size());
   std::vector<double> ref(y.size());
@@ -192,20 +192,7 @@ void test_group_norm(int N, int C, int H, int Wd, int groups, bool silu, bool ha
                           silu, plane % 4 == 0);
   });
   if (half) y = from_half(yh);
-  std::vector<double> ref(x.size());
-  for (int64_t g = 0; g < N * groups; ++g) {
-    double m = 0, v = 0;
-    for (int64_t i = 0; i < len; ++i) m += x[g * len + i];
-    m /= len;
-    for (int64_t i = 0; i < len; ++i) v += (x[g * len + i] - m) * (x[g * len + i] - m);
-    v /= len;
-    for (int64_t i = 0; i < len; ++i) {
-      const int c = static_cast<int>(((g * len + i) / plane) % C);
-      double o = (x[g * len + i] - m) / std::sqrt(v + 1e-5) * gamma[c] + beta[c];
-      if (silu) o = o / (1 + std::exp(-o));
-      ref[g * len + i] = o;
-    }
-  }
+  const std::vector<double> ref = group_norm_ref(x, C, plane, groups, gamma, beta, silu);
   check("group_norm split " + std::to_string(N) + "x" + std::to_string(C) + "x" + std::to_string(H) + "x" +
             std::to_string(Wd) + " g" + std::to_string(groups) + (silu ? " silu" : "") + act_name(half),
         y, ref, half ? kHalfOut : 1e-5);

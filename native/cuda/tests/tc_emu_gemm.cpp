@@ -3,6 +3,8 @@
 // weight type, both kernels and split-K.
 #include "tc_emu_harness.h"
 
+#include "cuda/norm_split_kernel.cuh"
+
 namespace emu_test {
 namespace {
 
@@ -215,7 +217,7 @@ void run_conv_taps(int gather, const std::vector<T>& x, int n, int ci, int hh, i
   }
   std::vector<__half> xh(x.size(), __float2half(NAN));
   const unsigned gx = static_cast<unsigned>((P + 31) / 32), gy = static_cast<unsigned>((ci + 31) / 32);
-  run_grid(gx, gy, sd::cuda::kTransposeThreads, [&] { sd::cuda::transpose_kernel<T>(x.data(), xh.data(), ci, P); },
+  run_grid(gx, gy, sd::cuda::kTransposeThreads, [&] { sd::cuda::transpose_kernel<T>(x.data(), xh.data(), ci, P, sd::cuda::PlainMap{}); },
            static_cast<unsigned>(n));
   if (ks == 1) return run_gemm(M, co, K, NhwcConvRows<1>{xh.data(), M, ci, hh, ww, ho, wo, stride, pad, up}, w, bias, st, true);
   with_tap_weights(wt.t, wt.bytes.data(), co, K, [&](auto wl, auto cb) {
@@ -285,6 +287,76 @@ void test_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int s
             (g_splits > 1 ? " split-K" : "") +
             (g_stages != 4 ? " 2-stage" : ""),
         y, ref, half ? kHalfOut : 1e-5);
+}
+
+// Backend::norm_conv2d on the NHWC path: the group_norm statistics, the input copy normalising as it
+// goes (GnMap: GroupNorm + SiLU), the conv (stride 1, same padding); against the three in double.
+// The tile holds the normalised values rounded to f16, as does the reference (h), but the kernel
+// normalises in f32 and may land on the other side of a rounding: kHalfOut.
+void test_norm_conv(sd::DType t, int n, int ci, int co, int hh, int ww, int ks, int groups, bool half) {
+  namespace gn = sd::cuda::gn_split;
+  const int64_t plane = static_cast<int64_t>(hh) * ww, len = ci / groups * plane, K = static_cast<int64_t>(ci) * ks * ks;
+  const int64_t M = n * plane;
+  auto x = randn(static_cast<size_t>(n) * ci * plane);
+  for (size_t i = 0; i < x.size(); ++i) {  // channels of different scales and offsets: groups' statistics differ
+    const auto c = static_cast<float>((i / plane) % ci);
+    x[i] = x[i] * (1.f + std::fmod(c, 5.f)) + 2.f * std::fmod(c, 7.f);
+  }
+  if (half) x = from_half(to_half(x));
+  const auto gamma = randn(ci), beta = randn(ci), b = randn(co);
+  const W w = make_weights(t, co, K);
+  const auto x16 = to_half(x);
+  std::vector<double> stats(static_cast<size_t>(2 * n * groups), 0.0);
+  run_grid(static_cast<unsigned>((len + gn::CHUNK - 1) / gn::CHUNK), static_cast<unsigned>(n * groups), gn::THREADS, [&] {
+    if (half) gn::gn_stats_kernel(x16.data(), len, len % 4 == 0, stats.data());
+    else gn::gn_stats_kernel(x.data(), len, len % 4 == 0, stats.data());
+  });
+  const gn::GnMap map{stats.data(), gamma.data(), beta.data(), ci / groups, groups, len, 1e-5f, true};
+  std::vector<__half> xn(x.size(), __float2half(NAN));
+  const int P = static_cast<int>(plane);
+  run_grid(static_cast<unsigned>((P + 31) / 32), static_cast<unsigned>((ci + 31) / 32), sd::cuda::kTransposeThreads, [&] {
+    if (half) sd::cuda::transpose_kernel<__half, __half, gn::GnMap>(x16.data(), xn.data(), ci, P, map);
+    else sd::cuda::transpose_kernel<float, __half, gn::GnMap>(x.data(), xn.data(), ci, P, map);
+  }, static_cast<unsigned>(n));
+  std::vector<float> y(static_cast<size_t>(M) * co, NAN);
+  std::vector<__half> yh(y.size(), __float2half(NAN));
+  const auto conv = [&](auto st) {
+    if (ks == 1)
+      return run_gemm(M, co, K, NhwcConvRows<1>{xn.data(), M, ci, hh, ww, hh, ww, 1, 0, 0}, w, b.data(), st, true);
+    const W wt = to_taps(w, co, ci);
+    with_tap_weights(wt.t, wt.bytes.data(), co, K, [&](auto wl, auto cb) {
+      run_gemm_w(M, co, K, NhwcConvRows<3, decltype(cb)::value>{xn.data(), M, ci, hh, ww, hh, ww, 1, 1, 0}, wl, b.data(),
+                 st, true);
+    });
+  };
+  if (half) {
+    conv(ConvOut<__half>{yh.data(), co, plane});
+    y = from_half(yh);
+  } else {
+    conv(ConvOut<float>{y.data(), co, plane});
+  }
+  std::vector<double> xr = group_norm_ref(x, ci, plane, groups, gamma, beta, true);
+  for (double& v : xr) v = h(static_cast<float>(v));  // the tile's f16
+  std::vector<double> ref(y.size());
+  const int pad = ks / 2;
+  for (int img = 0; img < n; ++img)
+    for (int o = 0; o < co; ++o)
+      for (int oy = 0; oy < hh; ++oy)
+        for (int ox = 0; ox < ww; ++ox) {
+          double acc = b[o];
+          for (int c = 0; c < ci; ++c)
+            for (int ky = 0; ky < ks; ++ky)
+              for (int kx = 0; kx < ks; ++kx) {
+                const int iy = oy - pad + ky, ix = ox - pad + kx;
+                if (iy < 0 || iy >= hh || ix < 0 || ix >= ww) continue;
+                acc += xr[((static_cast<int64_t>(img) * ci + c) * hh + iy) * ww + ix] * w.deq[o * K + (c * ks + ky) * ks + kx];
+              }
+          ref[((static_cast<int64_t>(img) * co + o) * hh + oy) * ww + ox] = acc;
+        }
+  check(std::string("norm_conv ") + sd::dtype_name(t) + " k" + std::to_string(ks) + " " + std::to_string(ci) + "->" +
+            std::to_string(co) + " " + std::to_string(hh) + "x" + std::to_string(ww) + " g" + std::to_string(groups) +
+            act_name(half),
+        y, ref, kHalfOut);
 }
 
 }  // namespace
@@ -409,6 +481,13 @@ void run_gemm_tests() {
   test_conv(sd::DType::F16, 2, 40, 130, 5, 6, 3, 1, 1, 0, true, kNhwc);
   g_splits = 1;
   g_conv_add = false;
+  // GroupNorm + SiLU in the NHWC copy (Backend::norm_conv2d): several images, groups of 16 and 8
+  // channels, tiles of 32 channels spanning groups, a channel tail (C = 40), pixel tails, f16 and
+  // f32 activations, f16 and repacked quantized weights, 1x1.
+  test_norm_conv(sd::DType::F16, 2, 64, 20, 9, 7, 3, 4, true);
+  test_norm_conv(sd::DType::F16, 1, 40, 24, 5, 13, 3, 5, false);
+  test_norm_conv(sd::DType::Q8_0, 2, 64, 20, 6, 7, 3, 8, true);
+  test_norm_conv(sd::DType::Q4_0, 1, 32, 20, 5, 6, 1, 4, true);
   // 1x1 through NHWC, any weight type (quantized: the double-buffered kernel with a cp.async A).
   test_conv(sd::DType::F16, 2, 40, 130, 5, 6, 1, 1, 0, 0, true, kNhwc);
   test_conv(sd::DType::Q4_0, 2, 64, 20, 5, 6, 1, 1, 0, 0, true, kNhwc);

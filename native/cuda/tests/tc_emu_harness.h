@@ -79,6 +79,27 @@ inline std::vector<float> randn(size_t n, float s = 1.f) {
 
 using namespace sd::cuda::tc_gemm;
 
+// GroupNorm (eps 1e-5, optional SiLU) of x [n, C, plane] in double: the norms' reference.
+inline std::vector<double> group_norm_ref(const std::vector<float>& x, int64_t C, int64_t plane, int64_t groups,
+                                          const std::vector<float>& gamma, const std::vector<float>& beta, bool silu) {
+  const int64_t len = C / groups * plane, n = static_cast<int64_t>(x.size()) / (C * plane);
+  std::vector<double> ref(x.size());
+  for (int64_t g = 0; g < n * groups; ++g) {
+    double m = 0, v = 0;
+    for (int64_t i = 0; i < len; ++i) m += x[g * len + i];
+    m /= len;
+    for (int64_t i = 0; i < len; ++i) v += (x[g * len + i] - m) * (x[g * len + i] - m);
+    v /= len;
+    for (int64_t i = 0; i < len; ++i) {
+      const int64_t c = ((g * len + i) / plane) % C;
+      double o = (x[g * len + i] - m) / std::sqrt(v + 1e-5) * gamma[c] + beta[c];
+      if (silu) o = o / (1 + std::exp(-o));
+      ref[g * len + i] = o;
+    }
+  }
+  return ref;
+}
+
 // Weights as the kernel sees them plus their exact values (after fp16 rounding of the tile).
 struct W {
   sd::DType t;
